@@ -1,0 +1,127 @@
+"""The package's one error tree.
+
+Every exception this package raises on purpose derives from :class:`RedpillError`::
+
+    RedpillError
+    ├── ConfigurationError          bad settings: unknown trust file, empty allowlist, bad URL, ...
+    ├── TransportError              the network or a server failed us (no verdict about the evidence)
+    │   ├── UpstreamTimeout
+    │   ├── UpstreamHTTPError       carries status_code
+    │   ├── RateLimited             carries retry_after
+    │   └── ResponseTooLarge
+    ├── EvidenceError               evidence could not be parsed into our models
+    │   ├── MalformedEvidence       truncated hex, wrong types, wrong lengths, bad JSON, ...
+    │   ├── DuplicateJSONKey
+    │   └── UnsupportedProtocol     a report shape we do not verify (chutes, tinfoil, unknown)
+    ├── ReceiptError                a receipt that cannot be read, stored or re-verified
+    └── VerificationFailed          strict mode: the verdict was not "verified"
+
+Each error with a matching reason code (SPEC §3) exposes it as ``reason`` so that callers that turn
+an error into a verdict never have to guess. Foreign exceptions are re-raised as ours with ``from``.
+Messages never contain the API key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from redpill_integrations.results import Reason
+
+if TYPE_CHECKING:
+    from redpill_integrations.results import VerificationResult
+
+__all__ = [
+    "ConfigurationError",
+    "DuplicateJSONKey",
+    "EvidenceError",
+    "MalformedEvidence",
+    "RateLimited",
+    "ReceiptError",
+    "RedpillError",
+    "ResponseTooLarge",
+    "TransportError",
+    "UnsupportedProtocol",
+    "UpstreamHTTPError",
+    "UpstreamTimeout",
+    "VerificationFailed",
+]
+
+
+class RedpillError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    reason: Reason | None = None
+
+
+class ConfigurationError(RedpillError):
+    """Settings that cannot work (never silently replaced by a permissive default)."""
+
+
+class TransportError(RedpillError):
+    """A server or the network failed; says nothing about the evidence itself."""
+
+    reason: Reason | None = Reason.UPSTREAM_HTTP_ERROR
+
+
+class UpstreamTimeout(TransportError):
+    reason = Reason.TIMEOUT
+
+
+class UpstreamHTTPError(TransportError):
+    reason = Reason.UPSTREAM_HTTP_ERROR
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RateLimited(TransportError):
+    reason = Reason.RATE_LIMITED
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ResponseTooLarge(TransportError):
+    reason = Reason.RESPONSE_TOO_LARGE
+
+
+class EvidenceError(RedpillError):
+    """Evidence that could not be parsed into the package's models."""
+
+    reason: Reason | None = Reason.MALFORMED_RESPONSE
+
+
+class MalformedEvidence(EvidenceError):
+    reason = Reason.MALFORMED_RESPONSE
+
+
+class DuplicateJSONKey(EvidenceError):
+    reason = Reason.DUPLICATE_JSON_KEY
+
+
+class UnsupportedProtocol(EvidenceError):
+    reason = Reason.UNSUPPORTED_PROTOCOL
+
+
+class ReceiptError(RedpillError):
+    """A receipt that cannot be read, written or re-verified."""
+
+
+class VerificationFailed(RedpillError):
+    """Raised in strict mode when a verdict is not ``verified``.
+
+    Nothing is lost: ``response`` carries what the caller would otherwise have received (a LangChain
+    ``ChatResult``/message, a LlamaIndex ``ChatResponse``, or the raw content), and ``result`` the
+    verdict with its reasons.
+    """
+
+    def __init__(self, result: VerificationResult, *, response: Any = None) -> None:
+        reasons = ", ".join(r.value for r in result.reasons) or "none"
+        super().__init__(
+            f"Redpill verification {result.status.value} for chat {result.chat_id!s}: {reasons}"
+        )
+        self.result = result
+        self.response = response
+        self.reason = result.reasons[0] if result.reasons else None

@@ -1,0 +1,234 @@
+"""What a verification accepts (:class:`VerificationPolicy`) and whom it trusts (:class:`TrustAnchors`).
+
+Both are frozen. Production trust anchors are the default; anything else (the emulator's test PKI)
+is chosen explicitly with :meth:`TrustAnchors.from_file` and logs a warning every time it is loaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from redpill_integrations.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_ACCEPTED_TCB_STATUSES",
+    "DEFAULT_BASE_URL",
+    "TCB_STATUSES",
+    "TrustAnchors",
+    "VerificationPolicy",
+]
+
+logger = logging.getLogger("redpill_integrations")
+
+DEFAULT_BASE_URL = "https://api.redpill.ai/v1"
+PRODUCTION_PCCS_URL = "https://pccs.phala.network"
+PRODUCTION_NRAS_URL = "https://nras.attestation.nvidia.com/v3/attest/gpu"
+PRODUCTION_NRAS_JWKS_URL = "https://nras.attestation.nvidia.com/.well-known/jwks.json"
+
+TCB_STATUSES = (
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+)
+DEFAULT_ACCEPTED_TCB_STATUSES = frozenset({"UpToDate", "SWHardeningNeeded", "OutOfDate"})
+
+_ALLOWLISTS = (
+    "allowed_compose_hashes",
+    "allowed_app_ids",
+    "allowed_os_image_hashes",
+    "allowed_mrtds",
+    "allowed_rtmr0",
+    "allowed_rtmr1",
+    "allowed_rtmr2",
+)
+
+
+def _normalise_hex_set(name: str, values: Iterable[str] | None) -> frozenset[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise ConfigurationError(f"{name} must be a collection of hex strings, not one string")
+    out = frozenset(v.lower().removeprefix("0x") for v in values)
+    if not out:
+        # Fail closed: an empty allowlist is a mistake, never "allow everything".
+        raise ConfigurationError(f"{name} is empty; pass None to disable the allowlist")
+    return out
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VerificationPolicy:
+    """What counts as ``verified``. Every field has a safe default."""
+
+    accepted_tcb_statuses: frozenset[str] = DEFAULT_ACCEPTED_TCB_STATUSES
+    require_gpu: bool = True
+    allowed_compose_hashes: frozenset[str] | None = None
+    allowed_app_ids: frozenset[str] | None = None
+    allowed_os_image_hashes: frozenset[str] | None = None
+    allowed_mrtds: frozenset[str] | None = None
+    allowed_rtmr0: frozenset[str] | None = None
+    allowed_rtmr1: frozenset[str] | None = None
+    allowed_rtmr2: frozenset[str] | None = None
+    #: how long a verified attestation is reused (never past collateral or token validity)
+    attestation_cache_ttl: float = 600.0
+    #: total time budget for fetching one signature, retries included
+    signature_deadline: float = 30.0
+    #: total time budget for one attestation (report, collateral, NRAS)
+    attestation_deadline: float = 60.0
+    signing_algo: Literal["ecdsa", "ed25519"] = "ecdsa"
+    #: accept the json.dumps(json.loads(body)) form some proxies sign (non-streamed bodies only)
+    allow_json_normalized_hash: bool = True
+    #: capture cap per response body; larger bodies end ``unverifiable`` / ``RESPONSE_TOO_LARGE``
+    max_response_bytes: int = 32 * 1024 * 1024
+    #: keep request/response bodies in receipts (False keeps only their hashes)
+    receipt_bodies: bool = True
+
+    def __post_init__(self) -> None:
+        statuses = frozenset(self.accepted_tcb_statuses)
+        unknown = statuses - set(TCB_STATUSES)
+        if unknown:
+            raise ConfigurationError(f"unknown TCB statuses: {sorted(unknown)}")
+        if not statuses:
+            raise ConfigurationError("accepted_tcb_statuses is empty")
+        object.__setattr__(self, "accepted_tcb_statuses", statuses)
+        for name in _ALLOWLISTS:
+            object.__setattr__(self, name, _normalise_hex_set(name, getattr(self, name)))
+        if self.signing_algo not in ("ecdsa", "ed25519"):
+            raise ConfigurationError(f"unknown signing_algo {self.signing_algo!r}")
+        for name in ("attestation_cache_ttl", "signature_deadline", "attestation_deadline"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must not be negative")
+        if self.max_response_bytes <= 0:
+            raise ConfigurationError("max_response_bytes must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = sorted(value) if isinstance(value, frozenset) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VerificationPolicy:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                continue
+            values[key] = frozenset(value) if isinstance(value, list) else value
+        return cls(**values)
+
+    def fingerprint(self) -> str:
+        """A stable digest of the policy, used in cache keys and receipts."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrustAnchors:
+    """The roots a verification trusts and the services it may contact.
+
+    ``intel_root_ca_der=None`` means Intel's real SGX root CA, as built into dcap-qvl
+    (``dcap_qvl.verify``); any other root is verified with ``dcap_qvl.verify_with_root_ca``.
+    The expected NRAS token issuer is the origin of ``nras_url``.
+    """
+
+    kind: str = "production"
+    intel_root_ca_der: bytes | None = None
+    pccs_url: str = PRODUCTION_PCCS_URL
+    nras_url: str = PRODUCTION_NRAS_URL
+    nras_jwks_url: str = PRODUCTION_NRAS_JWKS_URL
+    #: the Redpill base URL the trust file was written for (emulator trust files carry it)
+    base_url: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("pccs_url", "nras_url", "nras_jwks_url"):
+            _check_url(name, getattr(self, name))
+        if self.base_url is not None:
+            _check_url("base_url", self.base_url)
+
+    @property
+    def is_production(self) -> bool:
+        return self.kind == "production"
+
+    @property
+    def nras_issuer(self) -> str:
+        parts = urlsplit(self.nras_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @classmethod
+    def production(cls) -> TrustAnchors:
+        return cls()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> TrustAnchors:
+        """Load a non-production trust file (SPEC §5), e.g. the emulator's. Logs a warning."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read trust file {path}: {exc}") from exc
+        anchors = cls.from_dict(data, source=str(path))
+        logger.warning(
+            "Using NON-PRODUCTION trust anchors of kind %r from %s: verdicts prove nothing about "
+            "real TEE hardware.",
+            anchors.kind,
+            path,
+        )
+        return anchors
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> TrustAnchors:
+        if not isinstance(data, Mapping):
+            raise ConfigurationError("trust file must hold a JSON object")
+        try:
+            kind = str(data["kind"])
+            root_b64 = data.get("intel_root_ca_der_b64")
+            root = base64.b64decode(root_b64, validate=True) if root_b64 else None
+            return cls(
+                kind=kind,
+                intel_root_ca_der=root,
+                pccs_url=str(data["pccs_url"]),
+                nras_url=str(data["nras_url"]),
+                nras_jwks_url=str(data["nras_jwks_url"]),
+                base_url=str(data["base_url"]) if data.get("base_url") else None,
+                source=source,
+            )
+        except (KeyError, TypeError, binascii.Error) as exc:
+            raise ConfigurationError(f"invalid trust file: missing or bad field {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "intel_root_ca_der_b64": (
+                base64.b64encode(self.intel_root_ca_der).decode() if self.intel_root_ca_der else None
+            ),
+            "pccs_url": self.pccs_url,
+            "nras_url": self.nras_url,
+            "nras_jwks_url": self.nras_jwks_url,
+            "base_url": self.base_url,
+        }
+
+    @classmethod
+    def from_env(cls) -> TrustAnchors:
+        """``REDPILL_TRUST_FILE`` when set (with a warning), production otherwise."""
+        path = os.environ.get("REDPILL_TRUST_FILE")
+        return cls.from_file(path) if path else cls.production()
+
+
+def _check_url(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ConfigurationError(f"{name} is not an http(s) URL: {url!r}")

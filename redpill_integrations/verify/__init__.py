@@ -1,0 +1,38 @@
+"""The pure verification core: bytes and parsed models in, a typed result out.
+
+No network, no clock, no environment: time is always passed in as ``now``. The wire layer fetches
+evidence and calls, in order::
+
+    sig = check_signature(record, request_body=..., response_body=..., streamed=..., policy=...)
+    report = parse_report(report_bytes)          # to find the quote(s) and nvidia_payload to fetch for
+    verdict = verify_attestation(evidence, signer=sig.signer, policy=..., trust=..., now=...)
+    result = assemble_result(sig, verdict, chat_id=..., model=..., policy=..., now=...)
+
+Receipts re-run exactly the same calls offline.
+"""
+
+from redpill_integrations.verify.assemble import assemble_result
+from redpill_integrations.verify.attestation import verify_attestation
+from redpill_integrations.verify.models import (
+    AttestationEvidence,
+    AttestationVerdict,
+    SignatureCheck,
+    SignatureRecord,
+)
+from redpill_integrations.verify.report import AttestationReport, NodeAttestation, parse_report
+from redpill_integrations.verify.signature import check_signature
+from redpill_integrations.verify.tdx import quote_fmspc
+
+__all__ = [
+    "AttestationEvidence",
+    "AttestationReport",
+    "AttestationVerdict",
+    "NodeAttestation",
+    "SignatureCheck",
+    "SignatureRecord",
+    "assemble_result",
+    "check_signature",
+    "parse_report",
+    "quote_fmspc",
+    "verify_attestation",
+]
