@@ -4,15 +4,20 @@ No network, no clock, no environment: time is always passed in as ``now``. The w
 evidence and calls, in order::
 
     sig = check_signature(record, request_body=..., response_body=..., streamed=..., policy=...)
-    report = parse_report(report_bytes)          # to find the quote(s) and nvidia_payload to fetch for
+    report = parse_report(report_bytes)   # to find the quote(s) and nvidia_payload to fetch for
     verdict = verify_attestation(evidence, signer=sig.signer, policy=..., trust=..., now=...)
     result = assemble_result(sig, verdict, chat_id=..., model=..., policy=..., now=...)
 
 Receipts re-run exactly the same calls offline.
 """
 
-from redpill_integrations.verify.assemble import assemble_result
-from redpill_integrations.verify.attestation import verify_attestation
+from redpill_integrations.verify.assemble import assemble_result, required_checks
+from redpill_integrations.verify.attestation import (
+    MISSING_COLLATERAL,
+    MISSING_JWKS,
+    MISSING_NRAS,
+    verify_attestation,
+)
 from redpill_integrations.verify.models import (
     AttestationEvidence,
     AttestationVerdict,
@@ -21,9 +26,12 @@ from redpill_integrations.verify.models import (
 )
 from redpill_integrations.verify.report import AttestationReport, NodeAttestation, parse_report
 from redpill_integrations.verify.signature import check_signature
-from redpill_integrations.verify.tdx import quote_fmspc
+from redpill_integrations.verify.tdx import quote_fmspc, quote_pck_ca
 
 __all__ = [
+    "MISSING_COLLATERAL",
+    "MISSING_JWKS",
+    "MISSING_NRAS",
     "AttestationEvidence",
     "AttestationReport",
     "AttestationVerdict",
@@ -34,5 +42,7 @@ __all__ = [
     "check_signature",
     "parse_report",
     "quote_fmspc",
+    "quote_pck_ca",
+    "required_checks",
     "verify_attestation",
 ]

@@ -5,8 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from redpill_integrations.policy import VerificationPolicy
-from redpill_integrations.results import VerificationResult
+from redpill_integrations.results import (
+    REQUIRED_CHECKS,
+    Check,
+    CheckOutcome,
+    Reason,
+    VerificationResult,
+)
 from redpill_integrations.verify.models import AttestationVerdict, SignatureCheck
+
+__all__ = ["assemble_result", "required_checks"]
+
+
+def required_checks(policy: VerificationPolicy) -> tuple[str, ...]:
+    """Every check name that must pass; ``gpu`` only when the policy requires GPU evidence."""
+    return tuple(c.value for c in REQUIRED_CHECKS if policy.require_gpu or c is not Check.GPU)
 
 
 def assemble_result(
@@ -19,4 +32,41 @@ def assemble_result(
     now: datetime,
     receipt_id: str | None = None,
 ) -> VerificationResult:
-    raise NotImplementedError
+    """The verdict for one exchange. ``verdict=None`` (attestation not available) leaves every
+    attestation check ``not_checked``, so the result can never be ``verified``.
+
+    Guard: a verdict only vouches for the signer it was computed for. If its attested signing key is
+    not ``sig.signer`` (e.g. a cached verdict reused for another key), ``signer_attested`` fails.
+    """
+    checks: dict[str, CheckOutcome] = dict(verdict.checks) if verdict else {}
+    checks.update(sig.checks)
+    reasons: list[Reason] = list(sig.reasons) + (list(verdict.reasons) if verdict else [])
+    details = [d for d in (sig.detail, verdict.detail if verdict else None) if d]
+
+    if checks.get(Check.SIGNER_ATTESTED.value) is CheckOutcome.PASS:
+        attested = verdict.summary.signing_address if verdict and verdict.summary else None
+        if sig.signer is None or attested is None:
+            checks[Check.SIGNER_ATTESTED.value] = CheckOutcome.NOT_CHECKED
+        elif attested.lower().removeprefix("0x") != sig.signer.lower().removeprefix("0x"):
+            checks[Check.SIGNER_ATTESTED.value] = CheckOutcome.FAIL
+            reasons.append(Reason.SIGNER_NOT_ATTESTED)
+            details.append("signer_attested: the verdict is for another signing key")
+
+    return VerificationResult.build(
+        checks=checks,
+        reasons=reasons,
+        required=required_checks(policy),
+        chat_id=chat_id,
+        model=model,
+        request_sha256=sig.request_sha256,
+        response_sha256=sig.response_sha256,
+        signed_text=sig.signed_text,
+        signature=sig.signature,
+        signing_algo=sig.signing_algo,
+        signer=sig.signer,
+        hash_mode=sig.hash_mode,
+        attestation=verdict.summary if verdict else None,
+        verified_at=now,
+        receipt_id=receipt_id,
+        detail="; ".join(details)[:2000] or None,
+    )

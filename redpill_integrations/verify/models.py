@@ -1,8 +1,8 @@
 """Frozen models passed between the wire layer and the pure core.
 
-``SignatureRecord`` and ``AttestationEvidence`` hold evidence exactly as received (so receipts can
-re-verify it later); ``SignatureCheck`` and ``AttestationVerdict`` are the outcomes of the two halves
-of a verification, which :func:`redpill_integrations.verify.assemble_result` joins into a
+``SignatureRecord`` and ``AttestationEvidence`` hold evidence exactly as received (so receipts
+can re-verify it later); ``SignatureCheck`` and ``AttestationVerdict`` are the outcomes of the two
+halves of a verification, which :func:`redpill_integrations.verify.assemble_result` joins into a
 :class:`~redpill_integrations.results.VerificationResult`.
 """
 
@@ -135,9 +135,11 @@ class SignatureCheck:
     signed_text: str | None = None
     signature: str | None = None
     signing_algo: str | None = None
-    signer: str | None = None  # recovered address (ecdsa) / verified public key (ed25519), lower hex
+    #: recovered address (ecdsa) / verified public key (ed25519): lower-case hex without 0x
+    signer: str | None = None
     hash_mode: str | None = None  # "bytes" | "json-normalized"
     served_model: str | None = None  # first field of a 3-part signed text
+    detail: str | None = None  # one human line on what failed; never secrets
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
