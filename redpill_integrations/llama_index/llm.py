@@ -1,0 +1,355 @@
+"""``Redpill``: the LlamaIndex LLM for Redpill's TEE models, each response verified (SPEC §4).
+
+A subclass of ``OpenAILike`` built like llama-index's provider packages
+(``llama-index-llms-deepseek``, ``-openrouter``): chat and completion, sync and async, streaming,
+tools, agents and structured output all run llama-index's own code. Only these seams change:
+
+* ``_get_client`` / ``_get_aclient`` return OpenAI SDK clients built over the verifier's capturing
+  httpx clients and kept alive across calls (llama-index closes a client it does not reuse); the
+  async one is kept per event loop, so ``asyncio.run`` twice still works;
+* ``_chat`` / ``_achat`` / ``_stream_chat`` / ``_astream_chat`` tag the request, verify the captured
+  exchange, attach the verdict and apply the mode. ``complete``, ``chat_with_tools``,
+  ``predict_and_call``, agents and ``structured_predict`` all reach the API through them;
+* the legacy ``/completions`` endpoint is refused unless ``verification="off"``.
+
+OpenAI's environment (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID``, ...) is never
+used: the key comes from ``api_key`` or ``REDPILL_API_KEY``, the URL from ``api_base``,
+``REDPILL_BASE_URL`` or the default, and headers the SDK would take from the environment are
+removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import weakref
+from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import Any, Literal, TypeVar, cast
+
+import httpx
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-untyped]
+from openai import AsyncOpenAI, Omit
+from openai import OpenAI as SyncOpenAI
+from pydantic import SecretStr
+
+from redpill_integrations.errors import ConfigurationError
+from redpill_integrations.llama_index.calls import Call, check_mode, trailing_response
+from redpill_integrations.llama_index.models import context_window_for, is_tee_model, not_tee_error
+from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
+from redpill_integrations.receipts import ReceiptStore
+from redpill_integrations.wire import RedpillVerifier
+
+__all__ = ["Redpill"]
+
+_SDK_ENV_HEADERS = "OPENAI_CUSTOM_HEADERS"
+
+
+class Redpill(OpenAILike):  # type: ignore[misc]
+    """A LlamaIndex LLM for Redpill whose every response carries a verified-provenance verdict.
+
+    Args:
+        model: a Redpill model id; ``phala/…`` models run in GPU TEEs and are verifiable.
+        api_key: the Redpill API key (default ``REDPILL_API_KEY``); never shown or serialised.
+        api_base: the API base URL (default ``REDPILL_BASE_URL``, else ``https://api.redpill.ai/v1``).
+        verification: ``"strict"`` (default) raises ``VerificationFailed`` unless a response is
+            ``verified`` (the exception carries the response); ``"annotate"`` returns it with the
+            verdict and logs a warning; ``"off"`` is a plain client.
+        policy, trust, receipt_store: what a verdict accepts, whom it trusts (default
+            ``TrustAnchors.from_env()``: production, or ``REDPILL_TRUST_FILE`` with a warning) and
+            where receipts go.
+        verifier: a ``RedpillVerifier`` to share (its attestation cache and receipts) instead of
+            ``policy``/``trust``/``receipt_store``.
+
+    Every ``ChatResponse`` (and so ``CompletionResponse``) has the verdict in
+    ``additional_kwargs["redpill_verification"]``; a stream ends with one extra response with an
+    empty delta that carries it. Each verdict is also dispatched as a ``RedpillVerificationEvent``.
+
+    Example::
+
+        llm = Redpill(model="phala/deepseek-chat-v3-0324")
+        response = llm.chat([ChatMessage(role="user", content="Hello")])
+        print(response.additional_kwargs["redpill_verification"]["status"])
+    """
+
+    verification: Literal["strict", "annotate", "off"] = Field(
+        default="strict",
+        description="strict: raise unless verified; annotate: attach and warn; off: plain client.",
+    )
+    api_key: str | None = Field(
+        default=None, repr=False, exclude=True, description="The Redpill API key."
+    )
+
+    _verifier: RedpillVerifier | None = PrivateAttr(default=None)
+    _inner_http: httpx.Client | None = PrivateAttr(default=None)
+    _inner_ahttp: httpx.AsyncClient | None = PrivateAttr(default=None)
+    _sync_client: SyncOpenAI | None = PrivateAttr(default=None)
+    _user_aclient: AsyncOpenAI | None = PrivateAttr(default=None)
+    _aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = PrivateAttr(
+        default_factory=weakref.WeakKeyDictionary
+    )
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | SecretStr | None = None,
+        api_base: str | None = None,
+        verification: str = "strict",
+        policy: VerificationPolicy | None = None,
+        trust: TrustAnchors | None = None,
+        receipt_store: ReceiptStore | None = None,
+        verifier: RedpillVerifier | None = None,
+        **kwargs: Any,
+    ) -> None:
+        mode = check_mode(verification)
+        if mode == "strict" and not is_tee_model(model):
+            raise not_tee_error(model)
+        if verifier is not None and (policy, trust, receipt_store) != (None, None, None):
+            raise ConfigurationError("pass either verifier= or policy=/trust=/receipt_store=")
+        if not kwargs.get("reuse_client", True):
+            raise ConfigurationError(
+                "Redpill keeps its capturing clients alive across calls; reuse_client=False "
+                "is not supported"
+            )
+        if mode != "off" and any(
+            kwargs.get(name) is not None for name in ("openai_client", "async_openai_client")
+        ):
+            raise ConfigurationError(
+                "an OpenAI client passed in would bypass verification; pass http_client= / "
+                'async_http_client= (they are wrapped and kept), or use verification="off"'
+            )
+        key = _resolve_api_key(api_key)
+        base = api_base or os.environ.get("REDPILL_BASE_URL") or DEFAULT_BASE_URL
+        kwargs.setdefault("context_window", context_window_for(model))
+        kwargs.setdefault("is_chat_model", True)
+        kwargs.setdefault("is_function_calling_model", True)
+        kwargs["api_version"] = ""  # non-None: llama-index would read OPENAI_API_VERSION
+        super().__init__(model=model, api_key=key, api_base=base, verification=mode, **kwargs)
+        self.api_version = None
+        if mode != "off":
+            self._verifier = verifier or RedpillVerifier(
+                base_url=base,
+                api_key=key,
+                policy=policy,
+                trust=trust if trust is not None else TrustAnchors.from_env(),
+                receipt_store=receipt_store,
+            )
+        self._inner_http = kwargs.get("http_client")
+        self._inner_ahttp = kwargs.get("async_http_client")
+        self._user_aclient = kwargs.get("async_openai_client")
+        self._sync_client = kwargs.get("openai_client") or _scrubbed(
+            SyncOpenAI(**self._sdk_kwargs(self._sync_http()))
+        )
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Redpill"
+
+    @property
+    def verifier(self) -> RedpillVerifier | None:
+        """The verifier behind this LLM (its recorder, caches and receipt store); None when off."""
+        return self._verifier
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _get_client(self) -> SyncOpenAI:
+        assert self._sync_client is not None
+        return self._sync_client
+
+    def _get_aclient(self) -> AsyncOpenAI:
+        if self._user_aclient is not None:  # only accepted with verification="off"
+            return self._user_aclient
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = _scrubbed(AsyncOpenAI(**self._sdk_kwargs(self._async_http())))
+            self._aclients[loop] = client
+        return client
+
+    def _sync_http(self) -> httpx.Client | None:
+        inner = self._inner_http
+        return inner if self._verifier is None else self._verifier.http_client(inner=inner)
+
+    def _async_http(self) -> httpx.AsyncClient | None:
+        inner = self._inner_ahttp
+        if self._verifier is None:
+            return inner
+        return self._verifier.async_http_client(inner=inner)
+
+    def _sdk_kwargs(self, http_client: httpx.Client | httpx.AsyncClient | None) -> dict[str, Any]:
+        headers: dict[str, str | Omit] = {k: Omit() for k in _sdk_env_header_names()}
+        headers.update(self.default_headers or {})
+        return {
+            "api_key": self.api_key,
+            "base_url": self.api_base,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "default_headers": headers,
+            "http_client": http_client,
+        }
+
+    # -- request kwargs ------------------------------------------------------------------------
+
+    def _get_model_kwargs(self, **kwargs: Any) -> dict[str, Any]:
+        # Upstream lets additional_kwargs replace per-call kwargs wholesale; merge extra_headers so
+        # neither the user's headers nor our capture tag is lost.
+        call_headers = kwargs.pop("extra_headers", None) or {}
+        all_kwargs = cast(dict[str, Any], super()._get_model_kwargs(**kwargs))
+        merged = {**(all_kwargs.get("extra_headers") or {}), **call_headers}
+        if merged:
+            all_kwargs["extra_headers"] = merged
+        return all_kwargs
+
+    def _begin(self, kwargs: dict[str, Any]) -> Call:
+        verifier = self._verifier
+        assert verifier is not None
+        model = str(kwargs.get("model") or self.model)
+        if self.verification == "strict" and not is_tee_model(model):
+            raise not_tee_error(model)
+        return Call.start(verifier, self.verification, model, kwargs)
+
+    # -- the four seams every call style goes through ---------------------------------------------
+
+    def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if self._verifier is None:
+            return cast(ChatResponse, super()._chat(messages, **kwargs))
+        call = self._begin(kwargs)
+        try:
+            response = cast(ChatResponse, super()._chat(messages, **call.kwargs))
+        except BaseException:
+            call.discard()
+            raise
+        return call.conclude(response, call.verify())
+
+    async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if self._verifier is None:
+            return cast(ChatResponse, await super()._achat(messages, **kwargs))
+        call = self._begin(kwargs)
+        try:
+            response = cast(ChatResponse, await super()._achat(messages, **call.kwargs))
+        except BaseException:
+            call.discard()
+            raise
+        return call.conclude(response, await call.averify())
+
+    def _stream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> Generator[ChatResponse, None, None]:
+        if self._verifier is None:
+            return cast(
+                Generator[ChatResponse, None, None], super()._stream_chat(messages, **kwargs)
+            )
+        call = self._begin(kwargs)
+        inner = cast(
+            Generator[ChatResponse, None, None], super()._stream_chat(messages, **call.kwargs)
+        )
+        return _verified_stream(inner, call)
+
+    async def _astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> AsyncGenerator[ChatResponse, None]:
+        if self._verifier is None:
+            return cast(
+                AsyncGenerator[ChatResponse, None], await super()._astream_chat(messages, **kwargs)
+            )
+        call = self._begin(kwargs)
+        inner = cast(
+            AsyncGenerator[ChatResponse, None],
+            await super()._astream_chat(messages, **call.kwargs),
+        )
+        return _averified_stream(inner, call)
+
+    # -- the legacy completions endpoint carries no verifiable chat id -------------------------
+
+    def _refuse_legacy(self) -> None:
+        if self._verifier is not None:
+            raise ConfigurationError(
+                "Redpill verifies chat completions only; the legacy /completions endpoint "
+                '(use_chat_completions=False) needs verification="off"'
+            )
+
+    def _complete(self, prompt: str, **kwargs: Any) -> Any:
+        self._refuse_legacy()
+        return super()._complete(prompt, **kwargs)
+
+    def _stream_complete(self, prompt: str, **kwargs: Any) -> Any:
+        self._refuse_legacy()
+        return super()._stream_complete(prompt, **kwargs)
+
+    async def _acomplete(self, prompt: str, **kwargs: Any) -> Any:
+        self._refuse_legacy()
+        return await super()._acomplete(prompt, **kwargs)
+
+    async def _astream_complete(self, prompt: str, **kwargs: Any) -> Any:
+        self._refuse_legacy()
+        return await super()._astream_complete(prompt, **kwargs)
+
+
+def _verified_stream(
+    inner: Generator[ChatResponse, None, None], call: Call
+) -> Generator[ChatResponse, None, None]:
+    """Pass every chunk on at once, then one trailing response with the verdict."""
+    last: ChatResponse | None = None
+    finished = False
+    try:
+        for chunk in inner:
+            last = chunk
+            yield chunk
+        finished = True
+    finally:
+        if not finished:  # the consumer stopped early, or the stream failed: keep the receipt
+            inner.close()
+            if last is None:
+                call.discard()
+            else:
+                call.abandon(call.verify())
+    yield call.conclude(trailing_response(last), call.verify())
+
+
+async def _averified_stream(
+    inner: AsyncGenerator[ChatResponse, None], call: Call
+) -> AsyncGenerator[ChatResponse, None]:
+    last: ChatResponse | None = None
+    finished = False
+    try:
+        async for chunk in inner:
+            last = chunk
+            yield chunk
+        finished = True
+    finally:
+        if not finished:
+            await inner.aclose()
+            if last is None:
+                call.discard()
+            else:
+                call.abandon(await call.averify())
+    yield call.conclude(trailing_response(last), await call.averify())
+
+
+_C = TypeVar("_C", SyncOpenAI, AsyncOpenAI)
+
+
+def _scrubbed(client: _C) -> _C:
+    # The SDK fills these from OPENAI_* variables; none of them may reach Redpill.
+    client.organization = None
+    client.project = None
+    client.admin_api_key = None
+    client.webhook_secret = None
+    return client
+
+
+def _resolve_api_key(api_key: str | SecretStr | None) -> str:
+    if isinstance(api_key, SecretStr):
+        api_key = api_key.get_secret_value()
+    key = api_key or os.environ.get("REDPILL_API_KEY")
+    if not key:
+        raise ConfigurationError("no Redpill API key: pass api_key= or set REDPILL_API_KEY")
+    return key
+
+
+def _sdk_env_header_names() -> list[str]:
+    """Names of the headers the OpenAI SDK would add from OPENAI_CUSTOM_HEADERS (to remove them)."""
+    raw = os.environ.get(_SDK_ENV_HEADERS, "")
+    return [line.split(":", 1)[0].strip() for line in raw.split("\n") if ":" in line]
