@@ -1,0 +1,44 @@
+"""Shared pytest fixtures.
+
+- ``emulator``: one session-wide :class:`~redpill_integrations.emulator.Emulator` (default settings)
+  shared by the integration tests.
+- ``emu``: that session emulator with faults, scripts, stored signatures and counters cleared
+  before the test; use it rather than ``emulator`` when a test sets faults or scripts.
+- ``emulator_factory``: ``emulator_factory(**kwargs)`` starts a fresh Emulator with special
+  settings (``signing_algo="ed25519"``, ``report_shape="two-layer"``, ...), stopped after the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from redpill_integrations.emulator import Emulator
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(seed="session") as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(emulator: Emulator) -> Emulator:
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator[Callable[..., Emulator]]:
+    started: list[Emulator] = []
+
+    def start(**kwargs: Any) -> Emulator:
+        emu = Emulator(**kwargs).start()
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop()
