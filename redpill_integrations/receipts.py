@@ -1,23 +1,359 @@
-"""Self-contained receipts that re-verify offline, and the SQLite ``ReceiptStore``."""
+"""Self-contained receipts that re-verify offline, and the SQLite :class:`ReceiptStore`.
+
+A :class:`Receipt` holds everything one verification used, exactly as received: the request and
+response bytes (or only their sha256 when ``policy.receipt_bodies`` is False), whether the response
+was streamed, the chat id, model and base URL, the signature record (raw bytes), the attestation
+evidence (report as received, collateral, NRAS answer, JWKS, nonce), the times, the policy, the
+trust-anchor kind, the library version and the original :class:`VerificationResult`.
+``to_json()``/``from_json()`` round-trip it exactly.
+
+:func:`reverify` re-runs the pure core on a receipt with no network: ``at`` defaults to the original
+verification time, ``policy`` to the receipt's policy and ``trust`` to the **production** anchors
+(never to anchors taken from the receipt: pass ``TrustAnchors.from_file(...)`` explicitly for an
+emulator receipt). One byte changed in the bodies, the signature or the evidence changes the verdict
+with the exact reason. A body-less receipt cannot be re-checked (the signature covers the bytes):
+it re-verifies ``unverifiable`` / ``CHECK_NOT_RUN``. A receipt without a signature (the verdict was
+decided before one existed: ``MODEL_NOT_TEE``, ``STREAM_INCOMPLETE``, ``SIGNATURE_UNAVAILABLE``…)
+re-verifies to its original reasons.
+
+:class:`ReceiptStore` is SQLite in WAL mode with ``synchronous=FULL``: each :meth:`ReceiptStore.put`
+is one transaction (receipt row plus its attestation evidence, de-duplicated by content hash), so a
+crash mid-write leaves either the whole receipt or nothing. It is thread-safe (one connection behind
+a lock). :meth:`ReceiptStore.default` opens ``$REDPILL_RECEIPTS`` or
+``~/.redpill/receipts.sqlite3``.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
 
-from redpill_integrations.results import VerificationResult
+from redpill_integrations._version import __version__
+from redpill_integrations.errors import EvidenceError, ReceiptError
+from redpill_integrations.policy import TrustAnchors, VerificationPolicy
+from redpill_integrations.results import Reason, VerificationResult
+from redpill_integrations.verify.models import AttestationEvidence, SignatureRecord
+
+__all__ = ["RECEIPT_FORMAT", "Receipt", "ReceiptStore", "reverify"]
+
+RECEIPT_FORMAT = 1
 
 
-@dataclasses.dataclass(frozen=True)
+def _b64(b: bytes | None) -> str | None:
+    return base64.b64encode(b).decode() if b is not None else None
+
+
+def _unb64(v: Any) -> bytes | None:
+    return base64.b64decode(v, validate=True) if v is not None else None
+
+
+def _ts(d: datetime | None) -> str | None:
+    return d.isoformat() if d is not None else None
+
+
+def _dt(v: Any) -> datetime | None:
+    return datetime.fromisoformat(v) if v else None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Receipt:
     receipt_id: str
     created_at: datetime
     result: VerificationResult
+    chat_id: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    streamed: bool = False
+    request_body: bytes | None = None
+    response_body: bytes | None = None
+    request_sha256: str | None = None
+    response_sha256: str | None = None
+    signature: SignatureRecord | None = None
+    signature_attempts: int = 0
+    attestation: AttestationEvidence | None = None
+    #: why no attestation report was obtained (then ``attestation`` is None)
+    attestation_fetch_reason: Reason | None = None
+    exchange_started_at: datetime | None = None
+    exchange_finished_at: datetime | None = None
+    verified_at: datetime | None = None
+    policy: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    trust_kind: str = "production"
+    library_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": RECEIPT_FORMAT,
+            "receipt_id": self.receipt_id,
+            "created_at": _ts(self.created_at),
+            "result": self.result.to_dict(),
+            "chat_id": self.chat_id,
+            "model": self.model,
+            "base_url": self.base_url,
+            "streamed": self.streamed,
+            "request_body_b64": _b64(self.request_body),
+            "response_body_b64": _b64(self.response_body),
+            "request_sha256": self.request_sha256,
+            "response_sha256": self.response_sha256,
+            "signature": self.signature.to_dict() if self.signature else None,
+            "signature_attempts": self.signature_attempts,
+            "attestation": self.attestation.to_dict() if self.attestation else None,
+            "attestation_fetch_reason": (
+                self.attestation_fetch_reason.value if self.attestation_fetch_reason else None
+            ),
+            "exchange_started_at": _ts(self.exchange_started_at),
+            "exchange_finished_at": _ts(self.exchange_finished_at),
+            "verified_at": _ts(self.verified_at),
+            "policy": dict(self.policy),
+            "trust_kind": self.trust_kind,
+            "library_version": self.library_version,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Receipt:
+        try:
+            if data.get("format") != RECEIPT_FORMAT:
+                raise ReceiptError(f"unsupported receipt format {data.get('format')!r}")
+            sig, att = data.get("signature"), data.get("attestation")
+            fetch_reason = data.get("attestation_fetch_reason")
+            created = _dt(data["created_at"])
+            if created is None:
+                raise ReceiptError("receipt lacks created_at")
+            return cls(
+                receipt_id=str(data["receipt_id"]),
+                created_at=created,
+                result=VerificationResult.from_dict(data["result"]),
+                chat_id=data.get("chat_id"),
+                model=data.get("model"),
+                base_url=data.get("base_url"),
+                streamed=bool(data.get("streamed", False)),
+                request_body=_unb64(data.get("request_body_b64")),
+                response_body=_unb64(data.get("response_body_b64")),
+                request_sha256=data.get("request_sha256"),
+                response_sha256=data.get("response_sha256"),
+                signature=SignatureRecord.from_dict(sig) if sig else None,
+                signature_attempts=int(data.get("signature_attempts", 0)),
+                attestation=AttestationEvidence.from_dict(att) if att else None,
+                attestation_fetch_reason=Reason(fetch_reason) if fetch_reason else None,
+                exchange_started_at=_dt(data.get("exchange_started_at")),
+                exchange_finished_at=_dt(data.get("exchange_finished_at")),
+                verified_at=_dt(data.get("verified_at")),
+                policy=dict(data.get("policy") or {}),
+                trust_kind=str(data.get("trust_kind", "production")),
+                library_version=str(data.get("library_version", "")),
+            )
+        except ReceiptError:
+            raise
+        except (KeyError, TypeError, ValueError, binascii.Error, EvidenceError) as exc:
+            raise ReceiptError(f"unreadable receipt: {type(exc).__name__}") from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Receipt:
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ReceiptError("receipt is not JSON") from exc
+        if not isinstance(data, dict):
+            raise ReceiptError("receipt is not a JSON object")
+        return cls.from_dict(data)
+
+
+def reverify(
+    receipt: Receipt,
+    *,
+    at: datetime | None = None,
+    trust: TrustAnchors | None = None,
+    policy: VerificationPolicy | None = None,
+) -> VerificationResult:
+    """Re-run the pure core on ``receipt`` offline (see the module docstring)."""
+    from redpill_integrations.wire.plan import judge  # wire imports receipts; keep this lazy
+
+    when = at or receipt.verified_at or receipt.result.verified_at or receipt.created_at
+    try:
+        pol = policy or VerificationPolicy.from_dict(receipt.policy)
+    except (TypeError, ValueError) as exc:
+        raise ReceiptError("receipt policy is unreadable") from exc
+    anchors = trust or TrustAnchors.production()
+    common: dict[str, Any] = {
+        "chat_id": receipt.chat_id,
+        "model": receipt.model,
+        "verified_at": when,
+        "receipt_id": receipt.receipt_id,
+    }
+    if receipt.signature is None:
+        original = receipt.result
+        return VerificationResult.build(
+            checks={},
+            reasons=original.reasons or (Reason.CHECK_NOT_RUN,),
+            request_sha256=receipt.request_sha256,
+            response_sha256=receipt.response_sha256,
+            detail="receipt holds no signature: verdict decided before one existed",
+            **common,
+        )
+    if receipt.request_body is None or receipt.response_body is None:
+        return VerificationResult.unverifiable(
+            Reason.CHECK_NOT_RUN,
+            request_sha256=receipt.request_sha256,
+            response_sha256=receipt.response_sha256,
+            detail="receipt keeps only body hashes; the signature cannot be re-checked",
+            **common,
+        )
+    return judge(
+        receipt.signature,
+        request_body=receipt.request_body,
+        response_body=receipt.response_body,
+        streamed=receipt.streamed,
+        attestation=receipt.attestation,
+        attestation_fetch_reason=receipt.attestation_fetch_reason,
+        chat_id=receipt.chat_id,
+        model=receipt.model,
+        policy=pol,
+        trust=anchors,
+        at=when,
+        receipt_id=receipt.receipt_id,
+    )
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS evidence (
+    sha256 TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    receipt_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    chat_id TEXT,
+    model TEXT,
+    evidence_sha256 TEXT REFERENCES evidence(sha256),
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS receipts_created ON receipts(created_at);
+CREATE INDEX IF NOT EXISTS receipts_chat ON receipts(chat_id);
+"""
 
 
 class ReceiptStore:
-    """SQLite (WAL), one atomic write per exchange."""
+    """SQLite (WAL), one atomic write per exchange; thread-safe."""
 
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ReceiptError(f"cannot open receipt store {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
 
-def reverify(receipt: Receipt, *, at: datetime | None = None) -> VerificationResult:
-    raise NotImplementedError
+    def __repr__(self) -> str:
+        return f"ReceiptStore({str(self.path)!r})"
+
+    @classmethod
+    def default(cls) -> ReceiptStore:
+        """``$REDPILL_RECEIPTS`` or ``~/.redpill/receipts.sqlite3``."""
+        env = os.environ.get("REDPILL_RECEIPTS")
+        return cls(env if env else Path.home() / ".redpill" / "receipts.sqlite3")
+
+    def put(self, receipt: Receipt) -> None:
+        data = receipt.to_dict()
+        att = data.pop("attestation")
+        evidence_text = json.dumps(att, sort_keys=True, separators=(",", ":")) if att else None
+        digest = hashlib.sha256(evidence_text.encode()).hexdigest() if evidence_text else None
+        row = (
+            receipt.receipt_id,
+            data["created_at"],
+            receipt.result.status.value,
+            receipt.chat_id,
+            receipt.model,
+            digest,
+            json.dumps(data, sort_keys=True, separators=(",", ":")),
+        )
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    if evidence_text is not None:
+                        self._db.execute(
+                            "INSERT OR IGNORE INTO evidence(sha256, body) VALUES (?, ?)",
+                            (digest, evidence_text),
+                        )
+                    self._db.execute("INSERT INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise ReceiptError(f"cannot store receipt: {exc}") from exc
+
+    def _load(self, body: str, evidence: str | None) -> Receipt:
+        try:
+            data = json.loads(body)
+            data["attestation"] = json.loads(evidence) if evidence else None
+        except ValueError as exc:
+            raise ReceiptError("stored receipt is corrupt") from exc
+        return Receipt.from_dict(data)
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[str, str | None]]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, args).fetchall())
+            except sqlite3.Error as exc:
+                raise ReceiptError(f"cannot read receipt store: {exc}") from exc
+
+    _SELECT = (
+        "SELECT r.body, e.body FROM receipts r LEFT JOIN evidence e ON e.sha256 = r.evidence_sha256"
+    )
+
+    def get(self, receipt_id: str) -> Receipt | None:
+        rows = self._query(f"{self._SELECT} WHERE r.receipt_id = ?", (receipt_id,))
+        return self._load(*rows[0]) if rows else None
+
+    def list(self, limit: int = 50, status: str | None = None) -> list[Receipt]:
+        """Newest first."""
+        where, args = ("WHERE r.status = ?", (status,)) if status else ("", ())
+        rows = self._query(
+            f"{self._SELECT} {where} ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
+            (*args, int(limit)),
+        )
+        return [self._load(body, ev) for body, ev in rows]
+
+    def iter_all(self, status: str | None = None) -> Iterator[Receipt]:
+        yield from self.list(limit=-1, status=status)
+
+    def export(self, out: IO[str], *, status: str | None = None) -> int:
+        """Write receipts as JSON Lines (oldest first); returns how many."""
+        count = 0
+        for receipt in reversed(self.list(limit=-1, status=status)):
+            out.write(receipt.to_json() + "\n")
+            count += 1
+        return count
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ReceiptStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

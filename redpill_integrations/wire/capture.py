@@ -1,22 +1,57 @@
 """Exact-byte capture of chat-completion exchanges, as httpx transports handed to the OpenAI SDK.
 
+Which requests: only ``POST {base_url}/chat/completions``; everything else passes through
+untouched. For a captured request the transport
+
+* strips ``CAPTURE_HEADER`` (the correlation tag) and sends ``Accept-Encoding: identity``;
+* records the request body exactly as sent and the model named in it;
+* wraps the response stream: every chunk is recorded *as the consumer reads it* and passed on
+  at once (no buffering, no event hooks, time to first token unchanged). A server that compresses
+  anyway is decoded with httpx's own content decoders for the record; the consumer still gets the
+  raw stream, which its client decodes as usual;
+* finalizes on end of stream or close. The OpenAI SDK stops reading at ``data: [DONE]`` and closes:
+  if ``[DONE]`` was seen, the (tiny) remainder is read, bounded, and the exchange is complete. If
+  the consumer stopped earlier, the exchange is finalized at once as incomplete
+  (``STREAM_INCOMPLETE``), without draining the rest of a long stream.
+* caps the record at ``max_response_bytes``: beyond it recording stops (``RESPONSE_TOO_LARGE``) but
+  every byte still reaches the consumer.
+
 Correlation: a caller that wants *its* exchange adds the header ``CAPTURE_HEADER: <tag>`` to the
 request (``extra_headers=`` in the OpenAI SDK; a tag from :meth:`ExchangeRecorder.new_tag`); the
-transport strips that header before sending and files the exchange under the tag. Exchanges are also
-findable by response id (``ExchangeRecorder.by_chat_id``) for callers that cannot add headers
-(RedpillCallbackHandler with a plain ChatOpenAI).
+transport strips that header before sending and files the exchange under the tag (the last attempt
+wins). Exchanges are also findable by response id (``ExchangeRecorder.by_chat_id``) for callers that
+cannot add headers. The response id is the JSON ``id`` or the first SSE event's ``id``.
+
+A user's own ``httpx.Client`` can be the inner layer: requests are forwarded through its public
+``send(request, stream=True)``, so its proxies, hooks and auth keep working.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from typing import cast
 
 import httpx
+from httpx import _decoders  # httpx's own content decoders (used by Response.iter_bytes)
 
 from redpill_integrations.results import Reason
+from redpill_integrations.wire.recorder import ExchangeRecorder
+
+__all__ = [
+    "CAPTURE_HEADER",
+    "AsyncCapturingTransport",
+    "CapturedExchange",
+    "CapturingTransport",
+    "ExchangeRecorder",
+]
 
 CAPTURE_HEADER = "x-redpill-capture-tag"
+_DONE = b"data: [DONE]"
+_DRAIN_LIMIT = 64 * 1024  # what may follow [DONE] before we call the stream malformed
+_READ_FAILURES = (httpx.HTTPError, httpx.StreamError, OSError)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,25 +70,335 @@ class CapturedExchange:
     started_at: datetime
     finished_at: datetime | None
     problem: Reason | None = None  # STREAM_INCOMPLETE, RESPONSE_TOO_LARGE, MALFORMED_RESPONSE, ...
+    sequence: int = 0  # attempt order across the recorder; the highest per tag is the last attempt
 
 
-class ExchangeRecorder:
-    """Bounded, thread- and task-safe store of captured exchanges."""
+def _model_of(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) else None
 
-    def new_tag(self) -> str:
-        raise NotImplementedError
 
-    def take(self, tag: str) -> CapturedExchange | None:
-        """Remove and return the exchange of the last attempt filed under ``tag``."""
-        raise NotImplementedError
+def _json_id(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
-    def by_chat_id(self, chat_id: str) -> CapturedExchange | None:
-        raise NotImplementedError
+
+def _sse_first_id(body: bytes) -> str | None:
+    for line in body.split(b"\n", 64):
+        line = line.rstrip(b"\r")
+        if line.startswith(b"data:"):
+            return _json_id(line[5:].strip())
+    return None
+
+
+def _decoder_for(headers: httpx.Headers) -> _decoders.ContentDecoder | None:
+    found: list[_decoders.ContentDecoder] = []
+    for value in headers.get_list("content-encoding", split_commas=True):
+        cls = _decoders.SUPPORTED_DECODERS.get(value.strip().lower())
+        if cls is not None and cls is not _decoders.IdentityDecoder:
+            found.append(cls())
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else _decoders.MultiDecoder(children=found)
+
+
+class _Recording:
+    """Sans-I/O recorder of one response: fed raw chunks, finalized exactly once."""
+
+    __slots__ = (
+        "_chunks",
+        "_decoder",
+        "_finalized",
+        "_recorder",
+        "_size",
+        "_tail",
+        "done_seen",
+        "eof",
+        "limit",
+        "malformed",
+        "meta",
+        "streamed",
+        "too_large",
+    )
+
+    def __init__(
+        self,
+        *,
+        recorder: ExchangeRecorder,
+        meta: dict[str, object],
+        headers: httpx.Headers,
+        limit: int,
+    ) -> None:
+        self._recorder = recorder
+        self.meta = meta
+        self.limit = limit
+        self.streamed = headers.get("content-type", "").startswith("text/event-stream")
+        self._decoder = _decoder_for(headers)
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._tail = b""
+        self._finalized = False
+        self.done_seen = self.eof = self.too_large = self.malformed = False
+
+    def feed(self, raw: bytes) -> None:
+        if self.too_large or self.malformed or not raw:
+            return
+        chunk = raw
+        if self._decoder is not None:
+            try:
+                chunk = self._decoder.decode(raw)
+            except httpx.DecodingError:
+                self.malformed = True
+                return
+        self._append(chunk)
+
+    def _append(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self._size += len(chunk)
+        if self._size > self.limit:
+            self.too_large = True
+            self._chunks.clear()
+            return
+        self._chunks.append(chunk)
+        if self.streamed and not self.done_seen:
+            window = self._tail + chunk
+            self.done_seen = window.startswith(_DONE) or b"\n" + _DONE in window
+            self._tail = window[-(len(_DONE) + 1) :]
+
+    def at_eof(self) -> None:
+        if self._decoder is not None and not (self.too_large or self.malformed):
+            try:
+                self._append(self._decoder.flush())
+            except httpx.DecodingError:
+                self.malformed = True
+        self.eof = True
+
+    def wants_drain(self) -> bool:
+        return self.done_seen and not self.eof and not self._finalized
+
+    def finalize(self) -> None:
+        if self._finalized:
+            return
+        self._finalized = True
+        body = b"".join(self._chunks)
+        self._chunks = []
+        complete = self.eof and (self.done_seen or not self.streamed)
+        problem: Reason | None = None
+        if self.too_large:
+            problem = Reason.RESPONSE_TOO_LARGE
+        elif self.malformed:
+            problem = Reason.MALFORMED_RESPONSE
+        elif not complete:
+            problem = Reason.STREAM_INCOMPLETE
+        chat_id = _sse_first_id(body) if self.streamed else _json_id(body)
+        self._recorder.file(
+            CapturedExchange(
+                response_body=body,
+                streamed=self.streamed,
+                complete=complete and problem is None,
+                chat_id=chat_id,
+                finished_at=datetime.now(UTC),
+                problem=problem,
+                **self.meta,  # type: ignore[arg-type]
+            )
+        )
+
+
+class _SyncStream(httpx.SyncByteStream):
+    """Passes raw chunks through untouched, recording them on the way (``rec=None``: no record)."""
+
+    def __init__(
+        self, raw: Iterator[bytes], close: Callable[[], None], rec: _Recording | None
+    ) -> None:
+        self._raw, self._close, self._rec = raw, close, rec
+
+    def __iter__(self) -> Iterator[bytes]:
+        rec = self._rec
+        for chunk in self._raw:
+            if rec is not None:
+                rec.feed(chunk)
+            yield chunk
+        if rec is not None:
+            rec.at_eof()
+
+    def close(self) -> None:
+        rec = self._rec
+        try:
+            if rec is not None and rec.wants_drain():
+                drained = 0
+                for chunk in self._raw:
+                    rec.feed(chunk)
+                    drained += len(chunk)
+                    if drained > _DRAIN_LIMIT:
+                        rec.malformed = True
+                        break
+                else:
+                    rec.at_eof()
+        except _READ_FAILURES:
+            pass  # the remainder is gone: the exchange stays incomplete
+        finally:
+            if rec is not None:
+                rec.finalize()
+            self._close()
+
+
+class _AsyncStream(httpx.AsyncByteStream):
+    def __init__(
+        self,
+        raw: AsyncIterator[bytes],
+        close: Callable[[], Awaitable[None]],
+        rec: _Recording | None,
+    ) -> None:
+        self._raw, self._close, self._rec = raw, close, rec
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        rec = self._rec
+        async for chunk in self._raw:
+            if rec is not None:
+                rec.feed(chunk)
+            yield chunk
+        if rec is not None:
+            rec.at_eof()
+
+    async def aclose(self) -> None:
+        rec = self._rec
+        try:
+            if rec is not None and rec.wants_drain():
+                drained = 0
+                async for chunk in self._raw:
+                    rec.feed(chunk)
+                    drained += len(chunk)
+                    if drained > _DRAIN_LIMIT:
+                        rec.malformed = True
+                        break
+                else:
+                    rec.at_eof()
+        except _READ_FAILURES:
+            pass
+        finally:
+            if rec is not None:
+                rec.finalize()
+            await self._close()
+
+
+class _Matcher:
+    """Decides which requests are captured, and prepares them (pure)."""
+
+    def __init__(self, *, base_url: str, recorder: ExchangeRecorder, max_bytes: int) -> None:
+        base = httpx.URL(base_url.rstrip("/") + "/chat/completions")
+        self.target = (base.scheme, base.host, base.port, base.path)
+        self.recorder = recorder
+        self.max_bytes = max_bytes
+
+    def prepare(self, request: httpx.Request) -> dict[str, object] | None:
+        tag = request.headers.pop(CAPTURE_HEADER, None)
+        url = request.url
+        if request.method != "POST" or (url.scheme, url.host, url.port, url.path) != self.target:
+            return None
+        request.headers["Accept-Encoding"] = "identity"
+        return {"tag": tag, "url": str(url), "started_at": datetime.now(UTC)}
+
+    def recording(
+        self, meta: dict[str, object], request: httpx.Request, response: httpx.Response
+    ) -> _Recording:
+        body = request.content
+        meta = {
+            **meta,
+            "request_body": body,
+            "model": _model_of(body),
+            "status_code": response.status_code,
+            "sequence": self.recorder.next_sequence(),
+        }
+        return _Recording(
+            recorder=self.recorder, meta=meta, headers=response.headers, limit=self.max_bytes
+        )
+
+
+def _rewrap(
+    response: httpx.Response, stream: httpx.SyncByteStream | httpx.AsyncByteStream
+) -> httpx.Response:
+    return httpx.Response(
+        status_code=response.status_code,
+        headers=response.headers,
+        stream=stream,
+        extensions=response.extensions,
+    )
 
 
 class CapturingTransport(httpx.BaseTransport):
     """Wraps an inner transport (or a whole user ``httpx.Client``) and records chat exchanges."""
 
+    def __init__(
+        self,
+        inner: httpx.BaseTransport | httpx.Client,
+        *,
+        base_url: str,
+        recorder: ExchangeRecorder,
+        max_response_bytes: int,
+    ) -> None:
+        self._inner = inner
+        self._match = _Matcher(base_url=base_url, recorder=recorder, max_bytes=max_response_bytes)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        meta = self._match.prepare(request)
+        if meta is not None:
+            request.read()
+        inner = self._inner
+        if isinstance(inner, httpx.Client):
+            response = inner.send(request, stream=True, follow_redirects=False)
+            close: Callable[[], None] = response.close
+        else:
+            response = inner.handle_request(request)
+            if meta is None:
+                return response
+            close = cast(httpx.SyncByteStream, response.stream).close
+        rec = None if meta is None else self._match.recording(meta, request, response)
+        raw = iter(cast(httpx.SyncByteStream, response.stream))
+        return _rewrap(response, _SyncStream(raw, close, rec))
+
+    def close(self) -> None:
+        self._inner.close()
+
 
 class AsyncCapturingTransport(httpx.AsyncBaseTransport):
-    """Async twin driver of the same capture logic."""
+    """Async driver of the same capture logic (``_Matcher`` and ``_Recording`` are shared)."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport | httpx.AsyncClient,
+        *,
+        base_url: str,
+        recorder: ExchangeRecorder,
+        max_response_bytes: int,
+    ) -> None:
+        self._inner = inner
+        self._match = _Matcher(base_url=base_url, recorder=recorder, max_bytes=max_response_bytes)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        meta = self._match.prepare(request)
+        if meta is not None:
+            await request.aread()
+        inner = self._inner
+        if isinstance(inner, httpx.AsyncClient):
+            response = await inner.send(request, stream=True, follow_redirects=False)
+            close: Callable[[], Awaitable[None]] = response.aclose
+        else:
+            response = await inner.handle_async_request(request)
+            if meta is None:
+                return response
+            close = cast(httpx.AsyncByteStream, response.stream).aclose
+        rec = None if meta is None else self._match.recording(meta, request, response)
+        raw = aiter(cast(httpx.AsyncByteStream, response.stream))
+        return _rewrap(response, _AsyncStream(raw, close, rec))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

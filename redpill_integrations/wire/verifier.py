@@ -1,20 +1,84 @@
-"""``RedpillVerifier``: the facade that turns a captured exchange into a VerificationResult."""
+"""``RedpillVerifier``: the facade that turns a captured exchange into a VerificationResult.
+
+The contract the adapters rely on::
+
+    verifier = RedpillVerifier(base_url=..., api_key=..., policy=..., trust=..., receipt_store=...)
+    client = openai.OpenAI(base_url=..., api_key=..., http_client=verifier.http_client())
+    tag = verifier.recorder.new_tag()
+    client.chat.completions.create(..., extra_headers={CAPTURE_HEADER: tag})
+    result = verifier.verify(verifier.recorder.take(tag))     # or: await verifier.averify(...)
+
+* ``http_client(inner=None)`` / ``async_http_client(inner=None)``: capturing clients for
+  ``openai.OpenAI(http_client=...)`` / ``AsyncOpenAI``. A user's own client (or transport) given as
+  ``inner`` is kept: requests go through its public ``send(request, stream=True)``, so its proxies
+  and hooks keep working. The clients never follow redirects.
+* ``verify``/``averify`` never raise for evidence or network problems: they always return a result
+  and write exactly one receipt per call when a ``receipt_store`` is set (``result.receipt_id``);
+  ``verify_exchange``/``averify_exchange`` return the :class:`Receipt` itself (its ``result`` is the
+  verdict; ``receipt.signature_attempts`` counts signature fetches). ``None`` →
+  ``MALFORMED_RESPONSE``.
+* ``attest(model, signer=None, progress=None)``/``aattest``: a fresh (uncached) attestation with
+  its evidence, for ``redpill attest``; ``progress(step)`` sees ``report``, ``collateral``, ``gpu``,
+  ``jwks``, ``verify``.
+* Settings beyond the shared contract: ``sleep``/``asleep``/``monotonic`` (tests inject them so
+  retries never really wait), ``tee_model_prefixes`` (default ``("phala/",)``; other models are
+  ``MODEL_NOT_TEE`` without any fetch), ``signature_ttl`` (default 1200 s, see
+  :mod:`.fetch_signature`), ``transport``/``async_transport`` (inner transports of the fetchers'
+  own clients).
+
+Both sync and async run the same :class:`~redpill_integrations.wire.plan.VerifyPlan` flows through
+:func:`~redpill_integrations.wire.flow.run_sync` / ``run_async``. The API key is a ``SecretStr``: it
+is never in reprs, logs, exceptions or receipts, and goes to the base URL's origin only.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+import tenacity
 from pydantic import SecretStr
 
+from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
 from redpill_integrations.results import VerificationResult
-from redpill_integrations.wire.capture import CapturedExchange, ExchangeRecorder
+from redpill_integrations.wire.cache import SingleFlightCache
+from redpill_integrations.wire.capture import (
+    AsyncCapturingTransport,
+    CapturedExchange,
+    CapturingTransport,
+    ExchangeRecorder,
+)
+from redpill_integrations.wire.fetch_attestation import AttestationOutcome
+from redpill_integrations.wire.flow import Flow, run_async, run_sync
+from redpill_integrations.wire.http import (
+    DEFAULT_TIMEOUT,
+    Endpoints,
+    make_async_client,
+    make_client,
+    send_async,
+    send_sync,
+)
+from redpill_integrations.wire.plan import VerifyPlan
 
 if TYPE_CHECKING:
-    from redpill_integrations.receipts import ReceiptStore
+    from redpill_integrations.receipts import Receipt, ReceiptStore
+
+__all__ = ["RedpillVerifier"]
+
+T = TypeVar("T")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _no_progress(step: str) -> None:
+    return None
 
 
 class RedpillVerifier:
@@ -27,24 +91,176 @@ class RedpillVerifier:
         trust: TrustAnchors | None = None,
         receipt_store: ReceiptStore | None = None,
         clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        asleep: Callable[[float], Awaitable[None]] | None = None,
+        monotonic: Callable[[], float] | None = None,
+        tee_model_prefixes: tuple[str, ...] = ("phala/",),
+        signature_ttl: float = 1200.0,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        recorder: ExchangeRecorder | None = None,
+        backoff: tenacity.wait.wait_base | None = None,
     ) -> None:
-        raise NotImplementedError
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError("base_url must be an http(s) URL")
+        if isinstance(tee_model_prefixes, str) or not tee_model_prefixes:
+            raise ConfigurationError("tee_model_prefixes must be a non-empty tuple of prefixes")
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(
+            api_key
+        )
+        self.policy = policy or VerificationPolicy()
+        self.trust = trust or TrustAnchors.production()
+        self.receipt_store = receipt_store
+        self._clock = clock or _utcnow
+        self._sleep = sleep or time.sleep
+        self._asleep = asleep or asyncio.sleep
+        self._monotonic = monotonic or time.monotonic
+        self._recorder = recorder or ExchangeRecorder()
+        self.cache = SingleFlightCache(monotonic=self._monotonic)
+        self._endpoints = Endpoints(
+            base_url=self.base_url,
+            api_key=self._key,
+            extra_urls=(self.trust.pccs_url, self.trust.nras_url, self.trust.nras_jwks_url),
+        )
+        self._plan = VerifyPlan(
+            endpoints=self._endpoints,
+            policy=self.policy,
+            trust=self.trust,
+            clock=self._clock,
+            monotonic=self._monotonic,
+            tee_model_prefixes=tuple(tee_model_prefixes),
+            signature_ttl=signature_ttl,
+            store=receipt_store,
+            backoff=backoff,
+        )
+        self._transport = transport
+        self._async_transport = async_transport
+        self._client: httpx.Client | None = None
+        self._aclients: dict[int, httpx.AsyncClient] = {}
+
+    def __repr__(self) -> str:
+        key = "set" if self._key is not None else "none"
+        return (
+            f"RedpillVerifier(base_url={self.base_url!r}, api_key={key}, "
+            f"trust={self.trust.kind!r})"
+        )
 
     @property
     def recorder(self) -> ExchangeRecorder:
-        raise NotImplementedError
+        return self._recorder
 
-    def http_client(self, inner: httpx.Client | None = None) -> httpx.Client:
+    # -- capturing clients for the OpenAI SDK ------------------------------------------------
+
+    def http_client(self, inner: httpx.Client | httpx.BaseTransport | None = None) -> httpx.Client:
         """A capturing client for ``openai.OpenAI(http_client=...)``."""
-        raise NotImplementedError
+        transport = CapturingTransport(
+            inner if inner is not None else httpx.HTTPTransport(),
+            base_url=self.base_url,
+            recorder=self._recorder,
+            max_response_bytes=self.policy.max_response_bytes,
+        )
+        return httpx.Client(transport=transport, timeout=DEFAULT_TIMEOUT, follow_redirects=False)
 
-    def async_http_client(self, inner: httpx.AsyncClient | None = None) -> httpx.AsyncClient:
-        raise NotImplementedError
+    def async_http_client(
+        self, inner: httpx.AsyncClient | httpx.AsyncBaseTransport | None = None
+    ) -> httpx.AsyncClient:
+        transport = AsyncCapturingTransport(
+            inner if inner is not None else httpx.AsyncHTTPTransport(),
+            base_url=self.base_url,
+            recorder=self._recorder,
+            max_response_bytes=self.policy.max_response_bytes,
+        )
+        return httpx.AsyncClient(
+            transport=transport, timeout=DEFAULT_TIMEOUT, follow_redirects=False
+        )
+
+    # -- drivers -----------------------------------------------------------------------------
+
+    def _run(self, flow: Flow[T]) -> T:
+        if self._client is None:
+            self._client = make_client(self._transport)
+        client, endpoints = self._client, self._endpoints
+        return run_sync(
+            flow,
+            send=lambda fetch: send_sync(client, endpoints, fetch),
+            sleep=self._sleep,
+            cache=self.cache,
+        )
+
+    async def _arun(self, flow: Flow[T]) -> T:
+        loop_id = id(asyncio.get_running_loop())
+        client = self._aclients.get(loop_id)
+        if client is None:
+            client = self._aclients[loop_id] = make_async_client(self._async_transport)
+        endpoints = self._endpoints
+        return await run_async(
+            flow,
+            send=lambda fetch: send_async(client, endpoints, fetch),
+            sleep=self._asleep,
+            cache=self.cache,
+        )
+
+    # -- verification ------------------------------------------------------------------------
+
+    def verify_exchange(self, exchange: CapturedExchange | None) -> Receipt:
+        return self._run(self._plan.verify(exchange))
+
+    async def averify_exchange(self, exchange: CapturedExchange | None) -> Receipt:
+        return await self._arun(self._plan.verify(exchange))
 
     def verify(self, exchange: CapturedExchange | None) -> VerificationResult:
         """Fetch the signature and (cached) attestation, verify, store one receipt. Never raises
         for evidence or network problems: they become reasons."""
-        raise NotImplementedError
+        return self.verify_exchange(exchange).result
 
     async def averify(self, exchange: CapturedExchange | None) -> VerificationResult:
-        raise NotImplementedError
+        return (await self.averify_exchange(exchange)).result
+
+    def attest(
+        self,
+        model: str,
+        *,
+        signer: str | None = None,
+        progress: Callable[[str], Any] | None = None,
+    ) -> AttestationOutcome:
+        """Verify ``model``'s attestation now (never cached); the verdict and its evidence."""
+        return self._run(self._plan.attest(model, signer=signer, progress=progress or _no_progress))
+
+    async def aattest(
+        self,
+        model: str,
+        *,
+        signer: str | None = None,
+        progress: Callable[[str], Any] | None = None,
+    ) -> AttestationOutcome:
+        flow = self._plan.attest(model, signer=signer, progress=progress or _no_progress)
+        return await self._arun(flow)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        self.close()
+        clients, self._aclients = self._aclients, {}
+        for client in clients.values():
+            try:
+                await client.aclose()
+            except RuntimeError:  # created in another (closed) event loop
+                pass
+
+    def __enter__(self) -> RedpillVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RedpillVerifier:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
