@@ -10,7 +10,7 @@ Per fetch:
    ``trust.nras_jwks_url`` (shared, cached for ``JWKS_TTL``);
 4. ``verify.verify_attestation`` on an :class:`AttestationEvidence` holding all of it as received.
    Pieces that could not be fetched are listed in ``evidence.missing`` as
-   ``DEPENDENCY_UNAVAILABLE`` (keys ``collateral:<fmspc>``, ``nras_response``, ``nras_jwks``).
+   ``DEPENDENCY_UNAVAILABLE`` (keys ``verify.MISSING_*``).
 
 Only the base origin and the three trust-anchor URLs are contacted; nothing named in a server
 answer is fetched. ``progress(step)`` is called with ``"report"``, ``"collateral"``, ``"gpu"``,
@@ -33,6 +33,9 @@ from redpill_integrations.errors import EvidenceError, RedpillError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import CheckOutcome, Reason
 from redpill_integrations.verify import (
+    MISSING_COLLATERAL,
+    MISSING_JWKS,
+    MISSING_NRAS,
     AttestationEvidence,
     AttestationVerdict,
     parse_report,
@@ -158,7 +161,7 @@ def attestation_flow(
                 collateral[fmspc] = got.json
             else:
                 logger.warning("collateral for FMSPC %s unavailable: %s", fmspc, got.problem)
-                missing[f"collateral:{fmspc}"] = Reason.DEPENDENCY_UNAVAILABLE
+                missing[f"{MISSING_COLLATERAL}:{fmspc}"] = Reason.DEPENDENCY_UNAVAILABLE
         if policy.require_gpu and node is not None and node.nvidia_payload is not None:
             progress("gpu")
             nras = yield Fetch(
@@ -173,11 +176,11 @@ def attestation_flow(
             if isinstance(nras, Fetched) and nras.status_code == 200:
                 nras_response = nras.body
             else:
-                missing["nras_response"] = Reason.DEPENDENCY_UNAVAILABLE
+                missing[MISSING_NRAS] = Reason.DEPENDENCY_UNAVAILABLE
             progress("jwks")
             jwks = yield from _jwks_flow(endpoints, trust.nras_jwks_url)
             if jwks is None:
-                missing["nras_jwks"] = Reason.DEPENDENCY_UNAVAILABLE
+                missing[MISSING_JWKS] = Reason.DEPENDENCY_UNAVAILABLE
     evidence = AttestationEvidence(
         report=report_bytes,
         nonce=nonce,
