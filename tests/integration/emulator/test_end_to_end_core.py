@@ -26,21 +26,23 @@ from ._raw import chat, chat_body, client, signature
 POLICY = VerificationPolicy()
 
 
-async def _evidence(emu: Emulator, c: httpx.Client, nonce: str, **headers: str
-                    ) -> AttestationEvidence:
-    r = c.get("/attestation/report", params={"model": "phala/gpt-oss-120b", "nonce": nonce,
-                                             "signing_algo": "ecdsa"}, headers=headers)
-    report = parse_report(r.content)
+async def _evidence(emu: Emulator, nonce: str, **headers: str) -> AttestationEvidence:
+    async with httpx.AsyncClient(base_url=emu.base_url, headers={
+            "Authorization": f"Bearer {emu.api_key}"}) as c:
+        params = {"model": "phala/gpt-oss-120b", "nonce": nonce, "signing_algo": "ecdsa"}
+        r = await c.get("/attestation/report", params=params, headers=headers)
+        nras_url, jwks_url = emu.trust.nras_url, emu.trust.nras_jwks_url
+        report = parse_report(r.content)
+        payload = report.nodes[0].nvidia_payload
+        assert payload is not None
+        nras = await c.post(nras_url, content=payload.encode())
+        jwks = await c.get(jwks_url)
     collateral: dict[str, str] = {}
     for node in (*report.nodes, *([report.gateway] if report.gateway else [])):
         fmspc = quote_fmspc(node.intel_quote)
         if fmspc not in collateral:
             col = await dcap_qvl.get_collateral(emu.trust.pccs_url, node.intel_quote)
             collateral[fmspc] = col.to_json()
-    payload = report.nodes[0].nvidia_payload
-    assert payload is not None
-    nras = httpx.post(emu.trust.nras_url, content=payload.encode())
-    jwks = httpx.get(emu.trust.nras_jwks_url)
     return AttestationEvidence(report=r.content, nonce=nonce, collateral=collateral,
                                nras_response=nras.content, nras_jwks=jwks.content)
 
@@ -52,7 +54,7 @@ async def _verify(emu: Emulator, *, stream: bool, report_faults: Faults | None =
         chat_id, raw, _ = chat(c, body)
         record = SignatureRecord.from_json(signature(c, chat_id).content)
         headers = {"X-Emulator-Faults": report_faults.to_header()} if report_faults else {}
-        evidence = await _evidence(emu, c, nonce, **headers)
+    evidence = await _evidence(emu, nonce, **headers)
     sig = check_signature(record, request_body=body, response_body=raw, streamed=stream,
                           policy=POLICY)
     now = dt.datetime.now(dt.UTC)
