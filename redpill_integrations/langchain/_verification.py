@@ -1,0 +1,153 @@
+"""The strict / annotate / off policy shared by ChatRedpill and RedpillCallbackHandler.
+
+Pure decisions over :class:`VerificationResult`: whether a model is served from a TEE, how a
+verdict is attached to LangChain messages, how a verdict served from a cache is marked, and what
+each mode does with a verdict that is not ``verified``. No network, no LangChain runtime state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from redpill_integrations.errors import ConfigurationError, VerificationFailed
+from redpill_integrations.results import Reason, VerificationResult
+
+__all__ = [
+    "EVENT_NAME",
+    "VERDICT_KEY",
+    "VerificationMode",
+    "attach_verdict",
+    "enforce",
+    "is_tee_model",
+    "mark_cached",
+    "model_not_tee",
+    "verdict_chunk",
+    "verdict_from_message",
+]
+
+logger = logging.getLogger("redpill_integrations")
+
+VerificationMode = Literal["strict", "annotate", "off"]
+
+#: ``response_metadata`` key of every verified generation, and the custom event's name.
+VERDICT_KEY = "redpill_verification"
+EVENT_NAME = "redpill_verification"
+
+#: Redpill serves ``phala/…`` models from GPU TEEs; nothing else carries a signature to check.
+TEE_MODEL_PREFIX = "phala/"
+
+
+def is_tee_model(model: str | None) -> bool:
+    return bool(model) and str(model).startswith(TEE_MODEL_PREFIX)
+
+
+def model_not_tee(model: str | None) -> ConfigurationError:
+    """The strict-mode error for a model whose answers cannot be verified."""
+    err = ConfigurationError(
+        f"MODEL_NOT_TEE: model {model!r} is not served from a TEE (only "
+        f"'{TEE_MODEL_PREFIX}…' models are), so its answers cannot be verified. Use a "
+        "'phala/…' model, or pass verification='off' (no verification) or "
+        "verification='annotate' (unverified verdicts)."
+    )
+    err.reason = Reason.MODEL_NOT_TEE
+    return err
+
+
+def attach_verdict(result: ChatResult, verdict: VerificationResult) -> ChatResult:
+    """Put ``verdict`` into every generation's ``response_metadata`` (a fresh dict per message)."""
+    data = verdict.to_dict()
+    for generation in result.generations:
+        message = generation.message
+        message.response_metadata = {**message.response_metadata, VERDICT_KEY: dict(data)}
+    return result
+
+
+def verdict_chunk(verdict: VerificationResult) -> ChatGenerationChunk:
+    """The one trailing stream chunk with the verdict: empty content, ``chunk_position="last"``."""
+    return ChatGenerationChunk(
+        message=AIMessageChunk(
+            content="",
+            chunk_position="last",
+            response_metadata={VERDICT_KEY: verdict.to_dict()},
+        )
+    )
+
+
+def verdict_from_message(message: BaseMessage) -> VerificationResult | None:
+    """The verdict a message carries, or ``None``; a malformed verdict is reported, not trusted."""
+    data = message.response_metadata.get(VERDICT_KEY)
+    if data is None:
+        return None
+    return verdict_from_dict(data)
+
+
+def verdict_from_dict(data: Any) -> VerificationResult:
+    if isinstance(data, Mapping):
+        try:
+            return VerificationResult.from_dict(data)
+        except (KeyError, ValueError, TypeError):
+            pass
+    return VerificationResult.unverifiable(
+        Reason.MALFORMED_RESPONSE, detail="the redpill_verification metadata is not a verdict"
+    )
+
+
+def mark_cached(result: ChatResult) -> tuple[ChatResult, list[VerificationResult]]:
+    """Copy a cache hit, marking each generation's verdict ``cached=True``.
+
+    The cached objects are never mutated (they are shared with the cache and with earlier callers).
+    A cached generation without a verdict (stored by a ``verification="off"`` model) gets an
+    ``unverifiable`` / ``CHECK_NOT_RUN`` verdict: it was never checked.
+    """
+    generations: list[ChatGeneration] = []
+    verdicts: list[VerificationResult] = []
+    for generation in result.generations:
+        message = generation.message
+        stored = message.response_metadata.get(VERDICT_KEY)
+        if stored is None:
+            verdict = VerificationResult.unverifiable(
+                Reason.CHECK_NOT_RUN,
+                cached=True,
+                detail="served from a LangChain cache without a verification verdict",
+            )
+        else:
+            verdict = verdict_from_dict(stored).with_updates(cached=True)
+        verdicts.append(verdict)
+        new_message = message.model_copy(
+            update={
+                "response_metadata": {**message.response_metadata, VERDICT_KEY: verdict.to_dict()}
+            }
+        )
+        generations.append(
+            ChatGeneration(message=new_message, generation_info=generation.generation_info)
+        )
+    return ChatResult(generations=generations, llm_output=result.llm_output), verdicts
+
+
+def failed_response(messages: Sequence[BaseMessage]) -> AIMessage | list[AIMessage] | None:
+    """What a ``VerificationFailed`` carries: the message, or all of them when ``n > 1``."""
+    ai = [m for m in messages if isinstance(m, AIMessage)]
+    if not ai:
+        return None
+    return ai[0] if len(ai) == 1 else ai
+
+
+def enforce(mode: VerificationMode, verdict: VerificationResult, response: Any) -> None:
+    """strict: raise ``VerificationFailed`` (carrying ``response``); annotate: log a warning."""
+    if verdict.verified or mode == "off":
+        return
+    if mode == "strict":
+        raise VerificationFailed(verdict, response=response)
+    logger.warning(
+        "Redpill verification %s for chat %s (model %s): %s%s",
+        verdict.status.value,
+        verdict.chat_id,
+        verdict.model,
+        ", ".join(r.value for r in verdict.reasons),
+        " (cached)" if verdict.cached else "",
+    )

@@ -1,0 +1,193 @@
+"""``RedpillCallbackHandler``: the verdicts and receipts of a run (chain, agent, LangGraph graph).
+
+Every chat-model call of the run ends in exactly one record, keyed by the model run's id:
+
+* a ``ChatRedpill`` generation's ``response_metadata["redpill_verification"]`` (``on_llm_end``);
+* a ``VerificationFailed`` raised in strict mode (``on_llm_error``): the verdict it carries;
+* given ``verifier=``, a plain ``ChatOpenAI`` call made through ``verifier.http_client()`` /
+  ``verifier.async_http_client()``: the exchange is found by its chat id and verified here;
+* anything else (no verdict, no chat id to look up): an ``unverifiable`` record, so that
+  ``all_verified`` is never true for a call nobody checked.
+
+A sync handler: LangChain runs it in a worker thread for async runs, so it serves both.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+
+from redpill_integrations.errors import VerificationFailed
+from redpill_integrations.langchain._verification import EVENT_NAME, verdict_from_message
+from redpill_integrations.results import Reason, Status, VerificationResult
+from redpill_integrations.wire import RedpillVerifier
+
+__all__ = ["RedpillCallbackHandler"]
+
+
+class RedpillCallbackHandler(BaseCallbackHandler):
+    """Collects one verdict per chat-model call of a run and summarises them.
+
+    ```python
+    handler = RedpillCallbackHandler()
+    graph.invoke(inputs, config={"callbacks": [handler]})
+    assert handler.all_verified, handler.summary()
+    ```
+    """
+
+    raise_error = False
+
+    def __init__(self, *, verifier: RedpillVerifier | None = None) -> None:
+        super().__init__()
+        self.verifier = verifier
+        self._lock = threading.Lock()
+        self._records: dict[UUID, VerificationResult] = {}
+        self._events: list[dict[str, Any]] = []
+
+    # -- what the run produced ------------------------------------------------------------------
+
+    @property
+    def results(self) -> list[VerificationResult]:
+        """One verdict per model call, in the order the calls ended."""
+        with self._lock:
+            return list(self._records.values())
+
+    @property
+    def receipt_ids(self) -> list[str]:
+        return [r.receipt_id for r in self.results if r.receipt_id]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The ``redpill_verification`` custom events seen (verdict dicts), in order."""
+        with self._lock:
+            return list(self._events)
+
+    @property
+    def all_verified(self) -> bool:
+        """True only when there was at least one call and every call's verdict is ``verified``."""
+        results = self.results
+        return bool(results) and all(r.verified for r in results)
+
+    def summary(self) -> dict[str, Any]:
+        results = self.results
+        statuses = Counter(r.status.value for r in results)
+        reasons = Counter(reason.value for r in results for reason in r.reasons)
+        return {
+            "calls": len(results),
+            "verified": statuses.get(Status.VERIFIED.value, 0),
+            "failed": statuses.get(Status.FAILED.value, 0),
+            "unverifiable": statuses.get(Status.UNVERIFIABLE.value, 0),
+            "cached": sum(1 for r in results if r.cached),
+            "all_verified": bool(results) and all(r.verified for r in results),
+            "reasons": dict(reasons),
+            "receipt_ids": [r.receipt_id for r in results if r.receipt_id],
+        }
+
+    def reset(self) -> None:
+        with self._lock:
+            self._records.clear()
+            self._events.clear()
+
+    # -- callbacks ------------------------------------------------------------------------------
+
+    def on_custom_event(
+        self,
+        name: str,
+        data: Any,
+        *,
+        run_id: UUID,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if name == EVENT_NAME and isinstance(data, dict):
+            with self._lock:
+                self._events.append(data)
+
+    def on_llm_end(
+        self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        verdict = self._verdict_of(response)
+        self._record(run_id, verdict)
+
+    def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(error, VerificationFailed):
+            self._record(run_id, error.result)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _record(self, run_id: UUID, verdict: VerificationResult) -> None:
+        with self._lock:
+            self._records.setdefault(run_id, verdict)
+
+    def _verdict_of(self, response: LLMResult) -> VerificationResult:
+        messages = [
+            g.message
+            for batch in response.generations
+            for g in batch
+            if isinstance(g, ChatGeneration)
+        ]
+        for message in messages:
+            verdict = verdict_from_message(message)
+            if verdict is not None:
+                return verdict
+        return self._verify_plain(messages, response.llm_output or {})
+
+    def _verify_plain(
+        self, messages: Sequence[BaseMessage], llm_output: dict[str, Any]
+    ) -> VerificationResult:
+        """A call without a verdict: verify it by chat id when the handler has the verifier."""
+        chat_id = next(
+            (
+                m.response_metadata["id"]
+                for m in messages
+                if isinstance(m.response_metadata.get("id"), str)
+            ),
+            llm_output.get("id") if isinstance(llm_output.get("id"), str) else None,
+        )
+        model = next(
+            (
+                m.response_metadata.get("model_name")
+                for m in messages
+                if m.response_metadata.get("model_name")
+            ),
+            llm_output.get("model_name"),
+        )
+        if self.verifier is None:
+            return VerificationResult.unverifiable(
+                Reason.CHECK_NOT_RUN,
+                chat_id=chat_id,
+                model=model,
+                detail="the call carried no Redpill verdict and the handler has no verifier",
+            )
+        if chat_id is None:
+            return VerificationResult.unverifiable(
+                Reason.CHECK_NOT_RUN,
+                model=model,
+                detail="no chat id to find the exchange by (streamed by a plain ChatOpenAI?): "
+                "use ChatRedpill to verify streams",
+            )
+        exchange = self.verifier.recorder.by_chat_id(chat_id)
+        if exchange is None:
+            return VerificationResult.unverifiable(
+                Reason.CHECK_NOT_RUN,
+                chat_id=chat_id,
+                model=model,
+                detail="no captured exchange for this chat id: build the ChatOpenAI with "
+                "http_client=verifier.http_client(), http_async_client=verifier.async_http_client()",
+            )
+        return self.verifier.verify(exchange)

@@ -1,0 +1,523 @@
+"""``ChatRedpill``: langchain-openai's chat model with a provenance verdict on every generation.
+
+Built like ``ChatDeepSeek``/``ChatXAI``: a ``BaseChatOpenAI`` subclass overriding only the seams.
+The OpenAI SDK clients get the wire layer's capturing httpx clients; each call is tagged with
+``CAPTURE_HEADER`` so that its exact bytes can be taken back from the recorder and handed to the
+verifier once the response (or the stream) ends. Tool calling, structured output, batching and usage
+all come from langchain-openai unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from contextvars import ContextVar
+from typing import Any, Self, cast
+
+import openai
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import LangSmithParams
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs.chat_generation import merge_chat_generation_chunks
+from langchain_core.utils import from_env, secret_from_env
+from langchain_openai.chat_models.base import BaseChatOpenAI
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from redpill_integrations.errors import ConfigurationError
+from redpill_integrations.langchain import _events
+from redpill_integrations.langchain._clients import build_clients
+from redpill_integrations.langchain._verification import (
+    VerificationMode,
+    attach_verdict,
+    enforce,
+    failed_response,
+    is_tee_model,
+    mark_cached,
+    model_not_tee,
+    verdict_chunk,
+)
+from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
+from redpill_integrations.receipts import ReceiptStore
+from redpill_integrations.results import VerificationResult
+from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
+
+__all__ = ["ChatRedpill"]
+
+logger = logging.getLogger("redpill_integrations")
+
+
+class _Freshness:
+    """Set by every real model call inside one ``_generate_with_cache``: unset means a cache hit."""
+
+    __slots__ = ("fresh",)
+
+    def __init__(self) -> None:
+        self.fresh = False
+
+
+_FRESHNESS: ContextVar[_Freshness | None] = ContextVar("redpill_freshness", default=None)
+
+
+def _mark_fresh() -> None:
+    probe = _FRESHNESS.get()
+    if probe is not None:
+        probe.fresh = True
+
+
+def _reasoning(message: Any) -> str | None:
+    """``reasoning_content`` (vLLM, DeepSeek) or ``reasoning`` (OpenRouter) of a message/delta."""
+    if isinstance(message, dict):
+        extra: Any = message
+    else:
+        extra = getattr(message, "model_extra", None) or {}
+    for key in ("reasoning_content", "reasoning"):
+        value = extra.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _merged_message(chunks: list[ChatGenerationChunk]) -> BaseMessage | None:
+    merged = merge_chat_generation_chunks(chunks)
+    if merged is None:
+        return None
+    message = merged.message
+    message.response_metadata = {**(merged.generation_info or {}), **message.response_metadata}
+    return message
+
+
+class ChatRedpill(BaseChatOpenAI):
+    """Redpill chat model whose every generation carries a verification verdict.
+
+    ```python
+    from redpill_integrations.langchain import ChatRedpill
+
+    model = ChatRedpill(model="phala/deepseek-chat-v3-0324")  # REDPILL_API_KEY from the env
+    msg = model.invoke("Hello")
+    msg.response_metadata["redpill_verification"]["status"]  # "verified"
+    ```
+
+    ``verification="strict"`` (default) raises ``VerificationFailed`` (carrying the message and
+    the verdict) when a verdict is not ``verified``; ``"annotate"`` returns it with the verdict and
+    logs a warning; ``"off"`` is a plain client (no capture, no verdict). In a stream exactly one
+    chunk, the last (empty content, ``chunk_position="last"``), carries the verdict.
+    """
+
+    model_name: str = Field(alias="model")
+    """Redpill model id; ``phala/…`` models run in GPU TEEs and can be verified."""
+    redpill_api_key: SecretStr | None = Field(
+        alias="api_key", default_factory=secret_from_env("REDPILL_API_KEY", default=None)
+    )
+    """Redpill API key; ``REDPILL_API_KEY`` when not given. OpenAI's variables are never read."""
+    redpill_api_base: str = Field(
+        alias="base_url", default_factory=from_env("REDPILL_BASE_URL", default=DEFAULT_BASE_URL)
+    )
+    """Redpill base URL; ``REDPILL_BASE_URL``, else ``https://api.redpill.ai/v1``."""
+
+    # The parent's OpenAI settings are read from OPENAI_* variables: neutralised here.
+    openai_api_key: SecretStr | None = Field(default=None, exclude=True)
+    openai_api_base: str | None = Field(default=None, exclude=True)
+    openai_organization: str | None = Field(default=None, exclude=True)
+    openai_proxy: str | None = Field(default=None, exclude=True)
+
+    stream_usage: bool | None = True
+    """Usage in streams is on by default (Redpill supports ``stream_options.include_usage``)."""
+    use_responses_api: bool | None = False
+    """Redpill serves the Chat Completions API only."""
+
+    verification: VerificationMode = "strict"
+    policy: VerificationPolicy | None = None
+    """What counts as verified; ``VerificationPolicy()`` when not given."""
+    trust: TrustAnchors | None = None
+    """Trust anchors; ``TrustAnchors.from_env()`` (production or REDPILL_TRUST_FILE) by default."""
+    receipt_store: ReceiptStore | None = None
+    redpill_verifier: RedpillVerifier | None = Field(default=None, alias="verifier", exclude=True)
+    """The verifier in use; built from the settings above unless one is passed as ``verifier=``."""
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    # -- identity and serialisation ---------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "redpill-chat"
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"redpill_api_key": "REDPILL_API_KEY", "api_key": "REDPILL_API_KEY"}
+
+    @property
+    def lc_attributes(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        if self.policy is not None:
+            attrs["policy"] = self.policy.to_dict()
+        if self.trust is not None:
+            attrs["trust"] = self.trust.to_dict()
+        return attrs
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        return ["redpill_integrations", "langchain"]
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "redpill"
+        return params
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy_from_dict(cls, value: Any) -> Any:
+        return VerificationPolicy.from_dict(value) if isinstance(value, dict) else value
+
+    @field_validator("trust", mode="before")
+    @classmethod
+    def _trust_from_dict(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        anchors = TrustAnchors.from_dict(value, source="serialized ChatRedpill")
+        if not anchors.is_production:
+            logger.warning(
+                "Using NON-PRODUCTION trust anchors of kind %r from a serialized ChatRedpill: "
+                "verdicts prove nothing about real TEE hardware.",
+                anchors.kind,
+            )
+        return anchors
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def validate_environment(self) -> Self:
+        """Build the OpenAI clients around the capturing transports (replaces the parent's)."""
+        if self.n is not None and (self.n < 1 or (self.n > 1 and self.streaming)):
+            raise ConfigurationError("n must be at least 1, and 1 when streaming")
+        if self.use_responses_api:
+            raise ConfigurationError("Redpill serves the Chat Completions API only")
+        if self.openai_proxy:
+            raise ConfigurationError(
+                "openai_proxy is not supported: pass http_client=httpx.Client(proxy=…)"
+            )
+        if self.verification == "strict" and not is_tee_model(self.model_name):
+            raise model_not_tee(self.model_name)
+        key = self.redpill_api_key.get_secret_value() if self.redpill_api_key else ""
+        if not key:
+            raise ConfigurationError("no Redpill API key: pass api_key=… or set REDPILL_API_KEY")
+        http_client, http_async_client = self.http_client, self.http_async_client
+        if self.verification != "off":
+            if any(c is not None for c in (self.client, self.async_client, self.root_client)):
+                raise ConfigurationError(
+                    "ChatRedpill builds its own OpenAI clients to capture the exchange; pass "
+                    "http_client/http_async_client to customise the transport"
+                )
+            if self.redpill_verifier is None:
+                self.redpill_verifier = RedpillVerifier(
+                    base_url=self.redpill_api_base,
+                    api_key=self.redpill_api_key,
+                    policy=self.policy,
+                    trust=self.trust if self.trust is not None else TrustAnchors.from_env(),
+                    receipt_store=self.receipt_store,
+                )
+            http_client = self.redpill_verifier.http_client(inner=self.http_client)
+            http_async_client = self.redpill_verifier.async_http_client(
+                inner=self.http_async_client
+            )
+        if self.client is None or self.async_client is None:
+            sync_client, async_client = build_clients(
+                api_key=key,
+                base_url=self.redpill_api_base,
+                timeout=self.request_timeout,
+                max_retries=self.max_retries,
+                default_headers=self.default_headers,
+                default_query=self.default_query,
+                http_client=http_client,
+                http_async_client=http_async_client,
+            )
+            if self.client is None:
+                self.root_client = sync_client
+                self.client = sync_client.chat.completions
+            if self.async_client is None:
+                self.root_async_client = async_client
+                self.async_client = async_client.chat.completions
+        return self
+
+    @property
+    def verifier(self) -> RedpillVerifier | None:
+        """The verifier this model uses (``None`` with ``verification="off"``)."""
+        return self.redpill_verifier
+
+    def _use_responses_api(self, payload: dict[str, Any]) -> bool:
+        return False
+
+    # -- reasoning content (as ChatDeepSeek) ------------------------------------------------------
+
+    def _create_chat_result(
+        self,
+        response: dict[str, Any] | openai.BaseModel,
+        generation_info: dict[str, Any] | None = None,
+    ) -> ChatResult:
+        result = super()._create_chat_result(response, generation_info)
+        choices = (
+            response.get("choices")
+            if isinstance(response, dict)
+            else getattr(response, "choices", None)
+        )
+        for generation, choice in zip(result.generations, choices or (), strict=False):
+            message = (
+                choice.get("message")
+                if isinstance(choice, dict)
+                else getattr(choice, "message", None)
+            )
+            if message is not None and (reasoning := _reasoning(message)) is not None:
+                generation.message.additional_kwargs["reasoning_content"] = reasoning
+        return result
+
+    def _convert_chunk_to_generation_chunk(
+        self,
+        chunk: dict[str, Any],
+        default_chunk_class: type,
+        base_generation_info: dict[str, Any] | None,
+    ) -> ChatGenerationChunk | None:
+        generation_chunk = super()._convert_chunk_to_generation_chunk(
+            chunk, default_chunk_class, base_generation_info
+        )
+        choices = chunk.get("choices")
+        if generation_chunk and choices and isinstance(generation_chunk.message, AIMessageChunk):
+            delta = choices[0].get("delta") or {}
+            if (reasoning := _reasoning(delta)) is not None:
+                generation_chunk.message.additional_kwargs["reasoning_content"] = reasoning
+        return generation_chunk
+
+    # -- verification seams ---------------------------------------------------------------------
+
+    def _begin(self, kwargs: dict[str, Any]) -> tuple[RedpillVerifier, str, dict[str, Any]]:
+        """Tag one call for capture: (verifier, tag, kwargs with the capture header)."""
+        verifier = self.redpill_verifier
+        if verifier is None:  # pragma: no cover - built in validate_environment
+            raise ConfigurationError("ChatRedpill has no verifier")
+        model = str(kwargs.get("model") or self.model_name)
+        if self.verification == "strict" and not is_tee_model(model):
+            raise model_not_tee(model)
+        _mark_fresh()
+        tag = verifier.recorder.new_tag()
+        user_headers = kwargs.get("extra_headers") or self.model_kwargs.get("extra_headers") or {}
+        return verifier, tag, {**kwargs, "extra_headers": {**user_headers, CAPTURE_HEADER: tag}}
+
+    # The verifier decides everything about the exchange (MODEL_NOT_TEE included) and writes the
+    # one receipt; these only fetch the exchange filed under the call's tag.
+
+    @staticmethod
+    def _verify(verifier: RedpillVerifier, tag: str) -> VerificationResult:
+        return verifier.verify(verifier.recorder.take(tag))
+
+    @staticmethod
+    async def _averify(verifier: RedpillVerifier, tag: str) -> VerificationResult:
+        return await verifier.averify(verifier.recorder.take(tag))
+
+    def _settle(self, result: ChatResult, verdict: VerificationResult) -> ChatResult:
+        attach_verdict(result, verdict)
+        enforce(
+            self.verification, verdict, failed_response([g.message for g in result.generations])
+        )
+        return result
+
+    def _abandoned(self, verifier: RedpillVerifier, tag: str) -> None:
+        """A stream that ended early (consumer stopped, error): still verify it, for its receipt."""
+        try:
+            verdict = self._verify(verifier, tag)
+        except Exception:  # never mask the reason the stream ended
+            logger.exception("Redpill: could not verify an abandoned stream")
+            return
+        _log_abandoned(verdict)
+
+    async def _aabandoned(self, verifier: RedpillVerifier, tag: str) -> None:
+        try:
+            verdict = await self._averify(verifier, tag)
+        except Exception:
+            logger.exception("Redpill: could not verify an abandoned stream")
+            return
+        _log_abandoned(verdict)
+
+    # -- sync drivers -----------------------------------------------------------------------------
+
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        probe = _Freshness()
+        token = _FRESHNESS.set(probe)
+        try:
+            result = super()._generate_with_cache(
+                messages, stop=stop, run_manager=run_manager, **kwargs
+            )
+        finally:
+            _FRESHNESS.reset(token)
+        if probe.fresh or self.verification == "off":
+            return result
+        result, verdicts = mark_cached(result)
+        for verdict in verdicts[:1]:
+            _events.emit(run_manager, verdict)
+        return self._enforce_cached(result, verdicts)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.verification == "off":
+            return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        verifier, tag, kwargs = self._begin(kwargs)
+        try:
+            result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        except BaseException:
+            verifier.recorder.take(tag)
+            raise
+        verdict = self._verify(verifier, tag)
+        _events.emit(run_manager, verdict)
+        return self._settle(result, verdict)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        if self.verification == "off":
+            yield from super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+            return
+        verifier, tag, kwargs = self._begin(kwargs)
+        inner = cast(
+            "Generator[ChatGenerationChunk, None, None]",
+            super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs),
+        )
+        chunks: list[ChatGenerationChunk] = []
+        finished = False
+        try:
+            for chunk in inner:
+                chunks.append(chunk)
+                yield chunk
+            finished = True
+        finally:
+            if not finished:
+                inner.close()
+                self._abandoned(verifier, tag)
+        verdict = self._verify(verifier, tag)
+        final = verdict_chunk(verdict)
+        _events.emit(run_manager, verdict)
+        enforce(self.verification, verdict, _merged_message([*chunks, final]))
+        if run_manager:
+            run_manager.on_llm_new_token("", chunk=final)
+        yield final
+
+    # -- async drivers ----------------------------------------------------------------------------
+
+    async def _agenerate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        probe = _Freshness()
+        token = _FRESHNESS.set(probe)
+        try:
+            result = await super()._agenerate_with_cache(
+                messages, stop=stop, run_manager=run_manager, **kwargs
+            )
+        finally:
+            _FRESHNESS.reset(token)
+        if probe.fresh or self.verification == "off":
+            return result
+        result, verdicts = mark_cached(result)
+        for verdict in verdicts[:1]:
+            await _events.aemit(run_manager, verdict)
+        return self._enforce_cached(result, verdicts)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.verification == "off":
+            return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        verifier, tag, kwargs = self._begin(kwargs)
+        try:
+            result = await super()._agenerate(
+                messages, stop=stop, run_manager=run_manager, **kwargs
+            )
+        except BaseException:
+            verifier.recorder.take(tag)
+            raise
+        verdict = await self._averify(verifier, tag)
+        await _events.aemit(run_manager, verdict)
+        return self._settle(result, verdict)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        if self.verification == "off":
+            async for chunk in super()._astream(
+                messages, stop=stop, run_manager=run_manager, **kwargs
+            ):
+                yield chunk
+            return
+        verifier, tag, kwargs = self._begin(kwargs)
+        inner = cast(
+            "AsyncGenerator[ChatGenerationChunk, None]",
+            super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs),
+        )
+        chunks: list[ChatGenerationChunk] = []
+        finished = False
+        try:
+            async for chunk in inner:
+                chunks.append(chunk)
+                yield chunk
+            finished = True
+        finally:
+            if not finished:
+                await inner.aclose()
+                await self._aabandoned(verifier, tag)
+        verdict = await self._averify(verifier, tag)
+        final = verdict_chunk(verdict)
+        await _events.aemit(run_manager, verdict)
+        enforce(self.verification, verdict, _merged_message([*chunks, final]))
+        if run_manager:
+            await run_manager.on_llm_new_token("", chunk=final)
+        yield final
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def _enforce_cached(self, result: ChatResult, verdicts: list[VerificationResult]) -> ChatResult:
+        for verdict in verdicts[:1]:
+            enforce(
+                self.verification, verdict, failed_response([g.message for g in result.generations])
+            )
+        return result
+
+
+def _log_abandoned(verdict: VerificationResult) -> None:
+    logger.warning(
+        "Redpill stream for chat %s ended early: %s %s (receipt %s)",
+        verdict.chat_id,
+        verdict.status.value,
+        ", ".join(r.value for r in verdict.reasons),
+        verdict.receipt_id,
+    )
