@@ -168,6 +168,7 @@ def signature_flow(
         ),
         retry_error_callback=lambda rs: rs.outcome.result() if rs.outcome else None,
     )
+    retrying.begin()  # tenacity's per-run statistics (thread-local; a flow runs on one thread)
     state = RetryCallState(retrying, fn=None, args=(), kwargs={})
     url = f"{endpoints.base_url}/signature/{quote(chat_id, safe='')}"
     params = {"model": model, "signing_algo": policy.signing_algo}

@@ -1,4 +1,4 @@
-"""Exact-byte capture through httpx mock transports (JSON/SSE, sync/async, gzip, early stop, caps)."""
+"""Exact-byte capture through mock transports: JSON/SSE, sync/async, gzip, early stop, caps."""
 
 from __future__ import annotations
 
