@@ -188,6 +188,7 @@ class RedpillCallbackHandler(BaseCallbackHandler):
                 chat_id=chat_id,
                 model=model,
                 detail="no captured exchange for this chat id: build the ChatOpenAI with "
-                "http_client=verifier.http_client(), http_async_client=verifier.async_http_client()",
+                "http_client=verifier.http_client() and "
+                "http_async_client=verifier.async_http_client()",
             )
         return self.verifier.verify(exchange)
