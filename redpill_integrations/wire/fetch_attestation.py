@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -42,8 +43,8 @@ from redpill_integrations.verify import (
     quote_fmspc,
     verify_attestation,
 )
-from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow, Shared
-from redpill_integrations.wire.http import Endpoints
+from redpill_integrations.wire.flow import Fetched, FetchFailed, Flow, Shared
+from redpill_integrations.wire.http import Budget, Endpoints
 from redpill_integrations.wire.pccs import collateral_flow, quote_ca
 
 __all__ = [
@@ -97,9 +98,9 @@ def _answer_reason(answer: Fetched | FetchFailed) -> tuple[Reason, str] | None:
     return None
 
 
-def _jwks_flow(endpoints: Endpoints, url: str) -> Flow[bytes | None]:
+def _jwks_flow(endpoints: Endpoints, budget: Budget, url: str) -> Flow[bytes | None]:
     def fetch() -> Flow[bytes | None]:
-        answer = yield Fetch(endpoints.build("GET", url), MAX_JWKS_BYTES)
+        answer = yield from endpoints.fetch(budget, "GET", url, MAX_JWKS_BYTES)
         if isinstance(answer, Fetched) and answer.status_code == 200:
             return answer.body
         return None
@@ -119,15 +120,16 @@ def attestation_flow(
     trust: TrustAnchors,
     now: Callable[[], datetime],
     progress: Progress = _no_progress,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Flow[AttestationOutcome]:
+    budget = Budget(policy.attestation_deadline, monotonic)
     nonce = secrets.token_bytes(32).hex()
     params = {"model": model, "nonce": nonce, "signing_algo": policy.signing_algo}
     if signer:
         params["signing_address"] = signer
     progress("report")
-    answer = yield Fetch(
-        endpoints.build("GET", f"{endpoints.base_url}/attestation/report", params=params),
-        MAX_REPORT_BYTES,
+    answer = yield from endpoints.fetch(
+        budget, "GET", f"{endpoints.base_url}/attestation/report", MAX_REPORT_BYTES, params=params
     )
     failure = _answer_reason(answer)
     if failure is not None or not isinstance(answer, Fetched):
@@ -155,7 +157,7 @@ def attestation_flow(
             if fmspc in collateral:
                 continue
             got = yield from collateral_flow(
-                endpoints, pccs_url=trust.pccs_url, fmspc=fmspc, ca=ca, now=now
+                endpoints, pccs_url=trust.pccs_url, fmspc=fmspc, ca=ca, now=now, budget=budget
             )
             if got.json is not None:
                 collateral[fmspc] = got.json
@@ -164,21 +166,20 @@ def attestation_flow(
                 missing[f"{MISSING_COLLATERAL}:{fmspc}"] = Reason.DEPENDENCY_UNAVAILABLE
         if policy.require_gpu and node is not None and node.nvidia_payload is not None:
             progress("gpu")
-            nras = yield Fetch(
-                endpoints.build(
-                    "POST",
-                    trust.nras_url,
-                    content=node.nvidia_payload.encode("utf-8"),
-                    headers={"Content-Type": "application/json", "Accept": "application/json"},
-                ),
+            nras = yield from endpoints.fetch(
+                budget,
+                "POST",
+                trust.nras_url,
                 MAX_NRAS_BYTES,
+                content=node.nvidia_payload.encode("utf-8"),
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
             )
             if isinstance(nras, Fetched) and nras.status_code == 200:
                 nras_response = nras.body
             else:
                 missing[MISSING_NRAS] = Reason.DEPENDENCY_UNAVAILABLE
             progress("jwks")
-            jwks = yield from _jwks_flow(endpoints, trust.nras_jwks_url)
+            jwks = yield from _jwks_flow(endpoints, budget, trust.nras_jwks_url)
             if jwks is None:
                 missing[MISSING_JWKS] = Reason.DEPENDENCY_UNAVAILABLE
     evidence = AttestationEvidence(
@@ -219,6 +220,7 @@ def cached_attestation_flow(
     policy: VerificationPolicy,
     trust: TrustAnchors,
     now: Callable[[], datetime],
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Flow[AttestationOutcome]:
     def ttl(outcome: AttestationOutcome) -> float:
         if not outcome.passed:
@@ -244,7 +246,8 @@ def cached_attestation_flow(
     outcome: AttestationOutcome = yield Shared(
         key,
         lambda: attestation_flow(
-            endpoints, model=model, signer=signer, policy=policy, trust=trust, now=now
+            endpoints, model=model, signer=signer, policy=policy, trust=trust, now=now,
+            monotonic=monotonic,
         ),
         ttl,
     )

@@ -16,14 +16,18 @@ Rules enforced here, in one place:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 from pydantic import SecretStr
 
 from redpill_integrations.results import Reason
-from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed
+from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Budget",
     "Endpoints",
     "make_async_client",
     "make_client",
@@ -40,6 +44,17 @@ def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
     u = httpx.URL(url)
     port = u.port or {"http": 80, "https": 443}.get(u.scheme)
     return (u.scheme, u.host, port)
+
+
+class Budget:
+    """A total time budget on an injectable monotonic clock (one per verification step)."""
+
+    def __init__(self, seconds: float, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._end = monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._end - self._monotonic()
 
 
 class Endpoints:
@@ -80,6 +95,18 @@ class Endpoints:
                 pool=min(t, DEFAULT_TIMEOUT.pool or t),
             ).as_dict()
         return httpx.Request(method, target, content=content, headers=hdrs, extensions=extensions)
+
+    def fetch(
+        self, budget: Budget, method: str, url: str, max_bytes: int, **kw: Any
+    ) -> Flow[Fetched | FetchFailed]:
+        """One request within ``budget``: a ``TIMEOUT`` failure once the budget is spent."""
+        left = budget.remaining()
+        if left <= 0:
+            return FetchFailed(Reason.TIMEOUT, "deadline passed before contacting " + url)
+        answer: Fetched | FetchFailed = yield Fetch(
+            self.build(method, url, timeout=left, **kw), max_bytes
+        )
+        return answer
 
     def refuse(self, request: httpx.Request) -> FetchFailed | None:
         """A failure when ``request`` targets a host outside the configured ones."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import unquote
@@ -27,8 +28,8 @@ import dcap_qvl
 from cryptography import x509
 
 from redpill_integrations.errors import MalformedEvidence
-from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow, Shared
-from redpill_integrations.wire.http import Endpoints
+from redpill_integrations.wire.flow import Fetched, FetchFailed, Flow, Shared
+from redpill_integrations.wire.http import DEFAULT_TIMEOUT, Budget, Endpoints
 
 __all__ = ["Collateral", "collateral_flow", "json_member_text", "quote_ca"]
 
@@ -142,7 +143,9 @@ def _assemble(answers: dict[str, Fetched]) -> Collateral:
     return Collateral(json=str(collateral.to_json()), next_update=next_update)
 
 
-def _fetch_collateral(endpoints: Endpoints, pccs_url: str, fmspc: str, ca: str) -> Flow[Collateral]:
+def _fetch_collateral(
+    endpoints: Endpoints, budget: Budget, pccs_url: str, fmspc: str, ca: str
+) -> Flow[Collateral]:
     base = pccs_url.rstrip("/")
     for suffix in ("/sgx/certification/v4", "/tdx/certification/v4"):
         base = base.removesuffix(suffix)
@@ -154,7 +157,9 @@ def _fetch_collateral(endpoints: Endpoints, pccs_url: str, fmspc: str, ca: str) 
     }
     answers: dict[str, Fetched] = {}
     for name, (url, params) in urls.items():
-        answer = yield Fetch(endpoints.build("GET", url, params=params), MAX_COLLATERAL_BYTES)
+        answer = yield from endpoints.fetch(
+            budget, "GET", url, MAX_COLLATERAL_BYTES, params=params
+        )
         if isinstance(answer, FetchFailed):
             return Collateral(None, f"PCCS {name}: {answer.detail}")
         if answer.status_code != 200:
@@ -173,6 +178,7 @@ def collateral_flow(
     fmspc: str,
     ca: str,
     now: Callable[[], datetime],
+    budget: Budget | None = None,
 ) -> Flow[Collateral]:
     """Collateral for one FMSPC, shared between concurrent callers and cached within validity."""
 
@@ -182,7 +188,8 @@ def collateral_flow(
         return max(0.0, (value.next_update - now()).total_seconds())
 
     key = ("collateral", pccs_url, fmspc.lower(), ca)
+    limit = budget or Budget(DEFAULT_TIMEOUT.read or 30.0, time.monotonic)
     result: Collateral = yield Shared(
-        key, lambda: _fetch_collateral(endpoints, pccs_url, fmspc, ca), ttl
+        key, lambda: _fetch_collateral(endpoints, limit, pccs_url, fmspc, ca), ttl
     )
     return result

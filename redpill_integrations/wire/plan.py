@@ -167,7 +167,7 @@ class VerifyPlan:
     ) -> Flow[AttestationOutcome]:
         return attestation_flow(
             self.endpoints, model=model, signer=signer, policy=self.policy, trust=self.trust,
-            now=self.clock, progress=progress,
+            now=self.clock, progress=progress, monotonic=self.monotonic,
         )
 
     def verify(self, exchange: CapturedExchange | None) -> Flow[Receipt]:
@@ -203,7 +203,7 @@ class VerifyPlan:
             assert sig.signer is not None
             outcome = yield from cached_attestation_flow(
                 self.endpoints, model=exchange.model, signer=sig.signer, policy=self.policy,
-                trust=self.trust, now=self.clock,
+                trust=self.trust, now=self.clock, monotonic=self.monotonic,
             )
         at = self.clock()
         result = finish(
