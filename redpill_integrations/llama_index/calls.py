@@ -9,24 +9,38 @@ The decisions live here once; ``llm.py``'s sync and async drivers only decide *w
 * :meth:`Call.abandon` is for a stream the consumer stopped (or that failed) after some content:
   the receipt is still written (``STREAM_INCOMPLETE``) and the event dispatched, never raised;
 * :meth:`Call.discard` drops the capture of an attempt that delivered nothing.
+
+:class:`LiveResponses` keeps the live httpx response of each tagged request (through the public
+event hooks of the capturing clients), so that a stream the consumer abandons is closed, and its
+capture finalized as incomplete, at once: the OpenAI SDK's stream objects sit in reference cycles
+and would otherwise be closed by the garbage collector, long after the verdict was needed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import weakref
 from typing import Any, Literal
 
+import httpx
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.instrumentation.span import active_span_id
 
 from redpill_integrations.errors import ConfigurationError, VerificationFailed
 from redpill_integrations.llama_index.events import dispatch_verification
-from redpill_integrations.llama_index.models import is_tee_model
-from redpill_integrations.results import Reason, VerificationResult
+from redpill_integrations.results import VerificationResult
 from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
 
-__all__ = ["VERIFICATION_KEY", "Call", "Mode", "check_mode", "trailing_response"]
+__all__ = [
+    "VERIFICATION_KEY",
+    "Call",
+    "LiveResponses",
+    "Mode",
+    "check_mode",
+    "trailing_response",
+]
 
 logger = logging.getLogger("redpill_integrations")
 
@@ -44,54 +58,101 @@ def check_mode(value: object) -> Mode:
     raise ConfigurationError(f"verification must be one of {', '.join(_MODES)}; got {value!r}")
 
 
+class LiveResponses:
+    """The latest httpx response of each capture tag, until its call collects it."""
+
+    def __init__(self) -> None:
+        self._tags: weakref.WeakKeyDictionary[httpx.Request, str] = weakref.WeakKeyDictionary()
+        self._live: dict[str, httpx.Response] = {}
+        self._lock = threading.Lock()
+
+    def watch(self, client: httpx.Client) -> httpx.Client:
+        hooks = client.event_hooks
+        hooks["request"] = [*hooks.get("request", []), self._on_request]
+        hooks["response"] = [*hooks.get("response", []), self._on_response]
+        client.event_hooks = hooks
+        return client
+
+    def awatch(self, client: httpx.AsyncClient) -> httpx.AsyncClient:
+        async def on_request(request: httpx.Request) -> None:
+            self._on_request(request)
+
+        async def on_response(response: httpx.Response) -> None:
+            self._on_response(response)
+
+        hooks = client.event_hooks
+        hooks["request"] = [*hooks.get("request", []), on_request]
+        hooks["response"] = [*hooks.get("response", []), on_response]
+        client.event_hooks = hooks
+        return client
+
+    def _on_request(self, request: httpx.Request) -> None:
+        tag = request.headers.get(CAPTURE_HEADER)  # hooks run before the transport strips it
+        if tag is not None:
+            with self._lock:
+                self._tags[request] = tag
+
+    def _on_response(self, response: httpx.Response) -> None:
+        with self._lock:
+            tag = self._tags.pop(response.request, None)
+            if tag is not None:
+                self._live[tag] = response
+
+    def pop(self, tag: str) -> httpx.Response | None:
+        with self._lock:
+            return self._live.pop(tag, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._live)
+
+
 @dataclasses.dataclass(slots=True)
 class Call:
     verifier: RedpillVerifier
+    live: LiveResponses
     mode: Mode
-    model: str
     tag: str
     span_id: str | None  # the LLM call's span, captured when the call starts (streams end later)
     kwargs: dict[str, Any]  # the caller's kwargs plus the capture header
 
     @classmethod
     def start(
-        cls, verifier: RedpillVerifier, mode: Mode, model: str, kwargs: dict[str, Any]
+        cls, verifier: RedpillVerifier, live: LiveResponses, mode: Mode, kwargs: dict[str, Any]
     ) -> Call:
         tag = verifier.recorder.new_tag()
         headers = {**(kwargs.get("extra_headers") or {}), CAPTURE_HEADER: tag}
         return cls(
             verifier=verifier,
+            live=live,
             mode=mode,
-            model=model,
             tag=tag,
             span_id=active_span_id.get(),
             kwargs={**kwargs, "extra_headers": headers},
         )
 
     def verify(self) -> VerificationResult:
-        exchange = self.verifier.recorder.take(self.tag)
-        if not is_tee_model(self.model):
-            return self._not_tee(exchange)
-        return self.verifier.verify(exchange)
+        # The verifier answers MODEL_NOT_TEE itself (annotate mode; strict refuses before the call).
+        self.live.pop(self.tag)
+        return self.verifier.verify(self.verifier.recorder.take(self.tag))
 
     async def averify(self) -> VerificationResult:
-        exchange = self.verifier.recorder.take(self.tag)
-        if not is_tee_model(self.model):
-            return self._not_tee(exchange)
-        return await self.verifier.averify(exchange)
+        self.live.pop(self.tag)
+        return await self.verifier.averify(self.verifier.recorder.take(self.tag))
 
-    def _not_tee(self, exchange: Any) -> VerificationResult:
-        # annotate mode only (strict refuses before the call): nothing was signed, so there is
-        # nothing to fetch; the verdict says so without a 30 s signature hunt.
-        chat_id = getattr(exchange, "chat_id", None)
-        return VerificationResult.unverifiable(
-            Reason.MODEL_NOT_TEE,
-            model=self.model,
-            chat_id=chat_id,
-            detail=f"{self.model} does not run in a TEE; its responses are not signed",
-        )
+    def close_response(self) -> None:
+        """Close an abandoned stream's response now: its capture is filed as incomplete."""
+        response = self.live.pop(self.tag)
+        if response is not None:
+            response.close()
+
+    async def aclose_response(self) -> None:
+        response = self.live.pop(self.tag)
+        if response is not None:
+            await response.aclose()
 
     def discard(self) -> None:
+        self.live.pop(self.tag)
         self.verifier.recorder.take(self.tag)
 
     def conclude(self, response: ChatResponse, result: VerificationResult) -> ChatResponse:

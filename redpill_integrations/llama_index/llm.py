@@ -35,7 +35,12 @@ from openai import OpenAI as SyncOpenAI
 from pydantic import SecretStr
 
 from redpill_integrations.errors import ConfigurationError
-from redpill_integrations.llama_index.calls import Call, check_mode, trailing_response
+from redpill_integrations.llama_index.calls import (
+    Call,
+    LiveResponses,
+    check_mode,
+    trailing_response,
+)
 from redpill_integrations.llama_index.models import context_window_for, is_tee_model, not_tee_error
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import ReceiptStore
@@ -82,6 +87,7 @@ class Redpill(OpenAILike):  # type: ignore[misc]
     )
 
     _verifier: RedpillVerifier | None = PrivateAttr(default=None)
+    _live: LiveResponses = PrivateAttr(default_factory=LiveResponses)
     _inner_http: httpx.Client | None = PrivateAttr(default=None)
     _inner_ahttp: httpx.AsyncClient | None = PrivateAttr(default=None)
     _sync_client: SyncOpenAI | None = PrivateAttr(default=None)
@@ -170,13 +176,15 @@ class Redpill(OpenAILike):  # type: ignore[misc]
 
     def _sync_http(self) -> httpx.Client | None:
         inner = self._inner_http
-        return inner if self._verifier is None else self._verifier.http_client(inner=inner)
+        if self._verifier is None:
+            return inner
+        return self._live.watch(self._verifier.http_client(inner=inner))
 
     def _async_http(self) -> httpx.AsyncClient | None:
         inner = self._inner_ahttp
         if self._verifier is None:
             return inner
-        return self._verifier.async_http_client(inner=inner)
+        return self._live.awatch(self._verifier.async_http_client(inner=inner))
 
     def _sdk_kwargs(self, http_client: httpx.Client | httpx.AsyncClient | None) -> dict[str, Any]:
         headers: dict[str, str | Omit] = {k: Omit() for k in _sdk_env_header_names()}
@@ -208,7 +216,7 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         model = str(kwargs.get("model") or self.model)
         if self.verification == "strict" and not is_tee_model(model):
             raise not_tee_error(model)
-        return Call.start(verifier, self.verification, model, kwargs)
+        return Call.start(verifier, self._live, self.verification, kwargs)
 
     # -- the four seams every call style goes through ---------------------------------------------
 
@@ -301,6 +309,7 @@ def _verified_stream(
     finally:
         if not finished:  # the consumer stopped early, or the stream failed: keep the receipt
             inner.close()
+            call.close_response()
             if last is None:
                 call.discard()
             else:
@@ -321,6 +330,7 @@ async def _averified_stream(
     finally:
         if not finished:
             await inner.aclose()
+            await call.aclose_response()
             if last is None:
                 call.discard()
             else:

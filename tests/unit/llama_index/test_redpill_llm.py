@@ -119,13 +119,6 @@ def test_off_is_a_plain_client(fake: FakeVerifier, collector: Collector) -> None
     assert fake.verified == [] and collector.named("RedpillVerificationEvent") == []
 
 
-def test_annotate_non_tee_model_is_unverifiable_without_lookup(fake: FakeVerifier) -> None:
-    response = make(fake, verification="annotate", model="openai/gpt-4o-mini").chat(MSGS)
-    verdict = response.additional_kwargs[VERIFICATION_KEY]
-    assert verdict["status"] == "unverifiable" and verdict["reasons"] == ["MODEL_NOT_TEE"]
-    assert fake.verified == [] and fake.recorder.filed == {}
-
-
 def test_strict_refuses_per_call_non_tee_model(fake: FakeVerifier) -> None:
     with pytest.raises(ConfigurationError) as info:
         make(fake).chat(MSGS, model="openai/gpt-4o-mini")

@@ -1,0 +1,80 @@
+"""Fixtures for the LlamaIndex adapter against the local emulator.
+
+``make_llm(emu, **kwargs)`` builds a ``Redpill`` with its own verifier over the emulator's trust
+anchors; retries never really sleep and the signature deadline is short, so fault tests are fast.
+``llm`` is one such LLM per module (its attestation cache makes the tests after the first fast);
+tests that script replies or set faults also take ``emu``, which resets the shared emulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events import BaseEvent
+
+from redpill_integrations.emulator import Emulator
+from redpill_integrations.llama_index import VERIFICATION_KEY, Redpill
+from redpill_integrations.policy import VerificationPolicy
+from redpill_integrations.receipts import ReceiptStore
+from redpill_integrations.wire import RedpillVerifier
+
+MODEL = "phala/gpt-oss-120b"
+
+
+async def _no_wait(seconds: float) -> None:
+    return None
+
+
+def make_llm(emu: Emulator, *, receipt_store: ReceiptStore | None = None,
+             **kwargs: Any) -> Redpill:
+    verifier = RedpillVerifier(
+        base_url=emu.base_url, api_key=emu.api_key, trust=emu.trust,
+        policy=VerificationPolicy(signature_deadline=1.0), receipt_store=receipt_store,
+        sleep=lambda seconds: None, asleep=_no_wait,
+    )
+    kwargs.setdefault("model", MODEL)
+    kwargs.setdefault("max_retries", 0)
+    return Redpill(api_key=emu.api_key, api_base=emu.base_url, verifier=verifier, **kwargs)
+
+
+def verdict(response: Any) -> dict[str, Any]:
+    value: dict[str, Any] = response.additional_kwargs[VERIFICATION_KEY]
+    return value
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> ReceiptStore:
+    return ReceiptStore(Path(tmp_path_factory.mktemp("receipts")) / "receipts.db")
+
+
+@pytest.fixture(scope="module")
+def llm(emulator: Emulator, store: ReceiptStore) -> Redpill:
+    return make_llm(emulator, receipt_store=store)
+
+
+class Collector(BaseEventHandler):
+    events: list[BaseEvent] = []
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Collector"
+
+    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        self.events.append(event)
+
+    def named(self, name: str) -> list[Any]:
+        return [e for e in self.events if e.class_name() == name]
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    handler = Collector(events=[])
+    root = get_dispatcher()
+    root.add_event_handler(handler)
+    yield handler
+    root.event_handlers.remove(handler)
