@@ -27,6 +27,13 @@ __all__ = [
 ]
 
 _HEX = re.compile(r"[0-9a-fA-F]*")
+#: Deepest JSON nesting accepted. Real evidence nests < 10 levels; the limit exists because
+#: importing eth_account (py_ecc) raises the interpreter's recursion limit to 100 000, at which
+#: point CPython's C JSON scanner can overflow the C stack on hostile input instead of raising.
+MAX_JSON_DEPTH = 64
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = re.compile(rb"[^\[\]{}]+")
+_OPENERS = frozenset(b"[{")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -46,6 +53,8 @@ def loads_strict(data: bytes | str, *, what: str, max_bytes: int | None = None) 
     """``json.loads`` that rejects duplicate keys and turns every parser failure into ours."""
     if max_bytes is not None and len(data) > max_bytes:
         raise MalformedEvidence(f"{what} is larger than {max_bytes} bytes")
+    if _too_deep(data):
+        raise MalformedEvidence(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return json.loads(data, object_pairs_hook=_no_duplicates)
     except DuplicateJSONKey:
@@ -53,6 +62,19 @@ def loads_strict(data: bytes | str, *, what: str, max_bytes: int | None = None) 
     except (ValueError, UnicodeDecodeError, RecursionError, TypeError) as exc:
         # ValueError covers JSONDecodeError and Python's int-digits limit.
         raise MalformedEvidence(f"{what} is not valid JSON") from exc
+
+
+def _too_deep(data: bytes | str) -> bool:
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    skeleton = _NOT_BRACKETS.sub(b"", _STRINGS.sub(b"", raw))
+    depth = 0
+    for char in skeleton:
+        depth = depth + 1 if char in _OPENERS else depth - 1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
 
 
 def as_dict(value: Any, *, what: str) -> dict[str, Any]:

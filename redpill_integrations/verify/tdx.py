@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 import dcap_qvl
 from cryptography import x509
 
-from redpill_integrations.errors import MalformedEvidence
+from redpill_integrations.errors import EvidenceError, MalformedEvidence
+from redpill_integrations.verify.encoding import loads_strict
 from redpill_integrations.verify.report import NodeAttestation
 
 __all__ = [
@@ -156,10 +156,10 @@ def collateral_valid_until(collateral: Any) -> datetime | None:
     moments: list[datetime] = []
     for text in (collateral.tcb_info, collateral.qe_identity):
         try:
-            inner = json.loads(text)
+            inner = loads_strict(text, what="collateral JSON")
             body = inner.get("tcbInfo") or inner.get("enclaveIdentity") or inner
             moments.append(datetime.fromisoformat(str(body["nextUpdate"]).replace("Z", "+00:00")))
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (EvidenceError, ValueError, KeyError, TypeError, AttributeError):
             continue
     for der in (collateral.root_ca_crl, collateral.pck_crl):
         try:

@@ -47,7 +47,8 @@ def cached(name: str) -> bytes:
 def near_evidence(report: bytes | None = None, **changes: Any) -> AttestationEvidence:
     """The complete real NEAR direct evidence (report, collateral, NRAS answer, JWKS)."""
     values: dict[str, Any] = {
-        "report": report if report is not None else cached("teep_neardirect_attestation_report.json"),
+        "report": report if report is not None
+        else cached("teep_neardirect_attestation_report.json"),
         "nonce": NEAR_NONCE,
         "collateral": {NEAR_FMSPC: cached("teep_neardirect_collateral_v3.json").decode()},
         "nras_response": cached("teep_neardirect_nras_response.json"),

@@ -70,7 +70,8 @@ def test_near_measured_identity_and_mr_config_id_v1() -> None:
     compose = (node.info or {})["tcb_info"]["app_compose"]
     assert identity.compose_hash == hashlib.sha256(compose.encode()).hexdigest()
     assert identity.os_image_hash == (node.info or {})["os_image_hash"]
-    assert td.mr_config_id == (b"\x01" + bytes.fromhex(identity.compose_hash or "")).ljust(48, b"\0")
+    compose_hash = bytes.fromhex(identity.compose_hash or "")
+    assert td.mr_config_id == (b"\x01" + compose_hash).ljust(48, b"\0")
 
 
 def _with_event(events: tuple[dict[str, Any], ...], index: int, **changes: Any) -> list[Any]:

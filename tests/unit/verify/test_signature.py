@@ -38,7 +38,7 @@ def sample_record(name: str) -> SignatureRecord:
 
 
 def eth_sign(text: str, key: bytes) -> str:
-    return Account.sign_message(encode_defunct(text=text), private_key=key).signature.hex()
+    return str(Account.sign_message(encode_defunct(text=text), private_key=key).signature.hex())
 
 
 ETH_KEY = bytes(range(1, 33))
@@ -120,8 +120,9 @@ def test_flipped_signature_byte_never_recovers_the_signer(pos: int) -> None:
     record = sample_record("phala_doc_2025-09_signature_sample.json")
     sig = record.signature
     char = "1" if sig[pos] != "1" else "2"
-    result = check_signature(dataclasses.replace(record, signature=sig[:pos] + char + sig[pos + 1:]),
-                             request_body=b"", response_body=b"", streamed=True, policy=POLICY)
+    flipped = dataclasses.replace(record, signature=sig[:pos] + char + sig[pos + 1:])
+    result = check_signature(flipped, request_body=b"", response_body=b"", streamed=True,
+                             policy=POLICY)
     assert result.signer != DOC_SIGNER.lower()[2:]
     assert result.checks["signature"] is CheckOutcome.FAIL
     assert Reason.SIGNATURE_INVALID in result.reasons
@@ -165,8 +166,9 @@ def test_signature_by_another_key_is_signature_invalid() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "abc", "nohashes:at:all", f"{'a' * 64}", f"{'a' * 63}:{'b' * 64}", f"{'g' * 64}:{'b' * 64}",
-     f":{'a' * 64}:{'b' * 64}", f"0x{'a' * 62}:{'b' * 64}", f"{'a' * 64}:{'b' * 64}:",
+    ["", "abc", "nohashes:at:all", f"{'a' * 64}", f"{'a' * 63}:{'b' * 64}",
+     f"{'g' * 64}:{'b' * 64}", f":{'a' * 64}:{'b' * 64}", f"0x{'a' * 62}:{'b' * 64}",
+     f"{'a' * 64}:{'b' * 64}:",
      f"{'a' * 64} :{'b' * 64}"],
 )
 def test_malformed_signed_text(text: str) -> None:

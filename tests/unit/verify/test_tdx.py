@@ -49,7 +49,8 @@ def test_dcap_sample_quote_is_up_to_date() -> None:
     assert result.valid_until is not None and result.valid_until > DCAP_NOW
 
 
-@pytest.mark.parametrize("now", [datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)])
+@pytest.mark.parametrize("now", [datetime(2020, 1, 1, tzinfo=UTC),
+                                 datetime(2030, 1, 1, tzinfo=UTC)])
 def test_dcap_sample_outside_collateral_validity_fails(now: datetime) -> None:
     quote, collateral = dcap_sample()
     result = verify_quote(quote, collateral, root_ca_der=None, now=now)
