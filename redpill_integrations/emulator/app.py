@@ -129,7 +129,7 @@ def create_app(state: EmulatorState) -> FastAPI:
             return EventStreamResponse(
                 sent_events, on_complete=lambda: remember(signed),
                 reset_after=max(1, len(events) // 2) if faults.reset_mid_stream else None,
-                headers={"Cache-Control": "no-cache"})
+                headers={"Cache-Control": "no-cache"}, interval=state.config.stream_interval)
         out = render_json(chat_id, info.id, reply, messages)
         sent = tamper_json(out, faults.tamper_response)
         remember(out)

@@ -43,7 +43,8 @@ def install_reset_log_filter() -> None:
 
 
 class EventStreamResponse(Response):
-    """SSE: sends ``events`` one by one; optionally resets after ``reset_after`` events.
+    """SSE: sends ``events`` one by one (``interval`` seconds apart; 0 sends them back to back,
+    each still its own chunk); optionally resets after ``reset_after`` events.
 
     ``on_complete`` runs after the last byte was handed to the server (the stream has ended).
     """
@@ -51,13 +52,15 @@ class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, events: Sequence[bytes], *, on_complete: Callable[[], None] | None = None,
-                 reset_after: int | None = None, headers: dict[str, str] | None = None) -> None:
+                 reset_after: int | None = None, headers: dict[str, str] | None = None,
+                 interval: float = 0.0) -> None:
         super().__init__(content=None, status_code=200, headers=headers,
                          media_type=self.media_type)
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._events = events
         self._on_complete = on_complete
         self._reset_after = reset_after
+        self._interval = interval
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,
@@ -66,7 +69,8 @@ class EventStreamResponse(Response):
             if self._reset_after is not None and i >= self._reset_after:
                 raise InjectedReset("reset_mid_stream")
             await send({"type": "http.response.body", "body": event, "more_body": True})
-            await asyncio.sleep(0)
+            if self._interval > 0:
+                await asyncio.sleep(self._interval)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if self._on_complete is not None:
             self._on_complete()

@@ -38,6 +38,7 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ConfigurationError(f"the emulator binds to loopback only (127.0.0.1), not {host!r}")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # SSE: no Nagle delays
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -68,6 +69,7 @@ class Emulator:
         gpu_count: int = 1,
         seed: bytes | str | None = None,
         gzip: bool = False,
+        stream_interval: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -75,7 +77,8 @@ class Emulator:
             signing_algo=signing_algo, report_shape=report_shape,
             signed_text_parts=signed_text_parts, tls_bound=tls_bound, tcb_status=tcb_status,
             debug_td=debug_td, signature_ttl=signature_ttl, signature_delay=signature_delay,
-            gpu_count=gpu_count, seed=seed, gzip=gzip)
+            gpu_count=gpu_count, seed=seed, gzip=gzip,
+            stream_interval=stream_interval)
         self._sock = _bind(host, port)
         self.port: int = self._sock.getsockname()[1]
         self.origin = f"http://{host}:{self.port}"

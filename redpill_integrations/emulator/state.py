@@ -41,6 +41,8 @@ class EmulatorConfig:
     signature_delay: float = 0.0
     gpu_count: int = 1
     seed: bytes | str | None = None
+    #: seconds between SSE events (0: back to back, each its own chunk)
+    stream_interval: float = 0.0
     #: gzip JSON bodies for clients that accept gzip (signature stays over the decoded bytes)
     gzip: bool = False
 
@@ -55,8 +57,8 @@ class EmulatorConfig:
             raise ConfigurationError(f"unknown tcb_status {self.tcb_status!r}")
         if not 1 <= self.gpu_count <= 16:
             raise ConfigurationError("gpu_count must be 1..16")
-        if self.signature_ttl < 0 or self.signature_delay < 0:
-            raise ConfigurationError("signature_ttl and signature_delay must not be negative")
+        if min(self.signature_ttl, self.signature_delay, self.stream_interval) < 0:
+            raise ConfigurationError("durations must not be negative")
 
     @property
     def seed_bytes(self) -> bytes:
