@@ -14,7 +14,8 @@ Per fetch:
 
 Only the base origin and the three trust-anchor URLs are contacted; nothing named in a server
 answer is fetched. ``progress(step)`` is called with ``"report"``, ``"collateral"``, ``"gpu"``,
-``"jwks"`` and ``"verify"`` as the flow goes.
+``"jwks"`` and ``"verify"`` as the flow goes. Without a ``signer`` (``RedpillVerifier.attest``), the
+key the report's first model node names is the one whose binding is verified.
 
 :func:`cached_attestation_flow` shares and caches a *passing* verdict (with its evidence) per
 (base URL, model, signer, policy fingerprint, trust anchors) for ``min(policy TTL, verdict
@@ -140,12 +141,15 @@ def attestation_flow(
     missing: dict[str, Reason] = {}
     nras_response: bytes | None = None
     jwks: bytes | None = None
+    core_signer = signer
     try:
         report = parse_report(report_bytes)
     except EvidenceError:
         report = None  # the core turns the same bytes into the exact reason
     if report is not None:
         node = report.node_for(signer) if signer else (report.nodes[0] if report.nodes else None)
+        if signer is None and node is not None:
+            core_signer = node.signing_address  # attest(): the key the report itself names
         progress("collateral")
         for n in (node, report.gateway):
             if n is None:
@@ -192,7 +196,7 @@ def attestation_flow(
         missing=missing,
     )
     progress("verify")
-    return AttestationOutcome(run_core(evidence, signer, policy, trust, now()), evidence)
+    return AttestationOutcome(run_core(evidence, core_signer, policy, trust, now()), evidence)
 
 
 def run_core(
