@@ -1,0 +1,224 @@
+"""The CLI's commands: each takes parsed arguments, calls the library and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from redpill_integrations.cli import (
+    EXIT_CODES,
+    _parse_time,
+    _print_json,
+    _UsageError,
+    exit_code_for,
+)
+from redpill_integrations.display import render_receipt_rows, render_result, render_trust_chain
+from redpill_integrations.errors import ConfigurationError, ReceiptError
+from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors
+from redpill_integrations.receipts import Receipt, ReceiptStore, reverify
+from redpill_integrations.results import VerificationResult
+
+
+def _trust(args: argparse.Namespace) -> TrustAnchors:
+    if getattr(args, "trust", None):
+        return TrustAnchors.from_file(args.trust)
+    return TrustAnchors.from_env()
+
+
+def _base_url(args: argparse.Namespace, trust: TrustAnchors) -> str:
+    return (
+        getattr(args, "base_url", None)
+        or os.environ.get("REDPILL_BASE_URL")
+        or trust.base_url
+        or DEFAULT_BASE_URL
+    )
+
+
+def _store(args: argparse.Namespace) -> ReceiptStore:
+    return ReceiptStore(args.store) if getattr(args, "store", None) else ReceiptStore.default()
+
+
+def _progress(step: str) -> None:
+    print(f"  … {step}", file=sys.stderr, flush=True)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    import openai
+
+    from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
+
+    trust = _trust(args)
+    base_url = _base_url(args, trust)
+    api_key = os.environ.get("REDPILL_API_KEY") or ("emulator" if not trust.is_production else None)
+    if not api_key:
+        raise ConfigurationError("REDPILL_API_KEY is not set")
+    store = _store(args)
+    with RedpillVerifier(
+        base_url=base_url, api_key=api_key, trust=trust, receipt_store=store
+    ) as verifier:
+        client = openai.OpenAI(
+            base_url=base_url, api_key=api_key, http_client=verifier.http_client(), max_retries=1
+        )
+        tag = verifier.recorder.new_tag()
+        messages: Any = [{"role": "user", "content": args.prompt}]
+        try:
+            if args.stream:
+                parts: list[str] = []
+                stream = client.chat.completions.create(
+                    model=args.model, messages=messages, stream=True,
+                    extra_headers={CAPTURE_HEADER: tag},
+                )
+                for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        piece = chunk.choices[0].delta.content
+                        parts.append(piece)
+                        if not args.json:
+                            print(piece, end="", flush=True)
+                if not args.json:
+                    print()
+                content = "".join(parts)
+            else:
+                completion = client.chat.completions.create(
+                    model=args.model, messages=messages, extra_headers={CAPTURE_HEADER: tag}
+                )
+                content = completion.choices[0].message.content or ""
+                if not args.json:
+                    print(content)
+        except openai.APIError as exc:
+            raise ConfigurationError(f"chat call failed: {type(exc).__name__}") from exc
+        result = verifier.verify(verifier.recorder.take(tag))
+    if args.json:
+        _print_json({"content": content, "verification": result.to_dict()})
+    else:
+        print()
+        print(render_result(result, trust_chain=True))
+    return exit_code_for(result)
+
+
+def cmd_attest(args: argparse.Namespace) -> int:
+    from redpill_integrations.wire import RedpillVerifier
+
+    trust = _trust(args)
+    base_url = _base_url(args, trust)
+    api_key = os.environ.get("REDPILL_API_KEY") or ("emulator" if not trust.is_production else None)
+    if not args.json:
+        print(f"attesting {args.model} at {base_url}", file=sys.stderr)
+    with RedpillVerifier(base_url=base_url, api_key=api_key, trust=trust) as verifier:
+        outcome = verifier.attest(
+            args.model, signer=args.signer, progress=None if args.json else _progress
+        )
+    verdict = outcome.verdict
+    # Without --signer there is no signing key to look for: the report's own key is what the
+    # attestation binds, so "signer_attested" is not required (it stays not_checked).
+    required = [c for c in _ATTESTATION_CHECKS if args.signer or c != "signer_attested"]
+    result = VerificationResult.build(
+        checks=verdict.checks,
+        reasons=verdict.reasons,
+        required=required,
+        model=args.model,
+        attestation=verdict.summary,
+        signer=verdict.summary.signing_address if verdict.summary else None,
+        detail=verdict.detail,
+    )
+    if args.json:
+        _print_json({"model": args.model, "attestation": result.to_dict()})
+    else:
+        print(render_trust_chain(verdict.summary, verdict.checks))
+        print(f"\nattestation {result.status.value.upper()}"
+              + (f" ({', '.join(r.value for r in result.reasons)})" if result.reasons else ""))
+    return exit_code_for(result)
+
+
+_ATTESTATION_CHECKS = (
+    "signer_attested", "report_data", "nonce", "quote", "tcb", "event_log", "compose",
+    "measurements", "gpu",
+)
+
+
+def _load_receipt(args: argparse.Namespace) -> Receipt:
+    path = Path(args.receipt)
+    if path.is_file():
+        return Receipt.from_json(path.read_bytes())
+    receipt = _store(args).get(args.receipt)
+    if receipt is None:
+        raise ReceiptError(f"no receipt {args.receipt!r} in the store and no such file")
+    return receipt
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    at = _parse_time(args.at) if args.at else None
+    receipt = _load_receipt(args)
+    result = reverify(receipt, at=at, trust=_trust(args))
+    original = receipt.result
+    same = result.status == original.status and result.reasons == original.reasons
+    if args.json:
+        _print_json({"receipt_id": receipt.receipt_id, "verification": result.to_dict(),
+                     "original_status": original.status.value, "matches_original": same})
+    else:
+        print(f"re-verified receipt {receipt.receipt_id} offline"
+              + (f" at {at.isoformat()}" if at else " at its original time"))
+        print(render_result(result, trust_chain=True))
+        if not same:
+            print(f"NOTE: the original verdict was {original.status.value}")
+    return exit_code_for(result)
+
+
+def cmd_receipts(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if args.receipts_command == "list":
+        if args.limit <= 0:
+            raise _UsageError("--limit must be positive")
+        receipts = store.list(limit=args.limit, status=args.status)
+        rows = [
+            {"receipt_id": r.receipt_id, "created_at": r.created_at.isoformat(timespec="seconds"),
+             "status": r.result.status.value, "model": r.result.model, "chat_id": r.result.chat_id}
+            for r in receipts
+        ]
+        if args.json:
+            _print_json(rows)
+        else:
+            print(render_receipt_rows(rows))
+        return EXIT_CODES["verified"]
+    if args.receipts_command == "show":
+        receipt = store.get(args.receipt_id)
+        if receipt is None:
+            raise ReceiptError(f"no receipt {args.receipt_id!r}")
+        if args.json:
+            _print_json(json.loads(receipt.to_json()))
+        else:
+            print(render_result(receipt.result, trust_chain=True))
+        return EXIT_CODES["verified"]
+    # export
+    if args.out == "-":
+        count = store.export(sys.stdout, status=args.status)
+    else:
+        with open(args.out, "w", encoding="utf-8") as out:
+            count = store.export(out, status=args.status)
+    print(f"exported {count} receipt(s)", file=sys.stderr)
+    return EXIT_CODES["verified"]
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from redpill_integrations.emulator.__main__ import main as emulator_main
+
+    return int(emulator_main(list(args.emulator_args)) or 0)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from redpill_integrations.demo import run_demo
+
+    return run_demo(store_path=args.store)
+
+
+__all__ = [
+    "cmd_attest",
+    "cmd_chat",
+    "cmd_demo",
+    "cmd_emulator",
+    "cmd_receipts",
+    "cmd_verify",
+]

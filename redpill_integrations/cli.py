@@ -1,0 +1,192 @@
+"""``redpill``: a thin command line over the library.
+
+Parse argv, call the library, print, and map outcomes to exit codes scripts can rely on:
+
+====  ==========================================================
+code  meaning
+====  ==========================================================
+0     verified (or: the command succeeded)
+1     failed: the evidence contradicts the claim
+2     usage error (bad arguments)
+3     unverifiable: the verification could not be completed
+4     error: configuration, network or receipt problem (one line)
+5     internal error (a bug: one line, no traceback unless
+      ``REDPILL_DEBUG=1``)
+====  ==========================================================
+
+Settings come from ``REDPILL_API_KEY``, ``REDPILL_BASE_URL``, ``REDPILL_TRUST_FILE`` and
+``REDPILL_RECEIPTS`` (the receipt store path), or the matching flags. The API key is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from redpill_integrations._version import __version__
+from redpill_integrations.errors import RedpillError
+from redpill_integrations.results import Status, VerificationResult
+
+__all__ = ["EXIT_CODES", "main"]
+
+EXIT_CODES = {
+    "verified": 0,
+    "failed": 1,
+    "usage": 2,
+    "unverifiable": 3,
+    "error": 4,
+    "internal": 5,
+}
+_STATUS_EXIT = {
+    Status.VERIFIED: EXIT_CODES["verified"],
+    Status.FAILED: EXIT_CODES["failed"],
+    Status.UNVERIFIABLE: EXIT_CODES["unverifiable"],
+}
+
+
+def exit_code_for(result: VerificationResult) -> int:
+    return _STATUS_EXIT[result.status]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with our usage code and a one-line message."""
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CODES["usage"], f"redpill: error: {message}\n")
+
+
+def _add_connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base-url", default=None, help="Redpill base URL (env REDPILL_BASE_URL)")
+    p.add_argument(
+        "--trust",
+        metavar="FILE",
+        default=None,
+        help="non-production trust file, e.g. the emulator's (env REDPILL_TRUST_FILE)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store", metavar="PATH", default=None, help="receipt store (env REDPILL_RECEIPTS)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="redpill", description="Verified provenance for Redpill TEE models.")
+    parser.add_argument("--version", action="version", version=f"redpill {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    chat = sub.add_parser("chat", help="one verified chat call")
+    chat.add_argument("prompt")
+    chat.add_argument("--model", required=True)
+    chat.add_argument("--stream", action="store_true")
+    _add_connection_args(chat)
+    _add_store_arg(chat)
+
+    attest = sub.add_parser("attest", help="verify a model's attestation now")
+    attest.add_argument("--model", required=True)
+    attest.add_argument(
+        "--signer", default=None, help="also require this signing address/key to be attested"
+    )
+    _add_connection_args(attest)
+
+    verify = sub.add_parser("verify", help="re-verify a stored receipt offline")
+    verify.add_argument("receipt", help="a receipt file (JSON) or a receipt id in the store")
+    verify.add_argument("--at", default=None, help="ISO-8601 time to verify at (default: original)")
+    _add_connection_args(verify)
+    _add_store_arg(verify)
+
+    receipts = sub.add_parser("receipts", help="list, show or export stored receipts")
+    rsub = receipts.add_subparsers(dest="receipts_command", required=True, parser_class=_Parser)
+    rlist = rsub.add_parser("list")
+    rlist.add_argument("--limit", type=int, default=20)
+    rlist.add_argument("--status", choices=[s.value for s in Status], default=None)
+    rlist.add_argument("--json", action="store_true")
+    _add_store_arg(rlist)
+    rshow = rsub.add_parser("show")
+    rshow.add_argument("receipt_id")
+    rshow.add_argument("--json", action="store_true")
+    _add_store_arg(rshow)
+    rexport = rsub.add_parser("export")
+    rexport.add_argument("--status", choices=[s.value for s in Status], default=None)
+    rexport.add_argument("--out", metavar="FILE", default="-", help="JSON lines file (default -)")
+    _add_store_arg(rexport)
+
+    emulator = sub.add_parser("emulator", help="run the local Redpill emulator", add_help=False)
+    emulator.add_argument("emulator_args", nargs=argparse.REMAINDER)
+
+    demo = sub.add_parser("demo", help="the end-to-end demo (emulator unless REDPILL_API_KEY)")
+    demo.add_argument("--store", metavar="PATH", default=None)
+    return parser
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise _UsageError(f"--at is not an ISO-8601 time: {value!r}") from exc
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from redpill_integrations import _cli_commands as commands
+
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "chat": commands.cmd_chat,
+        "attest": commands.cmd_attest,
+        "verify": commands.cmd_verify,
+        "receipts": commands.cmd_receipts,
+        "emulator": commands.cmd_emulator,
+        "demo": commands.cmd_demo,
+    }
+    return handlers[args.command](args)
+
+
+def _scrub(message: str) -> str:
+    key = os.environ.get("REDPILL_API_KEY")
+    if key:
+        message = message.replace(key, "***")
+    return message.replace("\n", " ").strip()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except _UsageError as exc:
+        print(f"redpill: error: {_scrub(str(exc))}", file=sys.stderr)
+        return EXIT_CODES["usage"]
+    except RedpillError as exc:
+        print(f"redpill: {type(exc).__name__}: {_scrub(str(exc))}", file=sys.stderr)
+        return EXIT_CODES["error"]
+    except KeyboardInterrupt:
+        print("redpill: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("REDPILL_DEBUG") == "1":
+            raise
+        print(
+            f"redpill: internal error ({type(exc).__name__}): {_scrub(str(exc))}"
+            " (set REDPILL_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_CODES["internal"]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

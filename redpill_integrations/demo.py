@@ -1,0 +1,205 @@
+"""``redpill demo``: the package end to end, in well under a minute.
+
+Without ``REDPILL_API_KEY`` it starts the embedded emulator (a development tool, not a TEE: every
+verdict then rests on the emulator's own test PKI) and scripts its replies; with a key it runs the
+same steps against Redpill's real ``phala/…`` models and production trust anchors. Steps:
+
+1. a LangChain tool-calling loop with ``ChatRedpill`` (each model call verified);
+2. a streamed LangChain answer (the verdict arrives on the last chunk);
+3. a LlamaIndex RAG query with the ``Redpill`` LLM (verdict via instrumentation events);
+4. the trust chain behind one verdict, and an offline re-verification of its stored receipt.
+
+Requires the ``langchain`` and ``llama-index`` extras (``pip install redpill-integrations[all]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from redpill_integrations.display import render_result, render_trust_chain
+from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors
+from redpill_integrations.receipts import ReceiptStore, reverify
+from redpill_integrations.results import Status, VerificationResult
+from redpill_integrations.wire import RedpillVerifier
+
+__all__ = ["DEMO_MODEL", "run_demo"]
+
+DEMO_MODEL = "phala/deepseek-chat-v3-0324"
+DEFAULT_DEMO_STORE = Path(".redpill") / "demo-receipts.sqlite3"
+
+_DOCS = [
+    "Redpill serves OpenAI-compatible chat models; phala/ models run inside GPU TEEs.",
+    "Each response is signed inside the TEE by a key bound to the hardware by a TDX quote.",
+    "The attestation report carries an Intel TDX quote, an event log and NVIDIA GPU evidence.",
+]
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _line(result: VerificationResult) -> str:
+    reasons = f" ({', '.join(r.value for r in result.reasons)})" if result.reasons else ""
+    return f"{result.status.value.upper()}{reasons}  receipt {result.receipt_id}"
+
+
+def _script_emulator(emu: Any) -> None:
+    from redpill_integrations.emulator import Reply
+
+    emu.script(
+        replies=[
+            Reply.tool_call("get_weather", {"city": "Paris"}),
+            Reply.text("It is 18°C and sunny in Paris, verified end to end."),
+            Reply.text("Verified provenance means every answer carries proof of where it ran."),
+            Reply.text("phala/ models run inside GPU TEEs and sign every response."),
+        ]
+    )
+
+
+def _langchain_steps(
+    verifier: RedpillVerifier, model: str, key: str, base_url: str
+) -> list[VerificationResult]:
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+
+    from redpill_integrations.langchain import ChatRedpill
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Current weather for a city."""
+        return f"18°C and sunny in {city}"
+
+    llm = ChatRedpill(
+        model=model,
+        api_key=SecretStr(key),
+        base_url=base_url,
+        verifier=verifier,
+        verification="strict",
+    )
+    results: list[VerificationResult] = []
+
+    _say("── 1. LangChain: a tool-calling loop with ChatRedpill")
+    messages: list[Any] = [HumanMessage("What is the weather in Paris? Use the tool.")]
+    ai = llm.bind_tools([get_weather]).invoke(messages)
+    results.append(VerificationResult.from_dict(ai.response_metadata["redpill_verification"]))
+    _say(f"   model asked for tools {[c['name'] for c in ai.tool_calls]}: {_line(results[-1])}")
+    messages.append(ai)
+    for call in ai.tool_calls:
+        messages.append(ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"]))
+    final = llm.invoke(messages)
+    results.append(VerificationResult.from_dict(final.response_metadata["redpill_verification"]))
+    _say(f"   answer: {final.content}")
+    _say(f"   {_line(results[-1])}")
+
+    _say("── 2. LangChain: a streamed answer")
+    verdict: dict[str, Any] | None = None
+    sys.stdout.write("   ")
+    for chunk in llm.stream("In one sentence: what does verified provenance mean?"):
+        sys.stdout.write(str(chunk.content))
+        sys.stdout.flush()
+        verdict = chunk.response_metadata.get("redpill_verification") or verdict
+    _say()
+    if verdict is None:
+        raise RuntimeError("the stream ended without a verdict")
+    results.append(VerificationResult.from_dict(verdict))
+    _say(f"   {_line(results[-1])}")
+    return results
+
+
+def _llama_index_step(
+    verifier: RedpillVerifier, model: str, key: str, base_url: str
+) -> VerificationResult:
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+
+    from redpill_integrations.llama_index import Redpill, RedpillVerificationEvent
+
+    seen: list[dict[str, Any]] = []
+
+    class Collector(BaseEventHandler):
+        @classmethod
+        def class_name(cls) -> str:
+            return "DemoVerificationCollector"
+
+        def handle(self, event: Any, **kwargs: Any) -> None:
+            if isinstance(event, RedpillVerificationEvent):
+                seen.append(event.verification)
+
+    _say("── 3. LlamaIndex: a RAG query with the Redpill LLM")
+    root = get_dispatcher()
+    handler = Collector()
+    root.add_event_handler(handler)
+    try:
+        llm = Redpill(
+            model=model, api_key=key, api_base=base_url, verifier=verifier, verification="strict"
+        )
+        index = VectorStoreIndex.from_documents(
+            [Document(text=t) for t in _DOCS], embed_model=MockEmbedding(embed_dim=8)
+        )
+        answer = index.as_query_engine(llm=llm).query("Where do phala/ models run?")
+    finally:
+        root.event_handlers.remove(handler)
+    _say(f"   answer: {str(answer).strip()}")
+    if not seen:
+        raise RuntimeError("the RAG query produced no verification event")
+    result = VerificationResult.from_dict(seen[-1])
+    _say(f"   {_line(result)}")
+    return result
+
+
+def run_demo(*, store_path: str | None = None) -> int:
+    """Run the demo; returns 0 when every verdict is ``verified``, else the CLI's status code."""
+    key = os.environ.get("REDPILL_API_KEY")
+    model = os.environ.get("REDPILL_DEMO_MODEL", DEMO_MODEL)
+    store = ReceiptStore(store_path or DEFAULT_DEMO_STORE)
+    with contextlib.ExitStack() as stack:
+        if key:
+            trust = TrustAnchors.from_env()
+            base_url = os.environ.get("REDPILL_BASE_URL", DEFAULT_BASE_URL)
+            _say(f"Redpill demo against {base_url} with model {model}")
+        else:
+            from redpill_integrations.emulator import Emulator
+
+            emu = stack.enter_context(Emulator())
+            _script_emulator(emu)
+            trust, base_url, key = emu.trust, emu.base_url, emu.api_key
+            _say("Redpill demo against the EMBEDDED EMULATOR at " + base_url)
+            _say("(no REDPILL_API_KEY set: the emulator is a local development tool, NOT a")
+            _say(" real TEE; its verdicts rest on its own test PKI. Set REDPILL_API_KEY to use")
+            _say(" Redpill itself.)")
+        _say()
+        verifier = stack.enter_context(
+            RedpillVerifier(base_url=base_url, api_key=key, trust=trust, receipt_store=store)
+        )
+        results = _langchain_steps(verifier, model, key, base_url)
+        results.append(_llama_index_step(verifier, model, key, base_url))
+
+        _say("── 4. The trust chain behind the last verdict")
+        last = results[-1]
+        _say(render_trust_chain(last.attestation, last.checks))
+        _say()
+        _say(f"── 5. Offline re-verification of receipt {last.receipt_id} from {store.path}")
+        receipt = store.get(last.receipt_id) if last.receipt_id else None
+        if receipt is None:
+            _say("   receipt not found in the store")
+            return 3
+        again = reverify(receipt, trust=trust)
+        _say(render_result(again))
+        same = again.status == receipt.result.status and again.reasons == receipt.result.reasons
+        _say(f"   offline verdict matches the original: {'yes' if same else 'NO'}")
+
+    statuses = [r.status for r in (*results, again)]
+    _say()
+    _say(f"{sum(s is Status.VERIFIED for s in statuses)}/{len(statuses)} verdicts verified; "
+         f"{len(store)} receipt(s) in {store.path}")
+    if all(s is Status.VERIFIED for s in statuses) and same:
+        return 0
+    return 1 if any(s is Status.FAILED for s in statuses) else 3
