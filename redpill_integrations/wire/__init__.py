@@ -1,4 +1,10 @@
-"""I/O around the pure core: capture, fetchers with retries, caches, the RedpillVerifier facade."""
+"""I/O around the pure core: capture, fetchers with retries, caches, the RedpillVerifier facade.
+
+Modules: ``capture`` (transports) and ``recorder`` (where exchanges wait), ``flow`` (sans-I/O
+effects and the sync/async drivers), ``http`` (requests, the API-key rule, capped reads), ``cache``
+(TTL + single-flight), ``fetch_signature``, ``fetch_attestation`` and ``pccs`` (the fetchers),
+``plan`` (one verification, written once) and ``verifier`` (the facade).
+"""
 
 from redpill_integrations.wire.capture import (
     CAPTURE_HEADER,
@@ -7,11 +13,13 @@ from redpill_integrations.wire.capture import (
     CapturingTransport,
     ExchangeRecorder,
 )
+from redpill_integrations.wire.fetch_attestation import AttestationOutcome
 from redpill_integrations.wire.verifier import RedpillVerifier
 
 __all__ = [
     "CAPTURE_HEADER",
     "AsyncCapturingTransport",
+    "AttestationOutcome",
     "CapturedExchange",
     "CapturingTransport",
     "ExchangeRecorder",

@@ -33,8 +33,6 @@ class SingleFlightCache:
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._threads: dict[Hashable, Future[Any]] = {}
         self._tasks: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
-        #: how many computations ran, per key (for tests and debugging)
-        self.computations: dict[Hashable, int] = {}
 
     def _fresh(self, key: Hashable) -> tuple[bool, Any]:
         entry = self._entries.get(key)
@@ -50,7 +48,6 @@ class SingleFlightCache:
     def _store(self, key: Hashable, value: Any, ttl: Callable[[Any], float]) -> None:
         seconds = ttl(value)
         with self._lock:
-            self.computations[key] = self.computations.get(key, 0) + 1
             if seconds > 0:
                 self._entries[key] = (self._now() + seconds, value)
                 self._entries.move_to_end(key)
@@ -99,26 +96,37 @@ class SingleFlightCache:
         compute: Callable[[], Awaitable[Any]],
         ttl: Callable[[Any], float],
     ) -> Any:
-        loop_key = (id(asyncio.get_running_loop()), key)
-        with self._lock:
-            hit, value = self._fresh(key)
-            if hit:
-                return value
-            running = self._tasks.get(loop_key)
-            if running is None:
-                mine: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._tasks[loop_key] = mine
-        if running is not None:
-            return await asyncio.shield(running)
+        loop = asyncio.get_running_loop()
+        loop_key = (id(loop), key)
+        while True:
+            with self._lock:
+                hit, value = self._fresh(key)
+                if hit:
+                    return value
+                running = self._tasks.get(loop_key)
+                if running is None:
+                    mine: asyncio.Future[Any] = loop.create_future()
+                    self._tasks[loop_key] = mine
+                    break
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if running.cancelled():
+                    continue  # the task computing it was cancelled, not us: take over
+                raise
         try:
             value = await compute()
-            self._store(key, value, ttl)
-            mine.set_result(value)
-            return value
+        except asyncio.CancelledError:
+            mine.cancel()
+            raise
         except BaseException as exc:
             mine.set_exception(exc)
             mine.exception()  # mark retrieved: waiters may be gone
             raise
+        else:
+            self._store(key, value, ttl)
+            mine.set_result(value)
+            return value
         finally:
             with self._lock:
                 self._tasks.pop(loop_key, None)

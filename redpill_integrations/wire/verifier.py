@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -137,7 +138,10 @@ class RedpillVerifier:
         self._transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
-        self._aclients: dict[int, httpx.AsyncClient] = {}
+        #: one fetch client per event loop (connections belong to the loop that opened them)
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         key = "set" if self._key is not None else "none"
@@ -189,10 +193,10 @@ class RedpillVerifier:
         )
 
     async def _arun(self, flow: Flow[T]) -> T:
-        loop_id = id(asyncio.get_running_loop())
-        client = self._aclients.get(loop_id)
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
         if client is None:
-            client = self._aclients[loop_id] = make_async_client(self._async_transport)
+            client = self._aclients[loop] = make_async_client(self._async_transport)
         endpoints = self._endpoints
         return await run_async(
             flow,
@@ -246,12 +250,10 @@ class RedpillVerifier:
 
     async def aclose(self) -> None:
         self.close()
-        clients, self._aclients = self._aclients, {}
-        for client in clients.values():
-            try:
-                await client.aclose()
-            except RuntimeError:  # created in another (closed) event loop
-                pass
+        client = self._aclients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        # clients of other (finished) loops are dropped with their loop
 
     def __enter__(self) -> RedpillVerifier:
         return self

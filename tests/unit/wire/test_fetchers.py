@@ -240,3 +240,20 @@ async def test_single_flight_tasks_compute_once_and_ttl_expires() -> None:
     now[0] = 6.0
     await cache.aget_or_compute("k", compute, lambda v: 0.0)
     assert calls["n"] == 2 and cache.peek("k") is None
+
+
+async def test_single_flight_waiters_take_over_when_the_leader_is_cancelled() -> None:
+    cache, calls = SingleFlightCache(), Counter[str]()
+
+    async def compute() -> int:
+        calls["n"] += 1
+        await asyncio.sleep(0.05)
+        return calls["n"]
+
+    leader = asyncio.create_task(cache.aget_or_compute("k", compute, lambda v: 60.0))
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(cache.aget_or_compute("k", compute, lambda v: 60.0))
+               for _ in range(5)]
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    assert set(await asyncio.gather(*waiters)) == {2} and calls["n"] == 2
