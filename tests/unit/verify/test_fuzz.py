@@ -160,3 +160,21 @@ def test_huge_strings_are_rejected_without_crashing() -> None:
         parse_report(deep)
     except EvidenceError:
         pass
+
+
+def test_deep_json_is_refused_even_with_a_raised_recursion_limit() -> None:
+    import sys
+
+    import eth_account  # noqa: F401  (py_ecc, imported by eth_account, raises the limit to 100000)
+
+    assert sys.getrecursionlimit() >= 100_000
+    for body in (b"[" * 200_000, b'{"a":' * 100_000, b"[{" * 40 + b"]}" * 40):
+        try:
+            parse_report(body)
+        except EvidenceError as exc:
+            assert "nests deeper" in str(exc) or body.startswith(b"[{")
+    text = f"{'a' * 64}:{'b' * 64}"  # well formed, so the json-normalized path parses the body
+    sig = check_signature(SignatureRecord(text=text, signature="", signing_algo="ecdsa"),
+                          request_body=b"", response_body=b"[" * 200_000, streamed=False,
+                          policy=POLICY)
+    assert Reason.RESPONSE_HASH_MISMATCH in sig.reasons
