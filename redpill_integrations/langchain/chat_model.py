@@ -216,6 +216,14 @@ class ChatRedpill(BaseChatOpenAI):
                     "ChatRedpill builds its own OpenAI clients to capture the exchange; pass "
                     "http_client/http_async_client to customise the transport"
                 )
+            given = [
+                n for n in ("policy", "trust", "receipt_store") if getattr(self, n) is not None
+            ]
+            if self.redpill_verifier is not None and given:
+                raise ConfigurationError(
+                    f"pass either verifier= or {', '.join(given)}=, not both: the verifier "
+                    "already carries its own"
+                )
             if self.redpill_verifier is None:
                 self.redpill_verifier = RedpillVerifier(
                     base_url=self.redpill_api_base,

@@ -1,0 +1,72 @@
+"""ChatRedpill against the loopback emulator: a verifier whose clock only moves when it sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redpill_integrations import ReceiptStore, RedpillVerifier
+from redpill_integrations.emulator import Emulator
+from redpill_integrations.langchain import ChatRedpill
+
+MODEL = "phala/gpt-oss-120b"
+
+
+class FakeTime:
+    """Retries and Retry-After waits advance this clock instead of really waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ReceiptStore:
+    return ReceiptStore(tmp_path / "receipts.sqlite3")
+
+
+@pytest.fixture
+def make_verifier(emu: Emulator, store: ReceiptStore) -> Callable[..., RedpillVerifier]:
+    def build(**kwargs: Any) -> RedpillVerifier:
+        clock = FakeTime()
+        kwargs.setdefault("receipt_store", store)
+        return RedpillVerifier(
+            base_url=emu.base_url,
+            api_key=emu.api_key,
+            trust=emu.trust,
+            sleep=clock.sleep,
+            asleep=clock.asleep,
+            monotonic=clock.monotonic,
+            **kwargs,
+        )
+
+    return build
+
+
+@pytest.fixture
+def make_chat(
+    emu: Emulator, make_verifier: Callable[..., RedpillVerifier]
+) -> Callable[..., ChatRedpill]:
+    def build(**kwargs: Any) -> ChatRedpill:
+        kwargs.setdefault("model", MODEL)
+        kwargs.setdefault("max_retries", 0)
+        if kwargs.get("verification") != "off":
+            kwargs.setdefault("verifier", make_verifier())
+        return ChatRedpill(base_url=emu.base_url, api_key=emu.api_key, **kwargs)
+
+    return build
