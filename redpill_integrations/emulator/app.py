@@ -155,6 +155,8 @@ def create_app(state: EmulatorState) -> FastAPI:
         faults = state.faults_for(record.model if record else model,
                                   record.faults if record else None)
         faults = faults.merged(_header_faults(request))
+        if len(state.stats.signature_lookups) > 100_000:
+            state.stats.signature_lookups.clear()
         state.stats.signature_lookups[chat_id] += 1
         if faults.lookup_delay > 0:
             await asyncio.sleep(faults.lookup_delay)
@@ -199,6 +201,8 @@ def create_app(state: EmulatorState) -> FastAPI:
             return _error(400, "nonce must be 64 hex characters")
         header = _header_faults(request)
         state.stats.attestation_fetches += 1
+        if len(state.stats.attestation_nonces) > 10_000:
+            del state.stats.attestation_nonces[:5_000]
         state.stats.attestation_nonces.append(nonce.lower())
         faults = state.faults_for(info.id, header)
         if len(state.nonce_models) > 10_000:
