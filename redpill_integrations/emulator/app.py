@@ -13,7 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from redpill_integrations.emulator.faults import FAULTS_HEADER, Faults, parse_faults_header
+from redpill_integrations.emulator.faults import (
+    FAULTS_HEADER,
+    Faults,
+    FaultsHeaderError,
+    parse_faults_header,
+)
 from redpill_integrations.emulator.model import new_chat_id, render_json, render_sse_events
 from redpill_integrations.emulator.nras import NrasService, PayloadError
 from redpill_integrations.emulator.report import build_report, dumps
@@ -67,9 +72,9 @@ def create_app(state: EmulatorState) -> FastAPI:
         auth = request.headers.get("authorization", "")
         return auth.lower().startswith("bearer ") and bool(auth[7:].strip())
 
-    @app.exception_handler(ValueError)
-    async def bad_faults(_request: Request, exc: ValueError) -> JSONResponse:
-        return _error(400, f"bad request: {exc}")
+    @app.exception_handler(FaultsHeaderError)
+    async def bad_faults(_request: Request, exc: Exception) -> JSONResponse:
+        return _error(400, f"bad {FAULTS_HEADER} header: {exc}")
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:

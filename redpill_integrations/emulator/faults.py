@@ -22,12 +22,17 @@ import dataclasses
 import json
 from typing import Any, Literal
 
-__all__ = ["FAULTS_HEADER", "Faults", "SignatureFault", "TamperMode", "parse_faults_header"]
+__all__ = ["FAULTS_HEADER", "Faults", "FaultsHeaderError", "SignatureFault", "TamperMode",
+           "parse_faults_header"]
 
 FAULTS_HEADER = "X-Emulator-Faults"
 TamperMode = Literal["alter", "inject", "drop", "reorder"]
 SignatureFault = Literal["not_ready", "wrong_node", "rate_limited", "server_error",
                          "error_code_envelope"]
+
+
+class FaultsHeaderError(ValueError):
+    """The ``X-Emulator-Faults`` header is not a JSON object of known fields (answered 400)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -96,14 +101,36 @@ class Faults:
 
 
 def parse_faults_header(value: str | None) -> Faults | None:
-    """Parse the header; unknown fields or bad JSON raise ValueError (answered with 400)."""
+    """Parse the header; raises :class:`FaultsHeaderError` for bad JSON or unknown fields."""
     if not value:
         return None
-    data: Any = json.loads(value)
+    try:
+        data: Any = json.loads(value)
+    except ValueError as exc:
+        raise FaultsHeaderError("X-Emulator-Faults is not JSON") from exc
     if not isinstance(data, dict):
-        raise ValueError("X-Emulator-Faults must be a JSON object")
+        raise FaultsHeaderError("X-Emulator-Faults must be a JSON object")
     known = {f.name for f in dataclasses.fields(Faults)}
     unknown = set(data) - known
     if unknown:
-        raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        raise FaultsHeaderError(f"unknown fault fields: {sorted(unknown)}")
+    for name, value in data.items():
+        if not _type_ok(name, value):
+            raise FaultsHeaderError(f"fault field {name!r} has a wrong type or value")
     return Faults(**data)
+
+
+_NUMBER_OR_NONE = {"retry_after", "signature_delay", "signature_ttl"}
+
+
+def _type_ok(name: str, value: Any) -> bool:
+    default = getattr(Faults(), name)
+    if name == "tamper_response":
+        return value in (None, "alter", "inject", "drop", "reorder")
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if name in _NUMBER_OR_NONE and value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(default, float) or name in _NUMBER_OR_NONE or isinstance(value, int)

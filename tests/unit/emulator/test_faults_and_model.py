@@ -8,7 +8,7 @@ import pytest
 
 from redpill_integrations.emulator import Faults, Reply, main
 from redpill_integrations.emulator.__main__ import build_parser
-from redpill_integrations.emulator.faults import parse_faults_header
+from redpill_integrations.emulator.faults import FaultsHeaderError, parse_faults_header
 from redpill_integrations.emulator.model import render_json, render_sse_events
 from redpill_integrations.emulator.tamper import tamper_json, tamper_sse
 
@@ -28,8 +28,12 @@ def test_merge_and_header_round_trip() -> None:
     assert parse_faults_header(None) is None
     with pytest.raises(ValueError, match="unknown fault fields"):
         parse_faults_header('{"bogus": true}')
-    with pytest.raises(ValueError):
-        parse_faults_header("[1]")
+    for bad in ("[1]", "{", '{"signature_not_ready": "2"}', '{"foreign_signer": 1}',
+                '{"tamper_response": "explode"}', '{"wrong_node": 1.5}'):
+        with pytest.raises(FaultsHeaderError):
+            parse_faults_header(bad)
+    assert parse_faults_header('{"retry_after": null, "signature_ttl": 0}') == Faults(
+        retry_after=None, signature_ttl=0)
 
 
 def test_sse_layout_and_tamper_modes() -> None:
