@@ -27,7 +27,7 @@ from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any, Literal, TypeVar, cast
 
 import httpx
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-untyped]
 from openai import AsyncOpenAI, Omit
@@ -35,13 +35,15 @@ from openai import OpenAI as SyncOpenAI
 from pydantic import SecretStr
 
 from redpill_integrations.errors import ConfigurationError
-from redpill_integrations.llama_index.calls import (
-    Call,
-    LiveResponses,
-    check_mode,
-    trailing_response,
-)
+from redpill_integrations.llama_index.calls import Call, LiveResponses, check_mode
 from redpill_integrations.llama_index.models import context_window_for, is_tee_model, not_tee_error
+from redpill_integrations.llama_index.streams import (
+    aclosing,
+    averified_stream,
+    closing,
+    collecting,
+    verified_stream,
+)
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import ReceiptStore
 from redpill_integrations.wire import RedpillVerifier
@@ -253,7 +255,7 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         inner = cast(
             Generator[ChatResponse, None, None], super()._stream_chat(messages, **call.kwargs)
         )
-        return _verified_stream(inner, call)
+        return verified_stream(inner, call)
 
     async def _astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
@@ -267,7 +269,37 @@ class Redpill(OpenAILike):  # type: ignore[misc]
             AsyncGenerator[ChatResponse, None],
             await super()._astream_chat(messages, **call.kwargs),
         )
-        return _averified_stream(inner, call)
+        return averified_stream(inner, call)
+
+    # -- public streaming entry points: make the consumer's close reach the verified stream -----
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> Generator[ChatResponse, None, None]:
+        with collecting() as started:
+            outer = super().stream_chat(messages, **kwargs)
+        return outer if self._verifier is None else closing(outer, started)
+
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> Generator[CompletionResponse, None, None]:
+        with collecting() as started:
+            outer = super().stream_complete(prompt, formatted=formatted, **kwargs)
+        return outer if self._verifier is None else closing(outer, started)
+
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> AsyncGenerator[ChatResponse, None]:
+        with collecting() as started:
+            outer = await super().astream_chat(messages, **kwargs)
+        return outer if self._verifier is None else aclosing(outer, started)
+
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> AsyncGenerator[CompletionResponse, None]:
+        with collecting() as started:
+            outer = await super().astream_complete(prompt, formatted=formatted, **kwargs)
+        return outer if self._verifier is None else aclosing(outer, started)
 
     # -- the legacy completions endpoint carries no verifiable chat id -------------------------
 
@@ -293,49 +325,6 @@ class Redpill(OpenAILike):  # type: ignore[misc]
     async def _astream_complete(self, prompt: str, **kwargs: Any) -> Any:
         self._refuse_legacy()
         return await super()._astream_complete(prompt, **kwargs)
-
-
-def _verified_stream(
-    inner: Generator[ChatResponse, None, None], call: Call
-) -> Generator[ChatResponse, None, None]:
-    """Pass every chunk on at once, then one trailing response with the verdict."""
-    last: ChatResponse | None = None
-    finished = False
-    try:
-        for chunk in inner:
-            last = chunk
-            yield chunk
-        finished = True
-    finally:
-        if not finished:  # the consumer stopped early, or the stream failed: keep the receipt
-            inner.close()
-            call.close_response()
-            if last is None:
-                call.discard()
-            else:
-                call.abandon(call.verify())
-    yield call.conclude(trailing_response(last), call.verify())
-
-
-async def _averified_stream(
-    inner: AsyncGenerator[ChatResponse, None], call: Call
-) -> AsyncGenerator[ChatResponse, None]:
-    last: ChatResponse | None = None
-    finished = False
-    try:
-        async for chunk in inner:
-            last = chunk
-            yield chunk
-        finished = True
-    finally:
-        if not finished:
-            await inner.aclose()
-            await call.aclose_response()
-            if last is None:
-                call.discard()
-            else:
-                call.abandon(await call.averify())
-    yield call.conclude(trailing_response(last), await call.averify())
 
 
 _C = TypeVar("_C", SyncOpenAI, AsyncOpenAI)

@@ -1,7 +1,8 @@
 """Fixtures for the LlamaIndex adapter against the local emulator.
 
 ``make_llm(emu, **kwargs)`` builds a ``Redpill`` with its own verifier over the emulator's trust
-anchors; retries never really sleep and the signature deadline is short, so fault tests are fast.
+anchors; its retries sleep on a fake clock (a sleep advances the clock, never waits), so the
+signature retry budget runs out at once and fault tests are fast.
 ``llm`` is one such LLM per module (its attestation cache makes the tests after the first fast);
 tests that script replies or set faults also take ``emu``, which resets the shared emulator.
 """
@@ -26,16 +27,27 @@ from redpill_integrations.wire import RedpillVerifier
 MODEL = "phala/gpt-oss-120b"
 
 
-async def _no_wait(seconds: float) -> None:
-    return None
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def make_llm(emu: Emulator, *, receipt_store: ReceiptStore | None = None,
              **kwargs: Any) -> Redpill:
+    clock = FakeClock()
     verifier = RedpillVerifier(
         base_url=emu.base_url, api_key=emu.api_key, trust=emu.trust,
-        policy=VerificationPolicy(signature_deadline=1.0), receipt_store=receipt_store,
-        sleep=lambda seconds: None, asleep=_no_wait,
+        policy=VerificationPolicy(), receipt_store=receipt_store,
+        sleep=clock.sleep, asleep=clock.asleep, monotonic=clock.monotonic,
     )
     kwargs.setdefault("model", MODEL)
     kwargs.setdefault("max_retries", 0)
