@@ -168,13 +168,47 @@ def test_deep_json_is_refused_even_with_a_raised_recursion_limit() -> None:
     import eth_account  # noqa: F401  (py_ecc, imported by eth_account, raises the limit to 100000)
 
     assert sys.getrecursionlimit() >= 100_000
-    for body in (b"[" * 200_000, b'{"a":' * 100_000, b"[{" * 40 + b"]}" * 40):
+    for body in (b"[" * 100_000, b'{"a":' * 50_000, b"[{" * 40 + b"]}" * 40):
         try:
             parse_report(body)
         except EvidenceError as exc:
             assert "nests deeper" in str(exc) or body.startswith(b"[{")
     text = f"{'a' * 64}:{'b' * 64}"  # well formed, so the json-normalized path parses the body
     sig = check_signature(SignatureRecord(text=text, signature="", signing_algo="ecdsa"),
-                          request_body=b"", response_body=b"[" * 200_000, streamed=False,
+                          request_body=b"", response_body=b"[" * 100_000, streamed=False,
                           policy=POLICY)
     assert Reason.RESPONSE_HASH_MISMATCH in sig.reasons
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+_tricky = st.text(alphabet='[]{}"\\ab\n', max_size=6)
+
+
+@FAST
+@given(value=st.recursive(st.none() | _tricky | st.integers(),
+                          lambda c: st.lists(c, max_size=3) | st.dictionaries(_tricky, c,
+                                                                               max_size=3),
+                          max_leaves=60),
+       wrap=st.integers(0, 70))
+def test_depth_guard_equals_the_real_nesting_depth(value: Any, wrap: int) -> None:
+    from redpill_integrations.verify.encoding import MAX_JSON_DEPTH, loads_strict
+
+    for i in range(wrap):
+        value = [value] if i % 2 else {'k\\"[': value}
+    body = json.dumps(value).encode()
+    if _depth(value) > MAX_JSON_DEPTH:
+        try:
+            loads_strict(body, what="x")
+        except EvidenceError as exc:
+            assert "nests deeper" in str(exc)
+        else:  # pragma: no cover
+            raise AssertionError("too deep, yet parsed")
+    else:
+        assert loads_strict(body, what="x") == value
