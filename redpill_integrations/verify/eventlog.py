@@ -9,7 +9,9 @@
   form ``0x01 ‖ compose_hash ‖ zero padding``.
 
 Values used for policy decisions (compose hash, app id, os image hash) are taken from the *measured*
-runtime events, never from the server-supplied ``info`` block.
+runtime events, never from the server-supplied ``info`` block; ``info.compose_hash``/``info.app_id``
+are only claims: when present they must agree, when absent nothing is lost (``app_compose``
+itself is checked against the measured event).
 """
 
 from __future__ import annotations
@@ -94,7 +96,9 @@ def _identity(events: Sequence[dict[str, Any]]) -> AppIdentity:
 
 def _info_hex(info: dict[str, Any] | None, key: str) -> str | None:
     value = (info or {}).get(key)
-    return value.lower().removeprefix("0x") if isinstance(value, str) else None
+    if value is None:
+        return None
+    return value.lower().removeprefix("0x") if isinstance(value, str) else "<not a string>"
 
 
 def check_compose(
@@ -109,11 +113,13 @@ def check_compose(
         return "info.tcb_info.app_compose is missing"
     if hashlib.sha256(app_compose.encode()).hexdigest() != identity.compose_hash:
         return "sha256(app_compose) differs from the compose-hash event"
-    if _info_hex(info, "compose_hash") != identity.compose_hash:
+    claimed = _info_hex(info, "compose_hash")
+    if claimed is not None and claimed != identity.compose_hash:
         return "info.compose_hash differs from the compose-hash event"
     if identity.app_id is None:
         return "no app-id runtime event"
-    if _info_hex(info, "app_id") != identity.app_id:
+    claimed = _info_hex(info, "app_id")
+    if claimed is not None and claimed != identity.app_id:
         return "info.app_id differs from the app-id event"
     if any(mr_config_id):
         expected = (b"\x01" + bytes.fromhex(identity.compose_hash)).ljust(48, b"\x00")

@@ -141,6 +141,16 @@ def test_wrong_compose_is_detected() -> None:
         "mr_config_id is not 0x01 ‖ compose_hash")
 
 
+def test_absent_info_claims_are_not_contradictions_but_wrong_types_are() -> None:
+    node = near_node()
+    td = parse_td_quote(node.intel_quote)
+    _, identity = check_event_log(node.event_log, td.rtmrs)
+    info = json.loads(json.dumps(node.info))
+    del info["compose_hash"], info["app_id"]
+    assert check_compose(identity, info, td.mr_config_id) is None
+    assert _compose_problem({"app_id": 5}) == "info.app_id differs from the app-id event"
+
+
 def test_zero_mr_config_id_is_accepted_and_info_case_is_ignored() -> None:
     assert _compose_problem(mr_config_id=bytes(48)) is None
     node = near_node()
