@@ -50,6 +50,7 @@ __all__ = [
 
 CAPTURE_HEADER = "x-redpill-capture-tag"
 _DONE = b"data: [DONE]"
+_DONES = (_DONE, b"data:[DONE]")  # the SSE field value may follow "data:" with or without a space
 _DRAIN_LIMIT = 64 * 1024  # what may follow [DONE] before we call the stream malformed
 _READ_FAILURES = (httpx.HTTPError, httpx.StreamError, OSError)
 
@@ -92,11 +93,12 @@ def _json_id(body: bytes) -> str | None:
 
 
 def _sse_first_id(body: bytes) -> str | None:
-    for line in body.split(b"\n", 64):
-        line = line.rstrip(b"\r")
-        if line.startswith(b"data:"):
-            return _json_id(line[5:].strip())
-    return None
+    start = 0 if body.startswith(b"data:") else body.find(b"\ndata:") + 1
+    if start == 0 and not body.startswith(b"data:"):
+        return None
+    end = body.find(b"\n", start)
+    line = body[start : end if end >= 0 else len(body)]
+    return _json_id(line[5:].strip())
 
 
 def _decoder_for(headers: httpx.Headers) -> _decoders.ContentDecoder | None:
@@ -171,7 +173,7 @@ class _Recording:
         self._chunks.append(chunk)
         if self.streamed and not self.done_seen:
             window = self._tail + chunk
-            self.done_seen = window.startswith(_DONE) or b"\n" + _DONE in window
+            self.done_seen = any(window.startswith(d) or b"\n" + d in window for d in _DONES)
             self._tail = window[-(len(_DONE) + 1) :]
 
     def at_eof(self) -> None:

@@ -107,9 +107,8 @@ class RedpillVerifier:
         if isinstance(tee_model_prefixes, str) or not tee_model_prefixes:
             raise ConfigurationError("tee_model_prefixes must be a non-empty tuple of prefixes")
         self.base_url = base_url.rstrip("/")
-        self._key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(
-            api_key
-        )
+        key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
+        self._key = key if key is not None and key.get_secret_value() else None
         self.policy = policy or VerificationPolicy()
         self.trust = trust or TrustAnchors.production()
         self.receipt_store = receipt_store

@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -222,3 +223,28 @@ def test_capture_cpu_cost_is_small_for_10kb() -> None:
             plain.post(f"{BASE}/chat/completions", content=REQ)
         without = (time.perf_counter() - start) / n
     assert with_capture - without < 1e-3
+
+
+DOC_SSE = (Path(__file__).parents[2] / "vectors"
+           / "phala_doc_2025-09_response_body_as_published.sse").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("body", "chat_id"),
+    [
+        (DOC_SSE, "chatcmpl-aae3e785047c4c229e40df4ff639b956"),
+        (b': keep-alive\r\n\r\ndata:{"id":"chatcmpl-x"}\r\n\r\ndata:[DONE]\r\n\r\n', "chatcmpl-x"),
+    ],
+)
+def test_sse_id_and_done_detection_on_real_layouts(body: bytes, chat_id: str) -> None:
+    rec = ExchangeRecorder()
+    with client(rec, handler_for(body, sse=True)) as c:
+        with c.stream("POST", f"{BASE}/chat/completions", content=REQ,
+                      headers={CAPTURE_HEADER: "v"}) as r:
+            buf = b""
+            for chunk in r.iter_raw():
+                buf += chunk
+                if b"[DONE]" in buf:
+                    break
+    ex = rec.take("v")
+    assert ex is not None and ex.complete and ex.chat_id == chat_id and ex.response_body == body
