@@ -161,8 +161,9 @@ async def test_astream_events_in_a_chain_show_the_custom_event(make_chat: Chat) 
 def test_default_construction_with_trust_anchors(emu: Emulator, tmp_path: Any) -> None:
     store = ReceiptStore(tmp_path / "r.sqlite3")
     trust = TrustAnchors.from_dict(emu.trust_dict())
-    chat = ChatRedpill(model=MODEL, base_url=emu.base_url, api_key=emu.api_key, trust=trust,
-                       receipt_store=store)
+    chat = ChatRedpill(
+        model=MODEL, base_url=emu.base_url, api_key=emu.api_key, trust=trust, receipt_store=store
+    )
     assert_verified(chat.invoke("hello"), store)
 
 

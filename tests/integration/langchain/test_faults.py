@@ -28,7 +28,11 @@ CASES: dict[str, tuple[Faults, Status | None, tuple[Reason, ...]]] = {
     "rate_limited": (Faults(rate_limited=1, retry_after=2.0), None, ()),
     "server_error": (Faults(server_error=1), None, ()),
     "error_code_envelope": (Faults(error_code_envelope=1), None, ()),
-    "signature_never_ready": (Faults(signature_not_ready=10_000), U, (Reason.SIGNATURE_UNAVAILABLE,)),
+    "signature_never_ready": (
+        Faults(signature_not_ready=10_000),
+        U,
+        (Reason.SIGNATURE_UNAVAILABLE,),
+    ),
     "tamper_response": (Faults(tamper_response="alter"), F, (Reason.RESPONSE_HASH_MISMATCH,)),
     "sign_other_request": (Faults(sign_other_request=True), F, (Reason.REQUEST_HASH_MISMATCH,)),
     "foreign_signer": (Faults(foreign_signer=True), F, (Reason.SIGNER_NOT_ATTESTED,)),
@@ -56,8 +60,13 @@ def invoke_or_stream(chat: ChatRedpill, stream: bool) -> Any:
 
 
 # Chat and signature faults differ between JSON and SSE bodies; attestation faults do not.
-STREAMED = ["signature_not_ready", "signature_never_ready", "tamper_response", "sign_other_request",
-            "foreign_signer"]
+STREAMED = [
+    "signature_not_ready",
+    "signature_never_ready",
+    "tamper_response",
+    "sign_other_request",
+    "foreign_signer",
+]
 pytestmark = pytest.mark.filterwarnings(
     # langchain-core reads error.response.json() of any exception; ours carries the AIMessage
     "ignore:The `json` method is deprecated:DeprecationWarning"
@@ -76,7 +85,9 @@ def test_fault_verdict_annotate(
     message = invoke_or_stream(make_chat(verification="annotate"), stream)
     verdict = message.response_metadata[VERDICT_KEY]
     assert (verdict["status"], tuple(verdict["reasons"])) == (
-        (status or Status.VERIFIED).value, tuple(r.value for r in reasons))
+        (status or Status.VERIFIED).value,
+        tuple(r.value for r in reasons),
+    )
     assert message.content.startswith("Emulated rep")  # a tampered body arrives as tampered
     receipt = store.get(verdict["receipt_id"])
     assert receipt is not None and receipt.result.reasons == reasons
@@ -130,8 +141,9 @@ def test_reset_mid_stream_raises_but_still_writes_the_receipt(
     make_chat: Chat, emu: Emulator, store: ReceiptStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     emu.set_faults(Faults(reset_mid_stream=True), model=MODEL)
-    with caplog.at_level(logging.WARNING, logger="redpill_integrations"), pytest.raises(
-        httpx.RemoteProtocolError
+    with (
+        caplog.at_level(logging.WARNING, logger="redpill_integrations"),
+        pytest.raises(httpx.RemoteProtocolError),
     ):
         list(make_chat().stream("hello"))
     (receipt,) = store.list()
@@ -144,7 +156,10 @@ async def test_async_fault_verdicts(make_chat: Chat, emu: Emulator) -> None:
     chat = make_chat(verification="annotate")
     message = await chat.ainvoke("hello")
     chunks = [c async for c in chat.astream("hello")]
-    for verdict in (message.response_metadata[VERDICT_KEY], chunks[-1].response_metadata[VERDICT_KEY]):
+    for verdict in (
+        message.response_metadata[VERDICT_KEY],
+        chunks[-1].response_metadata[VERDICT_KEY],
+    ):
         assert (verdict["status"], verdict["reasons"]) == ("failed", ["RESPONSE_HASH_MISMATCH"])
     with pytest.raises(VerificationFailed) as err:
         await make_chat().ainvoke("hello")
@@ -158,8 +173,11 @@ def test_annotate_logs_a_warning(
     with caplog.at_level(logging.WARNING, logger="redpill_integrations"):
         message = make_chat(verification="annotate").invoke("hello")
     chat_id = message.response_metadata[VERDICT_KEY]["chat_id"]
-    assert any("SIGNER_NOT_ATTESTED" in r.getMessage() and chat_id in r.getMessage()
-               for r in caplog.records if r.name == "redpill_integrations")
+    assert any(
+        "SIGNER_NOT_ATTESTED" in r.getMessage() and chat_id in r.getMessage()
+        for r in caplog.records
+        if r.name == "redpill_integrations"
+    )
 
 
 def test_off_mode_sees_no_fault_and_fetches_nothing(make_chat: Chat, emu: Emulator) -> None:

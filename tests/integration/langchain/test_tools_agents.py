@@ -44,7 +44,10 @@ def test_bind_tools_tool_call_is_verified(make_chat: Chat, emu: Emulator) -> Non
     emu.script(MODEL, [Reply.tool_call("add", {"a": 2, "b": 3})] * 2)
     bound = make_chat().bind_tools([add])
     message = bound.invoke("what is 2 + 3?")
-    assert message.tool_calls[0]["name"] == "add" and message.tool_calls[0]["args"] == {"a": 2, "b": 3}
+    assert message.tool_calls[0]["name"] == "add" and message.tool_calls[0]["args"] == {
+        "a": 2,
+        "b": 3,
+    }
     assert verdict(message)["status"] == "verified"
     chunks = list(bound.stream("again"))
     full = chunks[0]
@@ -96,11 +99,14 @@ def react_graph(chat: ChatRedpill) -> Any:
 async def test_langgraph_agent_every_step_is_verified(
     make_chat: Chat, emu: Emulator, streamed: bool
 ) -> None:
-    emu.script(MODEL, [
-        Reply.tool_call("add", {"a": 2, "b": 3}),
-        Reply.tool_call("add", {"a": 5, "b": 4}),
-        Reply.text("The answer is 9."),
-    ])
+    emu.script(
+        MODEL,
+        [
+            Reply.tool_call("add", {"a": 2, "b": 3}),
+            Reply.tool_call("add", {"a": 5, "b": 4}),
+            Reply.text("The answer is 9."),
+        ],
+    )
     handler = RedpillCallbackHandler()
     agent = react_graph(make_chat(streaming=streamed))
     state = await agent.ainvoke({"messages": [("user", "2+3, then +4?")]}, {"callbacks": [handler]})
@@ -134,7 +140,9 @@ async def test_handler_verifies_a_plain_chat_openai_by_chat_id(
     sync_msg = llm.invoke("hello", config={"callbacks": [handler]})
     async_msg = await llm.ainvoke("hello", config={"callbacks": [handler]})
     assert [r.chat_id for r in handler.results] == [
-        sync_msg.response_metadata["id"], async_msg.response_metadata["id"]]
+        sync_msg.response_metadata["id"],
+        async_msg.response_metadata["id"],
+    ]
     assert handler.all_verified and len(store) == 2
     list(llm.stream("streamed", config={"callbacks": [handler]}))
     assert handler.results[-1].reasons == (Reason.CHECK_NOT_RUN,)  # no chat id in a stream

@@ -57,8 +57,13 @@ def completion(content: str = "hi", **message_extra: Any) -> dict[str, Any]:
 
 def sse(*deltas: dict[str, Any]) -> bytes:
     events = [
-        {"id": "chatcmpl-unit-2", "object": "chat.completion.chunk", "created": 1, "model": TEE,
-         "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
+        {
+            "id": "chatcmpl-unit-2",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": TEE,
+            "choices": [{"index": 0, "delta": d, "finish_reason": None}],
+        }
         for d in deltas
     ]
     body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
@@ -163,15 +168,27 @@ def test_identity() -> None:
 def test_dumpd_loads_round_trip_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDPILL_API_KEY", raising=False)
     policy = VerificationPolicy(require_gpu=False, allowed_app_ids=["AbCd"], signature_deadline=5)
-    trust = TrustAnchors(kind="test", pccs_url="http://127.0.0.1:1", nras_url="http://127.0.0.1:1/v3",
-                         nras_jwks_url="http://127.0.0.1:1/jwks", intel_root_ca_der=b"\x01\x02")
+    trust = TrustAnchors(
+        kind="test",
+        pccs_url="http://127.0.0.1:1",
+        nras_url="http://127.0.0.1:1/v3",
+        nras_jwks_url="http://127.0.0.1:1/jwks",
+        intel_root_ca_der=b"\x01\x02",
+    )
     chat = ChatRedpill(model=TEE, api_key=KEY, verification="annotate", policy=policy, trust=trust)
     text = dumps(chat)
     assert KEY not in text
     assert dumpd(chat)["kwargs"]["redpill_api_key"] == {
-        "lc": 1, "type": "secret", "id": ["REDPILL_API_KEY"]}
-    loaded = load(dumpd(chat), secrets_map={"REDPILL_API_KEY": KEY}, allowed_objects=[ChatRedpill],
-                  valid_namespaces=["redpill_integrations"])
+        "lc": 1,
+        "type": "secret",
+        "id": ["REDPILL_API_KEY"],
+    }
+    loaded = load(
+        dumpd(chat),
+        secrets_map={"REDPILL_API_KEY": KEY},
+        allowed_objects=[ChatRedpill],
+        valid_namespaces=["redpill_integrations"],
+    )
     assert isinstance(loaded, ChatRedpill)
     assert loaded.asdict() == chat.asdict()
     assert loaded.policy == policy
@@ -196,14 +213,18 @@ def test_model_not_tee_per_call_override_raises_before_sending() -> None:
     assert server.requests == []
 
 
-def test_model_not_tee_annotate_is_unverifiable_without_fetch(caplog: pytest.LogCaptureFixture) -> None:
+def test_model_not_tee_annotate_is_unverifiable_without_fetch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     server = Server()
     msg = model(server, model=NON_TEE, verification="annotate").invoke("hello")
     verdict = msg.response_metadata["redpill_verification"]
     assert (verdict["status"], verdict["reasons"]) == ("unverifiable", ["MODEL_NOT_TEE"])
     assert [r.url.path for r in server.requests] == ["/v1/chat/completions"]
-    assert any(r.name == "redpill_integrations" and "MODEL_NOT_TEE" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        r.name == "redpill_integrations" and "MODEL_NOT_TEE" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 @pytest.mark.parametrize(
@@ -253,7 +274,8 @@ def test_signature_unavailable_strict_raises_with_the_message() -> None:
     assert err.value.result.reasons == (Reason.SIGNATURE_UNAVAILABLE,)
     assert err.value.response.content == "hi"
     assert err.value.response.response_metadata["redpill_verification"]["chat_id"] == (
-        "chatcmpl-unit-1")
+        "chatcmpl-unit-1"
+    )
 
 
 def test_off_mode_is_a_plain_client() -> None:
@@ -271,14 +293,20 @@ def test_reasoning_content_kept_in_additional_kwargs() -> None:
     assert msg.additional_kwargs["reasoning_content"] == "why"
     server.reply = lambda _r: httpx.Response(200, json=completion("ok", reasoning="how"))
     assert model(server, verification="off").invoke("x").additional_kwargs["reasoning_content"] == (
-        "how")
+        "how"
+    )
 
 
 def test_streamed_reasoning_content_kept() -> None:
-    body = sse({"role": "assistant", "content": ""}, {"reasoning_content": "th"},
-               {"reasoning_content": "ink"}, {"content": "done"})
-    server = Server(lambda _r: httpx.Response(
-        200, content=body, headers={"content-type": "text/event-stream"}))
+    body = sse(
+        {"role": "assistant", "content": ""},
+        {"reasoning_content": "th"},
+        {"reasoning_content": "ink"},
+        {"content": "done"},
+    )
+    server = Server(
+        lambda _r: httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    )
     chunks = list(model(server, verification="off").stream("hello"))
     full = chunks[0]
     for c in chunks[1:]:

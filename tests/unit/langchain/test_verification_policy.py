@@ -21,12 +21,17 @@ from redpill_integrations.langchain._verification import (
 from redpill_integrations.results import CheckOutcome, Reason, Status, VerificationResult
 
 VERIFIED = VerificationResult.build(
-    checks={"signature": CheckOutcome.PASS}, reasons=[], required=("signature",),
-    chat_id="chatcmpl-1", receipt_id="r-1",
+    checks={"signature": CheckOutcome.PASS},
+    reasons=[],
+    required=("signature",),
+    chat_id="chatcmpl-1",
+    receipt_id="r-1",
 )
 FAILED = VerificationResult.build(
-    checks={"response_hash": CheckOutcome.FAIL}, reasons=[Reason.RESPONSE_HASH_MISMATCH],
-    chat_id="chatcmpl-2", receipt_id="r-2",
+    checks={"response_hash": CheckOutcome.FAIL},
+    reasons=[Reason.RESPONSE_HASH_MISMATCH],
+    chat_id="chatcmpl-2",
+    receipt_id="r-2",
 )
 
 
