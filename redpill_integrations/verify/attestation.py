@@ -322,6 +322,9 @@ def _check_gpu(
     if claimed != nonce:
         log.fail("gpu", Reason.GPU_NONCE_MISMATCH, "nvidia_payload.nonce is not our nonce")
         return None
+    if count == 0:
+        log.fail("gpu", Reason.GPU_EVIDENCE_MISSING, "nvidia_payload lists no GPU evidence")
+        return None
     for piece, key in ((evidence.nras_response, MISSING_NRAS), (evidence.nras_jwks, MISSING_JWKS)):
         if piece is None:
             why = _missing(evidence, key, MISSING_NRAS)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from redpill_integrations.errors import MalformedEvidence
+from redpill_integrations.errors import EvidenceError, MalformedEvidence
 from redpill_integrations.results import AttestationSummary, CheckOutcome, Reason
+from redpill_integrations.verify.encoding import loads_strict
 
 __all__ = ["AttestationEvidence", "AttestationVerdict", "SignatureCheck", "SignatureRecord"]
 
@@ -40,9 +40,10 @@ class SignatureRecord:
         wire layer decides whether it means "not yet available".
         """
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedEvidence("signature body is not JSON") from exc
+            # depth-guarded, duplicate keys refused (a parser-differential trap), 1 MiB cap
+            data = loads_strict(body, what="signature body", max_bytes=1 << 20)
+        except EvidenceError as exc:
+            raise MalformedEvidence(f"signature body is not usable JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise MalformedEvidence("signature body is not a JSON object")
         text, signature = data.get("text"), data.get("signature")

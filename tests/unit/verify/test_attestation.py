@@ -177,6 +177,9 @@ NEGATIVES: list[tuple[str, Callable[[], AttestationEvidence], VerificationPolicy
     ("nras unreachable", lambda: near_evidence(nras_response=None, missing={
         MISSING_NRAS: Reason.DEPENDENCY_UNAVAILABLE}), None, "gpu", "not_checked",
      Reason.DEPENDENCY_UNAVAILABLE),
+    ("empty gpu evidence", lambda: near_evidence(edit_report(set_in(
+        ("nvidia_payload",), json.dumps({"nonce": NEAR_NONCE, "evidence_list": []})))),
+     None, "gpu", "fail", Reason.GPU_EVIDENCE_MISSING),
     ("gpu payload nonce", lambda: near_evidence(edit_report(nvidia_nonce(STALE))), None, "gpu",
      "fail", Reason.GPU_NONCE_MISMATCH),
     ("forged jwks", lambda: near_evidence(nras_jwks=TokenMinter().jwks()), None, "gpu", "fail",

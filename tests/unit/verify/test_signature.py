@@ -276,3 +276,13 @@ def test_check_signature_is_fast_for_a_10kb_body() -> None:
         timings.append(time.perf_counter() - start)
     # ~0.15 ms on an idle core; the bound leaves room for a shared CI machine.
     assert statistics.median(timings) < 0.002
+
+
+@pytest.mark.parametrize("body", [b'{"text": "a", "text": "b", "signature": "00"}',
+                                  b"[" * 100_000, b"not json", b"[]", b'{"text": 1}',
+                                  b" " * (1 << 20) + b"{}"])
+def test_signature_record_parsing_refuses_bad_bodies(body: bytes) -> None:
+    from redpill_integrations.errors import MalformedEvidence
+
+    with pytest.raises(MalformedEvidence):
+        SignatureRecord.from_json(body)
