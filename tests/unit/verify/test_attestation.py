@@ -231,11 +231,14 @@ def test_unusable_reports_give_their_reason(report: Callable[[], bytes], reason:
     assert all(v is CheckOutcome.NOT_CHECKED for v in verdict.checks.values())
 
 
-def test_chutes_report_fails_with_unsupported_protocol_even_for_its_nonce() -> None:
-    data = json.loads(cached("teep_redpill_attestation_report_chutes_format.json"))
-    verdict = run(near_evidence(cached("teep_redpill_attestation_report_chutes_format.json"),
-                                nonce=data["nonce"]))
-    assert verdict.reasons == (Reason.UNSUPPORTED_PROTOCOL,)
+def test_chutes_report_is_unsupported_for_the_nonce_the_client_sent() -> None:
+    client_nonce = "732f6f1c1b4445d4ab4ad892728343f7fcb0f595ce79f91ecfdeaae657bb7c7e"  # .meta url
+    body = cached("teep_redpill_attestation_report_chutes_format.json")
+    assert json.loads(body)["nonce"] != client_nonce  # the recorded report was not even fresh
+    for nonce in (client_nonce, json.loads(body)["nonce"]):
+        verdict = run(near_evidence(body, nonce=nonce))
+        assert verdict.reasons == (Reason.UNSUPPORTED_PROTOCOL,)
+        assert "chutes" in (verdict.detail or "")
 
 
 def test_our_own_malformed_nonce_fails_closed() -> None:

@@ -84,14 +84,19 @@ def test_swapped_key_under_the_real_kid_is_rejected() -> None:
                                               "token signature does not verify")
 
 
-def test_vllm_proxy_answer_is_signed_by_a_key_not_in_the_jwks() -> None:
-    result = verify_real(response=cached("vllmproxy_nras_response_1gpu.json"), expected=1)
-    assert result.reason is Reason.GPU_TOKEN_INVALID
-    answer = vector_json("vllmproxy_nras_response_1gpu.json")
+@pytest.mark.parametrize(("name", "gpus"), [("vllmproxy_nras_response_1gpu.json", 1),
+                                            ("vllmproxy_nras_response_ppcie_8gpu.json", 8)])
+def test_vllm_proxy_answers_parse_but_are_signed_by_keys_not_in_the_jwks(name: str,
+                                                                         gpus: int) -> None:
+    answer = vector_json(name)
     platform = json.loads(_b64decode(answer[0][1].split(".")[1]))
-    gpu_token = answer[1]["GPU-0"]
-    assert platform["submods"]["GPU-0"][1][1] == hashlib.sha256(gpu_token.encode()).hexdigest()
     assert platform["x-nvidia-overall-att-result"] is True and len(platform["eat_nonce"]) == 64
+    assert len(answer[1]) == gpus
+    for gpu, token in answer[1].items():
+        assert platform["submods"][gpu][1][1] == hashlib.sha256(token.encode()).hexdigest()
+    result = verify_real(response=cached(name), nonce=platform["eat_nonce"], expected=gpus)
+    assert (result.reason, result.detail) == (Reason.GPU_TOKEN_INVALID,
+                                              "token kid is not in the JWKS")
 
 
 def _b64decode(part: str) -> bytes:
