@@ -162,3 +162,11 @@ async def test_async_stream_and_legacy_completions_refused(fake: FakeVerifier) -
     assert chunks[-1].additional_kwargs[VERIFICATION_KEY]["status"] == "verified"
     with pytest.raises(ConfigurationError, match="chat completions only"):
         await llm.acomplete("hi", use_chat_completions=False)
+
+
+def test_public_names_are_pinned() -> None:
+    import redpill_integrations.llama_index as package
+
+    assert sorted(package.__all__) == ["VERIFICATION_KEY", "Redpill", "RedpillVerificationEvent"]
+    assert VERIFICATION_KEY == "redpill_verification"
+    assert RedpillVerificationEvent.class_name() == "RedpillVerificationEvent"
