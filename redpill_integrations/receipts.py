@@ -14,7 +14,9 @@ emulator receipt). One byte changed in the bodies, the signature or the evidence
 with the exact reason. A body-less receipt cannot be re-checked (the signature covers the bytes):
 it re-verifies ``unverifiable`` / ``CHECK_NOT_RUN``. A receipt without a signature (the verdict was
 decided before one existed: ``MODEL_NOT_TEE``, ``STREAM_INCOMPLETE``, ``SIGNATURE_UNAVAILABLE``…)
-re-verifies to its original reasons.
+re-verifies to its original reasons. By default the attestation evidence is judged at the instant
+it was fetched (a cached attestation may predate the response) and the verdict assembled at the
+original verification time; an explicit ``at`` is used for both.
 
 :class:`ReceiptStore` is SQLite in WAL mode with ``synchronous=FULL``: each :meth:`ReceiptStore.put`
 is one transaction (receipt row plus its attestation evidence, de-duplicated by content hash), so a
@@ -181,6 +183,8 @@ def reverify(
     from redpill_integrations.wire.plan import judge  # wire imports receipts; keep this lazy
 
     when = at or receipt.verified_at or receipt.result.verified_at or receipt.created_at
+    # by default the attestation is replayed at the instant it was judged (it may be cached)
+    attestation_at = at or (receipt.attestation.fetched_at if receipt.attestation else None)
     try:
         pol = policy or VerificationPolicy.from_dict(receipt.policy)
     except (TypeError, ValueError) as exc:
@@ -190,7 +194,7 @@ def reverify(
         "chat_id": receipt.chat_id,
         "model": receipt.model,
         "verified_at": when,
-        "receipt_id": receipt.receipt_id,
+        "receipt_id": receipt.result.receipt_id,
     }
     if receipt.signature is None:
         original = receipt.result
@@ -222,7 +226,8 @@ def reverify(
         policy=pol,
         trust=anchors,
         at=when,
-        receipt_id=receipt.receipt_id,
+        receipt_id=receipt.result.receipt_id,
+        attestation_at=attestation_at,
     )
 
 

@@ -51,12 +51,14 @@ logger = logging.getLogger("redpill_integrations")
 
 
 class _Freshness:
-    """Set by every real model call inside one ``_generate_with_cache``: unset means a cache hit."""
+    """One ``_generate_with_cache`` call: did a real model call happen (unset means a cache hit),
+    and its run manager, which LangChain does not hand to ``_stream``/``_astream`` there."""
 
-    __slots__ = ("fresh",)
+    __slots__ = ("fresh", "run_manager")
 
-    def __init__(self) -> None:
+    def __init__(self, run_manager: object) -> None:
         self.fresh = False
+        self.run_manager = run_manager
 
 
 _FRESHNESS: ContextVar[_Freshness | None] = ContextVar("redpill_freshness", default=None)
@@ -66,6 +68,27 @@ def _mark_fresh() -> None:
     probe = _FRESHNESS.get()
     if probe is not None:
         probe.fresh = True
+
+
+def _outer_run_manager() -> object:
+    probe = _FRESHNESS.get()
+    return probe.run_manager if probe is not None else None
+
+
+def _sync_manager(run_manager: CallbackManagerForLLMRun | None) -> CallbackManagerForLLMRun | None:
+    outer = _outer_run_manager()
+    if run_manager is None and isinstance(outer, CallbackManagerForLLMRun):
+        return outer
+    return run_manager
+
+
+def _async_manager(
+    run_manager: AsyncCallbackManagerForLLMRun | None,
+) -> AsyncCallbackManagerForLLMRun | None:
+    outer = _outer_run_manager()
+    if run_manager is None and isinstance(outer, AsyncCallbackManagerForLLMRun):
+        return outer
+    return run_manager
 
 
 def _reasoning(message: Any) -> str | None:
@@ -362,7 +385,7 @@ class ChatRedpill(BaseChatOpenAI):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        probe = _Freshness()
+        probe = _Freshness(run_manager)
         token = _FRESHNESS.set(probe)
         try:
             result = super()._generate_with_cache(
@@ -424,7 +447,7 @@ class ChatRedpill(BaseChatOpenAI):
                 self._abandoned(verifier, tag)
         verdict = self._verify(verifier, tag)
         final = verdict_chunk(verdict)
-        _events.emit(run_manager, verdict)
+        _events.emit(_sync_manager(run_manager), verdict)
         enforce(self.verification, verdict, _merged_message([*chunks, final]))
         if run_manager:
             run_manager.on_llm_new_token("", chunk=final)
@@ -439,7 +462,7 @@ class ChatRedpill(BaseChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        probe = _Freshness()
+        probe = _Freshness(run_manager)
         token = _FRESHNESS.set(probe)
         try:
             result = await super()._agenerate_with_cache(
@@ -506,7 +529,7 @@ class ChatRedpill(BaseChatOpenAI):
                 await self._aabandoned(verifier, tag)
         verdict = await self._averify(verifier, tag)
         final = verdict_chunk(verdict)
-        await _events.aemit(run_manager, verdict)
+        await _events.aemit(_async_manager(run_manager), verdict)
         enforce(self.verification, verdict, _merged_message([*chunks, final]))
         if run_manager:
             await run_manager.on_llm_new_token("", chunk=final)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -79,7 +82,9 @@ def _b64url(part: str, what: str) -> bytes:
         raise _Rejected(Reason.GPU_TOKEN_INVALID, f"{what} is not base64url") from exc
 
 
-def _jwks_keys(jwks: bytes) -> dict[str, ec.EllipticCurvePublicKey]:
+@functools.lru_cache(maxsize=8)
+def _jwks_keys(jwks: bytes) -> Mapping[str, ec.EllipticCurvePublicKey]:
+    """The usable P-384 keys of a JWKS body by ``kid`` (cached: NRAS's JWKS is ~80 KB, ~50 keys)."""
     data = as_dict(loads_strict(jwks, what="NRAS JWKS", max_bytes=MAX_JWKS_BYTES), what="JWKS")
     keys = data.get("keys")
     if not isinstance(keys, list):
@@ -101,11 +106,11 @@ def _jwks_keys(jwks: bytes) -> dict[str, ec.EllipticCurvePublicKey]:
             out.setdefault(kid, numbers.public_key())
         except (_Rejected, ValueError):
             continue  # a key not on the curve is simply unusable
-    return out
+    return MappingProxyType(out)
 
 
 def verify_jwt(
-    token: Any, keys: dict[str, ec.EllipticCurvePublicKey], *, issuer: str, now: int
+    token: Any, keys: Mapping[str, ec.EllipticCurvePublicKey], *, issuer: str, now: int
 ) -> dict[str, Any]:
     """The verified claims of one NRAS token; raises ``_Rejected`` (GPU_TOKEN_INVALID)."""
     bad = Reason.GPU_TOKEN_INVALID
@@ -192,7 +197,7 @@ def _verify_nras(
     response: bytes, jwks: bytes, *, nonce: str, issuer: str, now: int, expected_gpus: int | None
 ) -> GpuVerification:
     bad = Reason.GPU_TOKEN_INVALID
-    keys = _jwks_keys(jwks)
+    keys = _jwks_keys(bytes(jwks))
     answer = loads_strict(response, what="NRAS response", max_bytes=MAX_NRAS_BYTES)
     if not (isinstance(answer, list) and len(answer) == 2 and isinstance(answer[0], list)
             and len(answer[0]) == 2 and answer[0][0] == "JWT" and isinstance(answer[1], dict)):

@@ -186,17 +186,19 @@ def attestation_flow(
             jwks = yield from _jwks_flow(endpoints, budget, trust.nras_jwks_url)
             if jwks is None:
                 missing[MISSING_JWKS] = Reason.DEPENDENCY_UNAVAILABLE
+    fetched_at = now()  # the verdict is computed at this instant, so receipts can replay it
     evidence = AttestationEvidence(
         report=report_bytes,
         nonce=nonce,
         collateral=collateral,
         nras_response=nras_response,
         nras_jwks=jwks,
-        fetched_at=now(),
+        fetched_at=fetched_at,
         missing=missing,
     )
     progress("verify")
-    return AttestationOutcome(run_core(evidence, core_signer, policy, trust, now()), evidence)
+    verdict = run_core(evidence, core_signer, policy, trust, fetched_at)
+    return AttestationOutcome(verdict, evidence)
 
 
 def run_core(

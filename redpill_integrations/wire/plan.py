@@ -133,8 +133,13 @@ def judge(
     trust: TrustAnchors,
     at: datetime,
     receipt_id: str | None,
+    attestation_at: datetime | None = None,
 ) -> VerificationResult:
-    """Steps 3-5 on stored evidence, with no network (what ``reverify`` runs)."""
+    """Steps 3-5 on stored evidence, with no network (what ``reverify`` runs).
+
+    The attestation is judged at ``attestation_at`` (default ``at``): replaying a receipt uses the
+    instant the evidence was fetched and judged, the assembly the instant of the verdict.
+    """
     sig = signature_check(
         record, request_body=request_body, response_body=response_body, streamed=streamed,
         policy=policy,
@@ -142,7 +147,7 @@ def judge(
     verdict: AttestationVerdict | None = None
     if signature_passed(sig):
         if attestation is not None:
-            verdict = run_core(attestation, sig.signer, policy, trust, at)
+            verdict = run_core(attestation, sig.signer, policy, trust, attestation_at or at)
         elif attestation_fetch_reason is not None:
             verdict = failed_fetch_verdict(attestation_fetch_reason, "no attestation report")
     return finish(
