@@ -191,6 +191,8 @@ def verify_nras(
         return GpuVerification(reason=exc.reason, detail=exc.detail)
     except EvidenceError as exc:
         return GpuVerification(reason=Reason.GPU_TOKEN_INVALID, detail=f"NRAS evidence: {exc}")
+    except TypeError:  # evidence that is not bytes at all
+        return GpuVerification(reason=Reason.GPU_TOKEN_INVALID, detail="NRAS evidence unusable")
 
 
 def _verify_nras(
