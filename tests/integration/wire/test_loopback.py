@@ -103,6 +103,24 @@ def test_early_break_is_stream_incomplete_and_immediate(emu: Emulator) -> None:
     assert result.status is Status.UNVERIFIABLE and result.reasons == (Reason.STREAM_INCOMPLETE,)
 
 
+async def test_async_early_break_is_stream_incomplete_and_immediate(emu: Emulator) -> None:
+    emu.script(MODEL, [Reply.text("word " * 3000)])
+    v = verifier(emu)
+    sdk = openai.AsyncOpenAI(base_url=emu.base_url, api_key=CANARY,
+                             http_client=v.async_http_client())
+    tag = v.recorder.new_tag()
+    stream = await sdk.chat.completions.create(model=MODEL, messages=MSG, stream=True,
+                                               extra_headers={CAPTURE_HEADER: tag})
+    start = time.monotonic()
+    async for _ in stream:
+        break
+    await stream.close()
+    assert time.monotonic() - start < 0.5
+    result = await v.averify(v.recorder.take(tag))
+    assert result.status is Status.UNVERIFIABLE and result.reasons == (Reason.STREAM_INCOMPLETE,)
+    await v.aclose()
+
+
 def test_signature_not_ready_three_times_then_verified(emu: Emulator) -> None:
     emu.set_faults(Faults(signature_not_ready=3), model=MODEL)
     v = verifier(emu)
