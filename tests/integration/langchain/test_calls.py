@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -77,8 +78,15 @@ async def test_astream_has_one_trailing_verdict_chunk(make_chat: Chat, emu: Emul
 
 
 @pytest.mark.parametrize("streaming", [False, True])
-def test_streaming_flag_invoke_is_verified(make_chat: Chat, streaming: bool) -> None:
-    assert_verified(make_chat(streaming=streaming).invoke("hello"))
+async def test_streaming_flag_invoke_is_verified_with_one_event(
+    make_chat: Chat, streaming: bool
+) -> None:
+    chat = make_chat(streaming=streaming)
+    handler = RedpillCallbackHandler()
+    sync_msg = chat.invoke("hello", config={"callbacks": [handler]})
+    async_msg = await chat.ainvoke("hello", config={"callbacks": [handler]})
+    verdicts = [assert_verified(sync_msg), assert_verified(async_msg)]
+    assert handler.events == verdicts and [r.to_dict() for r in handler.results] == verdicts
 
 
 def test_stopping_a_stream_early_still_writes_its_receipt(
@@ -99,10 +107,14 @@ async def test_stopping_an_astream_early_still_writes_its_receipt(
     make_chat: Chat, emu: Emulator, store: ReceiptStore
 ) -> None:
     emu.script(MODEL, [Reply.text("word " * 400)])
-    chat = make_chat()
-    agen = chat._astream([("user", "long please")])  # type: ignore[list-item]
+    agen = make_chat().astream("long please")
     await agen.__anext__()
-    await agen.aclose()
+    await agen.aclose()  # the model's own generator is finalised by the event loop
+    for _ in range(200):
+        gc.collect()
+        await asyncio.sleep(0.01)
+        if len(store):
+            break
     (receipt,) = store.list()
     assert receipt.result.reasons == (Reason.STREAM_INCOMPLETE,)
 
