@@ -167,6 +167,8 @@ async def test_async_stream_and_legacy_completions_refused(fake: FakeVerifier) -
 def test_public_names_are_pinned() -> None:
     import redpill_integrations.llama_index as package
 
-    assert sorted(package.__all__) == ["VERIFICATION_KEY", "Redpill", "RedpillVerificationEvent"]
+    assert sorted(package.__all__) == sorted(
+        ["VERIFICATION_KEY", "Redpill", "RedpillVerificationEvent"]
+    )
     assert VERIFICATION_KEY == "redpill_verification"
     assert RedpillVerificationEvent.class_name() == "RedpillVerificationEvent"
