@@ -43,6 +43,7 @@ class AppIdentity:
     app_id: str | None
     os_image_hash: str | None
     instance_id: str | None
+    repeated: tuple[str, ...] = ()  # identity events measured more than once (never trusted)
 
 
 def runtime_event_digest(event: str, payload: bytes) -> bytes:
@@ -80,17 +81,22 @@ def check_event_log(
 
 def _identity(events: Sequence[dict[str, Any]]) -> AppIdentity:
     found: dict[str, str] = {}
+    repeated: list[str] = []
     for event in events:
         if event["imr"] == 3 and event["event_type"] == DSTACK_RUNTIME_EVENT:
             name = event["event"]
             if name in ("compose-hash", "app-id", "os-image-hash", "instance-id"):
-                # The last measurement of a name wins, as a replaying verifier would see it.
+                # dstack measures each once at boot; a second one (say, emitted later by the app
+                # itself) makes the identity ambiguous, so it is refused rather than picked.
+                if name in found:
+                    repeated.append(name)
                 found[name] = event["event_payload"]
     return AppIdentity(
         compose_hash=found.get("compose-hash"),
         app_id=found.get("app-id"),
         os_image_hash=found.get("os-image-hash"),
         instance_id=found.get("instance-id"),
+        repeated=tuple(repeated),
     )
 
 
@@ -105,6 +111,8 @@ def check_compose(
     identity: AppIdentity, info: dict[str, Any] | None, mr_config_id: bytes
 ) -> str | None:
     """Problem or None. ``identity`` must come from an event log that replayed."""
+    if identity.repeated:
+        return f"runtime event {identity.repeated[0]!r} is measured more than once"
     if identity.compose_hash is None:
         return "no compose-hash runtime event"
     tcb = (info or {}).get("tcb_info") or {}

@@ -170,3 +170,19 @@ def test_missing_runtime_events_fail_compose() -> None:
     _, identity = check_event_log(node.event_log, td.rtmrs)
     assert check_compose(dataclasses.replace(identity), None, td.mr_config_id) == (
         "info.tcb_info.app_compose is missing")
+
+
+def test_a_second_compose_hash_event_is_refused_even_when_it_replays() -> None:
+    node = near_node()
+    td = parse_td_quote(node.intel_quote)
+    _, genuine = check_event_log(node.event_log, td.rtmrs)
+    payload = bytes.fromhex(genuine.compose_hash or "")
+    extra = {"imr": 3, "event_type": 0x08000001, "event": "compose-hash",
+             "event_payload": payload.hex(),
+             "digest": runtime_event_digest("compose-hash", payload).hex()}
+    events = (*node.event_log, extra)
+    rtmrs = (*td.rtmrs[:3], replay_rtmrs(events)[3])  # as if the app had extended RTMR3 itself
+    problem, identity = check_event_log(events, rtmrs)
+    assert problem is None and identity.repeated == ("compose-hash",)
+    assert check_compose(identity, node.info, td.mr_config_id) == (
+        "runtime event 'compose-hash' is measured more than once")
