@@ -34,7 +34,10 @@ is never in reprs, logs, exceptions or receipts, and goes to the base URL's orig
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -46,7 +49,7 @@ from pydantic import SecretStr
 
 from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
-from redpill_integrations.results import VerificationResult
+from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.wire.cache import SingleFlightCache
 from redpill_integrations.wire.capture import (
     AsyncCapturingTransport,
@@ -72,6 +75,8 @@ if TYPE_CHECKING:
 __all__ = ["RedpillVerifier"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("redpill_integrations.wire")
 
 
 def _utcnow() -> datetime:
@@ -137,6 +142,7 @@ class RedpillVerifier:
         self._transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
         #: one fetch client per event loop (connections belong to the loop that opened them)
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
@@ -181,9 +187,10 @@ class RedpillVerifier:
     # -- drivers -----------------------------------------------------------------------------
 
     def _run(self, flow: Flow[T]) -> T:
-        if self._client is None:
-            self._client = make_client(self._transport)
-        client, endpoints = self._client, self._endpoints
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self._transport)
+            client, endpoints = self._client, self._endpoints
         return run_sync(
             flow,
             send=lambda fetch: send_sync(client, endpoints, fetch),
@@ -207,10 +214,32 @@ class RedpillVerifier:
     # -- verification ------------------------------------------------------------------------
 
     def verify_exchange(self, exchange: CapturedExchange | None) -> Receipt:
-        return self._run(self._plan.verify(exchange))
+        try:
+            return self._run(self._plan.verify(exchange))
+        except Exception:  # last resort: a bug of ours must not cost the user the response
+            logger.exception("verification crashed; verdict is unverifiable")
+            return self._crashed(exchange)
 
     async def averify_exchange(self, exchange: CapturedExchange | None) -> Receipt:
-        return await self._arun(self._plan.verify(exchange))
+        try:
+            return await self._arun(self._plan.verify(exchange))
+        except Exception:
+            logger.exception("verification crashed; verdict is unverifiable")
+            return self._crashed(exchange)
+
+    def _crashed(self, exchange: CapturedExchange | None) -> Receipt:
+        from redpill_integrations.receipts import Receipt
+
+        now = self._clock()
+        result = VerificationResult.unverifiable(
+            Reason.CHECK_NOT_RUN,
+            chat_id=exchange.chat_id if exchange else None,
+            model=exchange.model if exchange else None,
+            verified_at=now,
+            detail="verification crashed (see the log)",
+        )
+        return Receipt(receipt_id=uuid.uuid4().hex, created_at=now, result=result,
+                       policy=self.policy.to_dict(), trust_kind=self.trust.kind)
 
     def verify(self, exchange: CapturedExchange | None) -> VerificationResult:
         """Fetch the signature and (cached) attestation, verify, store one receipt. Never raises
@@ -243,9 +272,10 @@ class RedpillVerifier:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     async def aclose(self) -> None:
         self.close()

@@ -257,3 +257,19 @@ async def test_single_flight_waiters_take_over_when_the_leader_is_cancelled() ->
     await asyncio.sleep(0.01)
     leader.cancel()
     assert set(await asyncio.gather(*waiters)) == {2} and calls["n"] == 2
+
+
+def test_internal_crashes_become_unverifiable_never_exceptions(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    import redpill_integrations.wire.plan as plan
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    fake, hits = FakeTime(), Counter[str]()
+    v = make(scripted([httpx.Response(200, content=signed_body())], hits), fake)
+    monkeypatch.setattr(plan, "check_signature", boom)
+    assert v.verify(exchange()).reasons == (Reason.CHECK_NOT_RUN,)
+    monkeypatch.setattr(plan.VerifyPlan, "_early_reason", boom)
+    result = v.verify(exchange())
+    assert result.status is Status.UNVERIFIABLE and result.reasons == (Reason.CHECK_NOT_RUN,)
+    assert "verification crashed" in caplog.text
