@@ -32,7 +32,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-untyped]
 from openai import AsyncOpenAI, Omit
 from openai import OpenAI as SyncOpenAI
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.llama_index.calls import Call, LiveResponses, check_mode
@@ -134,7 +134,10 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         kwargs.setdefault("is_chat_model", True)
         kwargs.setdefault("is_function_calling_model", True)
         kwargs["api_version"] = ""  # non-None: llama-index would read OPENAI_API_VERSION
-        super().__init__(model=model, api_key=key, api_base=base, verification=mode, **kwargs)
+        try:
+            super().__init__(model=model, api_key=key, api_base=base, verification=mode, **kwargs)
+        except ValidationError as exc:  # e.g. temperature=7: ours, like every settings error
+            raise ConfigurationError(f"invalid Redpill settings: {exc}") from exc
         self.api_version = None
         if mode != "off":
             self._verifier = verifier or RedpillVerifier(

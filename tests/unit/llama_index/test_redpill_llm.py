@@ -68,6 +68,9 @@ def test_configuration_errors(fake: FakeVerifier, monkeypatch: pytest.MonkeyPatc
     assert 'verification="off"' in str(info.value)
     with pytest.raises(ConfigurationError, match="reuse_client"):
         make(fake, reuse_client=False)
+    with pytest.raises(ConfigurationError, match="temperature") as bad:
+        make(fake, temperature=7.0)
+    assert KEY not in str(bad.value)
 
 
 def test_api_key_never_shown_or_serialised(fake: FakeVerifier) -> None:
