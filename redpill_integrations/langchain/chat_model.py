@@ -247,6 +247,12 @@ class ChatRedpill(BaseChatOpenAI):
                     f"pass either verifier= or {', '.join(given)}=, not both: the verifier "
                     "already carries its own"
                 )
+            if self.redpill_verifier is not None and self.redpill_verifier.base_url != (
+                self.redpill_api_base.rstrip("/")
+            ):
+                raise ConfigurationError(
+                    "the verifier's base_url differs from ChatRedpill's: nothing would be captured"
+                )
             if self.redpill_verifier is None:
                 self.redpill_verifier = RedpillVerifier(
                     base_url=self.redpill_api_base,

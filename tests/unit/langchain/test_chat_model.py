@@ -252,6 +252,15 @@ def test_own_client_cannot_bypass_capture() -> None:
         ChatRedpill(model=TEE, api_key=KEY, client=sdk.chat.completions)
 
 
+def test_verifier_excludes_its_own_settings_and_must_share_the_base_url() -> None:
+    verifier = RedpillVerifier(base_url="https://api.redpill.ai/v1", api_key=KEY)
+    with pytest.raises(ConfigurationError, match="policy"):
+        ChatRedpill(model=TEE, api_key=KEY, verifier=verifier, policy=VerificationPolicy())
+    with pytest.raises(ConfigurationError, match="base_url"):
+        ChatRedpill(model=TEE, api_key=KEY, verifier=verifier, base_url="https://other.example/v1")
+    assert ChatRedpill(model=TEE, api_key=KEY, verifier=verifier).verifier is verifier
+
+
 def test_user_http_client_is_wrapped_and_exchange_captured() -> None:
     server = Server()
     chat = model(server, model=NON_TEE, verification="annotate")
