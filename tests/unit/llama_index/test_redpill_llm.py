@@ -112,10 +112,10 @@ def test_annotate_returns_and_warns(fake: FakeVerifier, caplog: pytest.LogCaptur
 
 
 def test_off_is_a_plain_client(fake: FakeVerifier, collector: Collector) -> None:
-    llm = make(fake, verification="off", model="openai/gpt-4o-mini")
+    # off: the user's http client is the SDK's, with no capture around it
+    llm = make(fake, verification="off", model="openai/gpt-4o-mini",
+               http_client=fake.http_client())
     assert llm.verifier is None
-    # off builds the SDK client itself (no capture): point it at the fake's transport
-    llm._sync_client = llm._sync_client.with_options(http_client=fake.http_client())
     response = llm.chat(MSGS)
     assert VERIFICATION_KEY not in response.additional_kwargs
     assert CAPTURE_HEADER not in fake.requests[0].headers
