@@ -154,6 +154,14 @@ def test_settings_from_redpill_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert KEY not in repr(chat) and KEY not in str(chat.verifier)
 
 
+def test_public_names_are_pinned() -> None:
+    import redpill_integrations.langchain as lc
+
+    names = ["EVENT_NAME", "VERDICT_KEY", "ChatRedpill", "RedpillCallbackHandler"]
+    assert sorted(lc.__all__) == sorted(names)
+    assert lc.VERDICT_KEY == lc.EVENT_NAME == "redpill_verification"
+
+
 def test_identity() -> None:
     chat = model(Server())
     assert chat._llm_type == "redpill-chat"
@@ -273,6 +281,7 @@ def test_user_http_client_is_wrapped_and_exchange_captured() -> None:
     assert len(chat.verifier.recorder) == 0  # type: ignore[union-attr]
 
 
+@pytest.mark.filterwarnings("ignore:The `json` method is deprecated:DeprecationWarning")
 def test_signature_unavailable_strict_raises_with_the_message() -> None:
     from redpill_integrations.errors import VerificationFailed
 
