@@ -127,6 +127,18 @@ class RedpillCallbackHandler(BaseCallbackHandler):
     ) -> None:
         if isinstance(error, VerificationFailed):
             self._record(run_id, error.result)
+            return
+        response = kwargs.get("response")
+        if isinstance(response, LLMResult) and _delivered_content(response):
+            # A stream that broke off (or was stopped) after content reached the caller: that
+            # content was never verified.
+            self._record(
+                run_id,
+                VerificationResult.unverifiable(
+                    Reason.STREAM_INCOMPLETE,
+                    detail=f"the call ended with {type(error).__name__} after delivering content",
+                ),
+            )
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -192,3 +204,12 @@ class RedpillCallbackHandler(BaseCallbackHandler):
                 "http_async_client=verifier.async_http_client()",
             )
         return self.verifier.verify(exchange)
+
+
+def _delivered_content(response: LLMResult) -> bool:
+    for batch in response.generations:
+        for generation in batch:
+            message = getattr(generation, "message", None)
+            if message is not None and (message.content or getattr(message, "tool_calls", None)):
+                return True
+    return False

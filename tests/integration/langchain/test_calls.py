@@ -93,7 +93,8 @@ def test_stopping_a_stream_early_still_writes_its_receipt(
     make_chat: Chat, emu: Emulator, store: ReceiptStore
 ) -> None:
     emu.script(MODEL, [Reply.text("word " * 400)])
-    stream = make_chat().stream("long please")
+    handler = RedpillCallbackHandler()
+    stream = make_chat().stream("long please", config={"callbacks": [handler]})
     next(stream)
     next(stream)
     stream.close()
@@ -101,6 +102,7 @@ def test_stopping_a_stream_early_still_writes_its_receipt(
     (receipt,) = store.list()
     assert receipt.result.status is Status.UNVERIFIABLE
     assert receipt.result.reasons == (Reason.STREAM_INCOMPLETE,)
+    assert [r.reasons for r in handler.results] == [(Reason.STREAM_INCOMPLETE,)]
 
 
 async def test_stopping_an_astream_early_still_writes_its_receipt(

@@ -116,6 +116,17 @@ def test_handler_collects_one_record_per_run() -> None:
     assert summary["reasons"] == {"RESPONSE_HASH_MISMATCH": 1} and summary["all_verified"] is False
 
 
+def test_handler_stream_broken_after_content_is_stream_incomplete() -> None:
+    handler = RedpillCallbackHandler()
+    partial = LLMResult(generations=[[ChatGeneration(message=AIMessage("half an ans"))]])
+    handler.on_llm_error(GeneratorExit(), run_id=uuid.uuid4(), response=partial)
+    handler.on_llm_error(
+        RuntimeError("nothing arrived"), run_id=uuid.uuid4(), response=LLMResult(generations=[])
+    )
+    (record,) = handler.results
+    assert record.status is Status.UNVERIFIABLE and record.reasons == (Reason.STREAM_INCOMPLETE,)
+
+
 def test_handler_call_without_verdict_or_verifier_is_check_not_run() -> None:
     handler = RedpillCallbackHandler()
     handler.on_llm_end(llm_result(None, id="chatcmpl-x"), run_id=uuid.uuid4())
