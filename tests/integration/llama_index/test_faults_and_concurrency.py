@@ -142,3 +142,5 @@ async def test_fifty_concurrent_achat_each_with_its_own_verdict(
     assert len(chat_ids) == 50
     events = collector.named("RedpillVerificationEvent")
     assert sorted(e.chat_id for e in events) == sorted(chat_ids)
+    assert llm.verifier is not None and len(llm.verifier.recorder) == 0  # every capture taken
+    assert len(llm._live) == 0  # and every live response released
