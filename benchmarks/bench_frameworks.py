@@ -1,0 +1,280 @@
+"""Verified adapters against plain clients, same emulator, same run, calls interleaved.
+
+Pairs: ``ChatRedpill`` vs langchain-openai's ``ChatOpenAI``, and ``Redpill`` vs llama-index's
+``OpenAILike(is_chat_model=True)``. Every verified call's verdict is checked (a benchmark of
+failing verifications would measure the wrong thing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+from bench_common import CpuMeter, ServerProcess, Settings, Table, TimingTransport, median, ms
+from pydantic import SecretStr
+
+from redpill_integrations.policy import TrustAnchors
+from redpill_integrations.wire import RedpillVerifier
+
+PROMPT = "Summarise verified provenance."
+VERDICT = "redpill_verification"
+#: the OpenAI SDK's (and langchain-openai's) default pool; httpx's own default is 100 / 20
+SDK_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+@dataclasses.dataclass
+class Client:
+    """One side of a pair: how to call it and how to read its verdict (None for plain)."""
+
+    name: str
+    invoke: Callable[[], Any]
+    stream: Callable[[], Iterator[tuple[str, dict[str, Any] | None]]]
+    ainvoke: Callable[[], Awaitable[Any]]
+    verdict: Callable[[Any], dict[str, Any] | None]
+
+
+@dataclasses.dataclass
+class Pair:
+    framework: str
+    verified: Client
+    plain: Client
+    timing: TimingTransport  # the verifier's fetch transport: signature round trips
+    #: the verified side again, its pools (capture and fetches) at the SDK's limits
+    pooled: Client | None = None
+    failures: list[str] = dataclasses.field(default_factory=list)
+    checked: int = 0
+
+    def check(self, verdict: dict[str, Any] | None) -> None:
+        self.checked += 1
+        status = verdict.get("status") if verdict else None
+        if status != "verified":
+            reasons = verdict.get("reasons") if verdict else "no verdict"
+            self.failures.append(f"{status}: {reasons}")
+
+    def report(self, section: str, table: Table) -> None:
+        """Every verified call must have been ``verified``; anything else is an error."""
+        ok = self.checked - len(self.failures)
+        table.add(section, "verified verdicts", f"{ok}/{self.checked}")
+        if self.failures:
+            table.error(f"{section}: {len(self.failures)} calls not verified, e.g. "
+                        f"{self.failures[0]}")
+        self.failures.clear()
+        self.checked = 0
+
+
+# --- building the pairs ------------------------------------------------------------------------
+
+
+def _verifier(server: ServerProcess, trust: TrustAnchors, key: str) -> tuple[RedpillVerifier,
+                                                                               TimingTransport]:
+    timing = TimingTransport()
+    verifier = RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust,
+                               transport=timing)
+    return verifier, timing
+
+
+def _pooled_verifier(server: ServerProcess, trust: TrustAnchors, key: str) -> RedpillVerifier:
+    return RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust,
+                           async_transport=httpx.AsyncHTTPTransport(limits=SDK_LIMITS))
+
+
+def langchain_pair(server: ServerProcess, trust: TrustAnchors, key: str, model: str,
+                   *, pooled: bool = False) -> Pair:
+    from langchain_openai import ChatOpenAI
+
+    from redpill_integrations.langchain import ChatRedpill
+
+    verifier, timing = _verifier(server, trust, key)
+    verified = ChatRedpill(model=model, api_key=SecretStr(key), base_url=server.base_url,
+                           verifier=verifier)
+    plain = ChatOpenAI(model=model, api_key=SecretStr(key), base_url=server.base_url)
+    tuned = pooled and ChatRedpill(model=model, api_key=SecretStr(key), base_url=server.base_url,
+                                   verifier=_pooled_verifier(server, trust, key),
+                                   http_async_client=httpx.AsyncClient(limits=SDK_LIMITS))
+
+    def side(name: str, llm: Any) -> Client:
+        def stream() -> Iterator[tuple[str, dict[str, Any] | None]]:
+            for chunk in llm.stream(PROMPT):
+                yield str(chunk.content), chunk.response_metadata.get(VERDICT)
+
+        return Client(name, lambda: llm.invoke(PROMPT), stream, lambda: llm.ainvoke(PROMPT),
+                      lambda msg: msg.response_metadata.get(VERDICT))
+
+    return Pair("LangChain", side("ChatRedpill", verified), side("ChatOpenAI", plain), timing,
+                side("ChatRedpill (SDK pool limits)", tuned) if tuned else None)
+
+
+def llama_index_pair(server: ServerProcess, trust: TrustAnchors, key: str, model: str,
+                     *, pooled: bool = False) -> Pair:
+    from llama_index.core.base.llms.types import ChatMessage
+    from llama_index.llms.openai_like import OpenAILike
+
+    from redpill_integrations.llama_index import Redpill
+
+    verifier, timing = _verifier(server, trust, key)
+    verified = Redpill(model=model, api_key=key, api_base=server.base_url, verifier=verifier)
+    tuned = pooled and Redpill(model=model, api_key=key, api_base=server.base_url,
+                               verifier=_pooled_verifier(server, trust, key),
+                               async_http_client=httpx.AsyncClient(limits=SDK_LIMITS))
+    plain = OpenAILike(model=model, api_key=key, api_base=server.base_url, is_chat_model=True)
+    messages = [ChatMessage(role="user", content=PROMPT)]
+
+    def side(name: str, llm: Any) -> Client:
+        def stream() -> Iterator[tuple[str, dict[str, Any] | None]]:
+            for r in llm.stream_chat(messages):
+                yield r.delta or "", r.additional_kwargs.get(VERDICT)
+
+        return Client(name, lambda: llm.chat(messages), stream, lambda: llm.achat(messages),
+                      lambda r: r.additional_kwargs.get(VERDICT))
+
+    return Pair("LlamaIndex", side("Redpill", verified), side("OpenAILike", plain), timing,
+                side("Redpill (SDK pool limits)", tuned) if tuned else None)
+
+
+# --- non-streamed latency ----------------------------------------------------------------------
+
+
+def _alternating(pair: Pair, reps: int) -> Iterator[tuple[str, Client]]:
+    """ABBA order: slow drift of the machine's load hits both sides alike."""
+    for i in range(reps):
+        sides = [("v", pair.verified), ("p", pair.plain)]
+        yield from (sides if i % 2 == 0 else sides[::-1])
+
+
+def latency(pair: Pair, s: Settings, table: Table) -> None:
+    v, p = pair.verified, pair.plain
+    for _ in range(s.warmup):
+        pair.check(v.verdict(v.invoke()))
+        p.invoke()
+    pair.timing.take("")
+    walls: dict[str, list[float]] = {"v": [], "p": []}
+    cpus: dict[str, list[float]] = {"v": [], "p": []}
+    for key, client in _alternating(pair, s.latency_reps):
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = client.invoke()
+        walls[key].append(time.perf_counter() - t0)
+        cpus[key].append(time.process_time() - c0)
+        if key == "v":
+            pair.check(client.verdict(out))
+    sig = pair.timing.take("/signature/")
+    mv, mp, msig = median(walls["v"]), median(walls["p"]), median(sig)
+    added = mv - mp
+    sec = f"latency ({pair.framework}, 10 KB JSON)"
+    table.add(sec, f"{v.name} vs {p.name}: median call",
+              f"{ms(mv):.2f} ms vs {ms(mp):.2f} ms (x{mv / mp:.2f})")
+    table.add(sec, "signature round trip (a), median", f"{ms(msig):.2f} ms")
+    table.add(sec, "added latency per call", f"{ms(added):.2f} ms",
+              f"<= (a) + 1 ms = {ms(msig) + 1:.2f} ms", added <= msig + 0.001)
+    cv, cp = median(cpus["v"]), median(cpus["p"])
+    table.add(sec, "client CPU per call, verified vs plain",
+              f"{ms(cv):.2f} ms vs {ms(cp):.2f} ms (+{ms(cv - cp):.2f} ms, incl. the "
+              "signature request's own HTTP work)")
+    pair.report(sec, table)
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+
+def _one_stream(client: Client) -> tuple[float, float, dict[str, Any] | None]:
+    """(time to the first chunk with text, time to the end of the stream, the verdict)."""
+    t0 = time.perf_counter()
+    ttft = None
+    verdict = None
+    for text, v in client.stream():
+        if ttft is None and text:
+            ttft = time.perf_counter() - t0
+        verdict = v or verdict
+    total = time.perf_counter() - t0
+    return (ttft if ttft is not None else total), total, verdict
+
+
+def streaming(pair: Pair, s: Settings, table: Table) -> None:
+    v, p = pair.verified, pair.plain
+    for _ in range(max(1, s.warmup // 3)):
+        pair.check(_one_stream(v)[2])
+        _one_stream(p)
+    res: dict[str, list[tuple[float, float]]] = {"v": [], "p": []}
+    for key, client in _alternating(pair, s.stream_reps):
+        ttft, total, verdict = _one_stream(client)
+        res[key].append((ttft, total))
+        if key == "v":
+            pair.check(verdict)
+    tv, tp = median([x[0] for x in res["v"]]), median([x[0] for x in res["p"]])
+    av, ap = median([x[1] for x in res["v"]]), median([x[1] for x in res["p"]])
+    sec = f"streaming ({pair.framework})"
+    table.add(sec, f"time to first token, {v.name} vs {p.name}",
+              f"{ms(tv):.2f} ms vs {ms(tp):.2f} ms ({(tv / tp - 1) * 100:+.1f}%, "
+              f"{ms(tv - tp):+.2f} ms)", "within 5% of plain", tv <= tp * 1.05)
+    table.add(sec, "total stream time incl. verdict",
+              f"{ms(av):.1f} ms vs {ms(ap):.1f} ms ({ms(av - ap):+.2f} ms)")
+    pair.report(sec, table)
+
+
+# --- concurrency -------------------------------------------------------------------------------
+
+
+async def _round(client: Client, n: int) -> tuple[float, list[Any]]:
+    t0 = time.perf_counter()
+    outs = await asyncio.gather(*(client.ainvoke() for _ in range(n)))
+    return time.perf_counter() - t0, list(outs)
+
+
+async def _concurrency(pair: Pair, s: Settings, server: ServerProcess, table: Table) -> None:
+    sides = {"v": pair.verified, "p": pair.plain}
+    if pair.pooled is not None:
+        sides["t"] = pair.pooled
+    for client in sides.values():  # warm: connections, attestation cache, lazy imports
+        await _round(client, min(20, s.concurrency))
+    walls: dict[str, list[float]] = {k: [] for k in sides}
+    meters: dict[str, list[CpuMeter]] = {k: [] for k in sides}
+    for i in range(s.concurrency_rounds):
+        order = list(sides.items())
+        for key, client in order if i % 2 == 0 else order[::-1]:
+            with CpuMeter(server) as meter:
+                wall, outs = await _round(client, s.concurrency)
+            walls[key].append(wall)
+            meters[key].append(meter)
+            if key != "p":
+                for out in outs:
+                    pair.check(client.verdict(out))
+    n = s.concurrency
+    rate = {k: n / median(w) for k, w in walls.items()}
+    tv, tp = rate["v"], rate["p"]
+    sec = f"concurrency ({pair.framework}, {n} async calls)"
+    table.add(sec, f"throughput, {pair.verified.name} vs {pair.plain.name}",
+              f"{tv:.0f}/s vs {tp:.0f}/s ({tv / tp * 100:.0f}%)", ">= 80% of plain",
+              tv >= 0.8 * tp)
+    if "t" in rate:
+        table.add(sec, f"throughput, {pair.pooled.name if pair.pooled else ''}",
+                  f"{rate['t']:.0f}/s ({rate['t'] / tp * 100:.0f}% of plain)")
+
+    def per_call(key: str, attr: str) -> float:
+        return median([getattr(m, attr) / n for m in meters[key]])
+
+    cv, cp = per_call("v", "client_s"), per_call("p", "client_s")
+    sv, sp = per_call("v", "server_s"), per_call("p", "server_s")
+    table.add(sec, "client CPU per call, verified vs plain",
+              f"{ms(cv):.2f} ms vs {ms(cp):.2f} ms")
+    table.add(sec, "server (emulator) CPU per call, verified vs plain",
+              f"{ms(sv):.2f} ms vs {ms(sp):.2f} ms")
+    # What the client alone could sustain on one core, the server's work taken out:
+    table.add(sec, "client-bound throughput (1 / client CPU per call)",
+              f"{1 / cv:.0f}/s vs {1 / cp:.0f}/s ({cp / cv * 100:.0f}%)")
+    pair.report(sec, table)
+
+
+def concurrency(pairs: list[Pair], s: Settings, server: ServerProcess, table: Table) -> None:
+    async def main() -> None:
+        for pair in pairs:
+            await _concurrency(pair, s, server, table)
+
+    asyncio.run(main())
+    pairs.clear()
+    # The SDK's async clients close themselves when collected: do it now, with no loop running,
+    # rather than inside the next section's event loop.
+    gc.collect()
