@@ -1,94 +1,37 @@
 """``ChatRedpill``: langchain-openai's chat model with a provenance verdict on every generation.
 
 Built like ``ChatDeepSeek``/``ChatXAI``: a ``BaseChatOpenAI`` subclass overriding only the seams.
-The OpenAI SDK clients get the wire layer's capturing httpx clients; each call is tagged with
-``CAPTURE_HEADER`` so that its exact bytes can be taken back from the recorder and handed to the
-verifier once the response (or the stream) ends. Tool calling, structured output, batching and usage
-all come from langchain-openai unchanged.
+This module holds Redpill's settings (env, clients around the wire layer's capturing transports,
+serialisation, reasoning content); the verifying call drivers live in :mod:`._calls`. Tool
+calling, structured output, batching and usage all come from langchain-openai unchanged.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
-from contextvars import ContextVar
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import openai
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
 from langchain_core.language_models import LangSmithParams
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.outputs.chat_generation import merge_chat_generation_chunks
 from langchain_core.utils import from_env, secret_from_env
-from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from redpill_integrations.errors import ConfigurationError
-from redpill_integrations.langchain import _events
+from redpill_integrations.langchain._calls import VerifyingChatOpenAI
 from redpill_integrations.langchain._clients import build_clients, default_transports
 from redpill_integrations.langchain._verification import (
-    VerificationMode,
-    attach_verdict,
-    enforce,
-    failed_response,
     is_tee_model,
-    mark_cached,
     model_not_tee,
-    verdict_chunk,
 )
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import ReceiptStore
-from redpill_integrations.results import VerificationResult
-from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
+from redpill_integrations.wire import RedpillVerifier
 
 __all__ = ["ChatRedpill"]
 
 logger = logging.getLogger("redpill_integrations")
-
-
-class _Freshness:
-    """One ``_generate_with_cache`` call: did a real model call happen (unset means a cache hit),
-    and its run manager, which LangChain does not hand to ``_stream``/``_astream`` there."""
-
-    __slots__ = ("fresh", "run_manager")
-
-    def __init__(self, run_manager: object) -> None:
-        self.fresh = False
-        self.run_manager = run_manager
-
-
-_FRESHNESS: ContextVar[_Freshness | None] = ContextVar("redpill_freshness", default=None)
-
-
-def _mark_fresh() -> None:
-    probe = _FRESHNESS.get()
-    if probe is not None:
-        probe.fresh = True
-
-
-def _outer_run_manager() -> object:
-    probe = _FRESHNESS.get()
-    return probe.run_manager if probe is not None else None
-
-
-def _sync_manager(run_manager: CallbackManagerForLLMRun | None) -> CallbackManagerForLLMRun | None:
-    outer = _outer_run_manager()
-    if run_manager is None and isinstance(outer, CallbackManagerForLLMRun):
-        return outer
-    return run_manager
-
-
-def _async_manager(
-    run_manager: AsyncCallbackManagerForLLMRun | None,
-) -> AsyncCallbackManagerForLLMRun | None:
-    outer = _outer_run_manager()
-    if run_manager is None and isinstance(outer, AsyncCallbackManagerForLLMRun):
-        return outer
-    return run_manager
 
 
 def _reasoning(message: Any) -> str | None:
@@ -104,16 +47,7 @@ def _reasoning(message: Any) -> str | None:
     return None
 
 
-def _merged_message(chunks: list[ChatGenerationChunk]) -> BaseMessage | None:
-    merged = merge_chat_generation_chunks(chunks)
-    if merged is None:
-        return None
-    message = merged.message
-    message.response_metadata = {**(merged.generation_info or {}), **message.response_metadata}
-    return message
-
-
-class ChatRedpill(BaseChatOpenAI):
+class ChatRedpill(VerifyingChatOpenAI):
     """Redpill chat model whose every generation carries a verification verdict.
 
     ```python
@@ -152,14 +86,13 @@ class ChatRedpill(BaseChatOpenAI):
     use_responses_api: bool | None = False
     """Redpill serves the Chat Completions API only."""
 
-    verification: VerificationMode = "strict"
     policy: VerificationPolicy | None = None
     """What counts as verified; ``VerificationPolicy()`` when not given."""
     trust: TrustAnchors | None = None
     """Trust anchors; ``TrustAnchors.from_env()`` (production or REDPILL_TRUST_FILE) by default."""
     receipt_store: ReceiptStore | None = None
-    redpill_verifier: RedpillVerifier | None = Field(default=None, alias="verifier", exclude=True)
-    """The verifier in use; built from the settings above unless one is passed as ``verifier=``."""
+    # verification ("strict" | "annotate" | "off") and verifier= (redpill_verifier) come from
+    # VerifyingChatOpenAI; the verifier is built from the settings above unless one is passed.
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
@@ -331,231 +264,3 @@ class ChatRedpill(BaseChatOpenAI):
             if (reasoning := _reasoning(delta)) is not None:
                 generation_chunk.message.additional_kwargs["reasoning_content"] = reasoning
         return generation_chunk
-
-    # -- verification seams ---------------------------------------------------------------------
-
-    def _begin(self, kwargs: dict[str, Any]) -> tuple[RedpillVerifier, str, dict[str, Any]]:
-        """Tag one call for capture: (verifier, tag, kwargs with the capture header)."""
-        verifier = self.redpill_verifier
-        if verifier is None:  # pragma: no cover - built in validate_environment
-            raise ConfigurationError("ChatRedpill has no verifier")
-        model = str(kwargs.get("model") or self.model_name)
-        if self.verification == "strict" and not is_tee_model(model):
-            raise model_not_tee(model)
-        _mark_fresh()
-        tag = verifier.recorder.new_tag()
-        user_headers = kwargs.get("extra_headers") or self.model_kwargs.get("extra_headers") or {}
-        return verifier, tag, {**kwargs, "extra_headers": {**user_headers, CAPTURE_HEADER: tag}}
-
-    # The verifier decides everything about the exchange (MODEL_NOT_TEE included) and writes the
-    # one receipt; these only fetch the exchange filed under the call's tag.
-
-    @staticmethod
-    def _verify(verifier: RedpillVerifier, tag: str) -> VerificationResult:
-        return verifier.verify(verifier.recorder.take(tag))
-
-    @staticmethod
-    async def _averify(verifier: RedpillVerifier, tag: str) -> VerificationResult:
-        return await verifier.averify(verifier.recorder.take(tag))
-
-    def _settle(self, result: ChatResult, verdict: VerificationResult) -> ChatResult:
-        attach_verdict(result, verdict)
-        enforce(
-            self.verification, verdict, failed_response([g.message for g in result.generations])
-        )
-        return result
-
-    def _abandoned(self, verifier: RedpillVerifier, tag: str) -> None:
-        """A stream that ended early (consumer stopped, error): still verify it, for its receipt."""
-        try:
-            verdict = self._verify(verifier, tag)
-        except Exception:  # never mask the reason the stream ended
-            logger.exception("Redpill: could not verify an abandoned stream")
-            return
-        _log_abandoned(verdict)
-
-    async def _aabandoned(self, verifier: RedpillVerifier, tag: str) -> None:
-        try:
-            verdict = await self._averify(verifier, tag)
-        except Exception:
-            logger.exception("Redpill: could not verify an abandoned stream")
-            return
-        _log_abandoned(verdict)
-
-    # -- sync drivers -----------------------------------------------------------------------------
-
-    def _generate_with_cache(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        probe = _Freshness(run_manager)
-        token = _FRESHNESS.set(probe)
-        try:
-            result = super()._generate_with_cache(
-                messages, stop=stop, run_manager=run_manager, **kwargs
-            )
-        finally:
-            _FRESHNESS.reset(token)
-        if probe.fresh or self.verification == "off":
-            return result
-        result, verdicts = mark_cached(result)
-        for verdict in verdicts[:1]:
-            _events.emit(run_manager, verdict)
-        return self._enforce_cached(result, verdicts)
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        if self.verification == "off":
-            return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        verifier, tag, kwargs = self._begin(kwargs)
-        try:
-            result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        except BaseException:
-            verifier.recorder.take(tag)
-            raise
-        verdict = self._verify(verifier, tag)
-        _events.emit(run_manager, verdict)
-        return self._settle(result, verdict)
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        if self.verification == "off":
-            yield from super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
-            return
-        verifier, tag, kwargs = self._begin(kwargs)
-        inner = cast(
-            "Generator[ChatGenerationChunk, None, None]",
-            super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs),
-        )
-        chunks: list[ChatGenerationChunk] = []
-        finished = False
-        try:
-            for chunk in inner:
-                chunks.append(chunk)
-                yield chunk
-            finished = True
-        finally:
-            if not finished:
-                inner.close()
-                self._abandoned(verifier, tag)
-        verdict = self._verify(verifier, tag)
-        final = verdict_chunk(verdict)
-        _events.emit(_sync_manager(run_manager), verdict)
-        enforce(self.verification, verdict, _merged_message([*chunks, final]))
-        if run_manager:
-            run_manager.on_llm_new_token("", chunk=final)
-        yield final
-
-    # -- async drivers ----------------------------------------------------------------------------
-
-    async def _agenerate_with_cache(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        probe = _Freshness(run_manager)
-        token = _FRESHNESS.set(probe)
-        try:
-            result = await super()._agenerate_with_cache(
-                messages, stop=stop, run_manager=run_manager, **kwargs
-            )
-        finally:
-            _FRESHNESS.reset(token)
-        if probe.fresh or self.verification == "off":
-            return result
-        result, verdicts = mark_cached(result)
-        for verdict in verdicts[:1]:
-            await _events.aemit(run_manager, verdict)
-        return self._enforce_cached(result, verdicts)
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        if self.verification == "off":
-            return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        verifier, tag, kwargs = self._begin(kwargs)
-        try:
-            result = await super()._agenerate(
-                messages, stop=stop, run_manager=run_manager, **kwargs
-            )
-        except BaseException:
-            verifier.recorder.take(tag)
-            raise
-        verdict = await self._averify(verifier, tag)
-        await _events.aemit(run_manager, verdict)
-        return self._settle(result, verdict)
-
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        if self.verification == "off":
-            async for chunk in super()._astream(
-                messages, stop=stop, run_manager=run_manager, **kwargs
-            ):
-                yield chunk
-            return
-        verifier, tag, kwargs = self._begin(kwargs)
-        inner = cast(
-            "AsyncGenerator[ChatGenerationChunk, None]",
-            super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs),
-        )
-        chunks: list[ChatGenerationChunk] = []
-        finished = False
-        try:
-            async for chunk in inner:
-                chunks.append(chunk)
-                yield chunk
-            finished = True
-        finally:
-            if not finished:
-                await inner.aclose()
-                await self._aabandoned(verifier, tag)
-        verdict = await self._averify(verifier, tag)
-        final = verdict_chunk(verdict)
-        await _events.aemit(_async_manager(run_manager), verdict)
-        enforce(self.verification, verdict, _merged_message([*chunks, final]))
-        if run_manager:
-            await run_manager.on_llm_new_token("", chunk=final)
-        yield final
-
-    # -- shared ---------------------------------------------------------------------------------
-
-    def _enforce_cached(self, result: ChatResult, verdicts: list[VerificationResult]) -> ChatResult:
-        for verdict in verdicts[:1]:
-            enforce(
-                self.verification, verdict, failed_response([g.message for g in result.generations])
-            )
-        return result
-
-
-def _log_abandoned(verdict: VerificationResult) -> None:
-    logger.warning(
-        "Redpill stream for chat %s ended early: %s %s (receipt %s)",
-        verdict.chat_id,
-        verdict.status.value,
-        ", ".join(r.value for r in verdict.reasons),
-        verdict.receipt_id,
-    )
