@@ -6,8 +6,10 @@ Every chat-model call of the run ends in exactly one record, keyed by the model 
 * a ``VerificationFailed`` raised in strict mode (``on_llm_error``): the verdict it carries;
 * given ``verifier=``, a plain ``ChatOpenAI`` call made through ``verifier.http_client()`` /
   ``verifier.async_http_client()``: the exchange is found by its chat id and verified here;
+* a stream that broke off or was stopped after content reached the caller (``on_llm_error``):
+  ``unverifiable`` / ``STREAM_INCOMPLETE`` (its receipt is written by ChatRedpill all the same);
 * anything else (no verdict, no chat id to look up): an ``unverifiable`` record, so that
-  ``all_verified`` is never true for a call nobody checked.
+  ``all_verified`` is never true for a call nobody checked. Errors before any content: no record.
 
 A sync handler: LangChain runs it in a worker thread for async runs, so it serves both.
 """
