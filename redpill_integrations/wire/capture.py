@@ -7,7 +7,8 @@ untouched. For a captured request the transport
 * records the request body exactly as sent and the model named in it;
 * wraps the response stream: every chunk is recorded *as the consumer reads it* and passed on
   at once (no buffering, no event hooks, time to first token unchanged). A server that compresses
-  anyway is decoded with httpx's own content decoders for the record; the consumer still gets the
+  anyway is decoded for the record (gzip/deflate with a bound, :mod:`.decoding`; others with
+  httpx's own decoders); the consumer still gets the
   raw stream, which its client decodes as usual;
 * finalizes on end of stream or close. The OpenAI SDK stops reading at ``data: [DONE]`` and closes:
   if ``[DONE]`` was seen, the (tiny) remainder is read, bounded, and the exchange is complete. If
@@ -30,14 +31,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import cast
 
 import httpx
-from httpx import _decoders  # httpx's own content decoders (used by Response.iter_bytes)
 
 from redpill_integrations.results import Reason
+from redpill_integrations.wire.decoding import DecodeOverflow, decoder_for
 from redpill_integrations.wire.recorder import ExchangeRecorder
 
 __all__ = [
@@ -101,17 +103,6 @@ def _sse_first_id(body: bytes) -> str | None:
     return _json_id(line[5:].strip())
 
 
-def _decoder_for(headers: httpx.Headers) -> _decoders.ContentDecoder | None:
-    found: list[_decoders.ContentDecoder] = []
-    for value in headers.get_list("content-encoding", split_commas=True):
-        cls = _decoders.SUPPORTED_DECODERS.get(value.strip().lower())
-        if cls is not None and cls is not _decoders.IdentityDecoder:
-            found.append(cls())
-    if not found:
-        return None
-    return found[0] if len(found) == 1 else _decoders.MultiDecoder(children=found)
-
-
 class _Recording:
     """Sans-I/O recorder of one response: fed raw chunks, finalized exactly once."""
 
@@ -143,7 +134,7 @@ class _Recording:
         self.meta = meta
         self.limit = limit
         self.streamed = headers.get("content-type", "").startswith("text/event-stream")
-        self._decoder = _decoder_for(headers)
+        self._decoder = decoder_for(headers, limit, allow_unbounded=True)
         self._chunks: list[bytes] = []
         self._size = 0
         self._tail = b""
@@ -157,7 +148,11 @@ class _Recording:
         if self._decoder is not None:
             try:
                 chunk = self._decoder.decode(raw)
-            except httpx.DecodingError:
+            except DecodeOverflow:
+                self.too_large = True
+                self._chunks.clear()
+                return
+            except (httpx.DecodingError, zlib.error):
                 self.malformed = True
                 return
         self._append(chunk)
@@ -180,7 +175,10 @@ class _Recording:
         if self._decoder is not None and not (self.too_large or self.malformed):
             try:
                 self._append(self._decoder.flush())
-            except httpx.DecodingError:
+            except DecodeOverflow:
+                self.too_large = True
+                self._chunks.clear()
+            except (httpx.DecodingError, zlib.error):
                 self.malformed = True
         self.eof = True
 

@@ -177,8 +177,9 @@ def signature_flow(
         action = retrying.iter(state)
         if isinstance(action, tenacity.DoAttempt):
             attempts += 1
-            request = endpoints.build("GET", url, params=params, timeout=stop.remaining())
-            answer = yield Fetch(request, MAX_SIGNATURE_BYTES)
+            left = max(0.05, stop.remaining())
+            request = endpoints.build("GET", url, params=params, timeout=left)
+            answer = yield Fetch(request, MAX_SIGNATURE_BYTES, total=left)
             state.set_result(classify(answer))
         elif isinstance(action, tenacity.DoSleep):
             state.prepare_for_next_attempt()

@@ -46,10 +46,12 @@ T = TypeVar("T")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Fetch:
-    """Send ``request`` (never following redirects) and read at most ``max_bytes`` of its body."""
+    """Send ``request`` (never following redirects) and read at most ``max_bytes`` of its body
+    (decoded), all within ``total`` seconds of wall-clock time when given."""
 
     request: httpx.Request
     max_bytes: int
+    total: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,21 +8,26 @@ Rules enforced here, in one place:
   request is never replayed to another origin (a 3xx is just an unusable answer).
 * **Only configured hosts are contacted.** Every request is checked against the allowed origins
   (base URL, PCCS, NRAS, JWKS) before it is sent; nothing taken from a server response is fetched.
-* **Every body is size-capped** while it is read (``Fetch.max_bytes``) and every request has
-  connect/read timeouts (lowered further by the flows to fit their total deadline).
+* **Every body is size-capped** while it is read (``Fetch.max_bytes``, after bounded decoding, so a
+  decompression bomb stops at the cap) and every request has connect/read timeouts plus a
+  wall-clock budget for the whole answer (``Fetch.total``: a slow drip ends in ``TIMEOUT``).
 * **The key never leaks**: it is held as ``SecretStr`` and failures are reported by exception type
   and host only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pydantic import SecretStr
 
 from redpill_integrations.results import Reason
+from redpill_integrations.wire.decoding import DecodeOverflow, UnsupportedEncoding, decoder_for
 from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow
 
 __all__ = [
@@ -104,7 +109,7 @@ class Endpoints:
         if left <= 0:
             return FetchFailed(Reason.TIMEOUT, "deadline passed before contacting " + url)
         answer: Fetched | FetchFailed = yield Fetch(
-            self.build(method, url, timeout=left, **kw), max_bytes
+            self.build(method, url, timeout=left, **kw), max_bytes, total=left
         )
         return answer
 
@@ -125,7 +130,7 @@ def make_async_client(transport: httpx.AsyncBaseTransport | None = None) -> http
 
 def _failure(exc: BaseException, request: httpx.Request) -> FetchFailed:
     host = request.url.host
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return FetchFailed(Reason.TIMEOUT, f"timeout talking to {host}")
     return FetchFailed(Reason.UPSTREAM_HTTP_ERROR, f"{type(exc).__name__} talking to {host}")
 
@@ -136,6 +141,41 @@ def _too_large(fetch: Fetch) -> FetchFailed:
     )
 
 
+class _Body:
+    """Accumulates a response body: bounded decoding, size cap, wall-clock deadline (sans-I/O)."""
+
+    def __init__(self, fetch: Fetch, headers: httpx.Headers) -> None:
+        self.fetch = fetch
+        self.buf = bytearray()
+        self.deadline = None if fetch.total is None else time.monotonic() + fetch.total
+        self.decoder = decoder_for(headers, fetch.max_bytes)  # may raise UnsupportedEncoding
+
+    def feed(self, raw: bytes) -> FetchFailed | None:
+        try:
+            self.buf += self.decoder.decode(raw) if self.decoder is not None else raw
+        except DecodeOverflow:
+            return _too_large(self.fetch)
+        if len(self.buf) > self.fetch.max_bytes:
+            return _too_large(self.fetch)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return FetchFailed(Reason.TIMEOUT, f"{self.fetch.request.url.host} too slow")
+        return None
+
+    def finish(self, response: httpx.Response) -> Fetched | FetchFailed:
+        if self.decoder is not None:
+            try:
+                self.buf += self.decoder.flush()
+            except DecodeOverflow:
+                return _too_large(self.fetch)
+        return Fetched(response.status_code, response.headers, bytes(self.buf))
+
+
+def _bad_body(exc: Exception, fetch: Fetch) -> FetchFailed:
+    return FetchFailed(
+        Reason.UPSTREAM_HTTP_ERROR, f"undecodable body from {fetch.request.url.host}: {exc}"
+    )
+
+
 def send_sync(client: httpx.Client, endpoints: Endpoints, fetch: Fetch) -> Fetched | FetchFailed:
     refused = endpoints.refuse(fetch.request)
     if refused is not None:
@@ -143,16 +183,18 @@ def send_sync(client: httpx.Client, endpoints: Endpoints, fetch: Fetch) -> Fetch
     try:
         response = client.send(fetch.request, stream=True, follow_redirects=False)
         try:
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > fetch.max_bytes:
-                    return _too_large(fetch)
+            body = _Body(fetch, response.headers)
+            for chunk in cast(httpx.SyncByteStream, response.stream):  # raw, as received
+                failed = body.feed(chunk)
+                if failed is not None:
+                    return failed
+            return body.finish(response)
         finally:
             response.close()
+    except (UnsupportedEncoding, zlib.error) as exc:
+        return _bad_body(exc, fetch)
     except _FAILURES as exc:
         return _failure(exc, fetch.request)
-    return Fetched(response.status_code, response.headers, bytes(body))
 
 
 async def send_async(
@@ -162,15 +204,18 @@ async def send_async(
     if refused is not None:
         return refused
     try:
-        response = await client.send(fetch.request, stream=True, follow_redirects=False)
-        try:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > fetch.max_bytes:
-                    return _too_large(fetch)
-        finally:
-            await response.aclose()
-    except _FAILURES as exc:
+        async with asyncio.timeout(fetch.total):
+            response = await client.send(fetch.request, stream=True, follow_redirects=False)
+            try:
+                body = _Body(fetch, response.headers)
+                async for chunk in cast(httpx.AsyncByteStream, response.stream):
+                    failed = body.feed(chunk)
+                    if failed is not None:
+                        return failed
+                return body.finish(response)
+            finally:
+                await response.aclose()
+    except (UnsupportedEncoding, zlib.error) as exc:
+        return _bad_body(exc, fetch)
+    except (*_FAILURES, TimeoutError) as exc:
         return _failure(exc, fetch.request)
-    return Fetched(response.status_code, response.headers, bytes(body))
