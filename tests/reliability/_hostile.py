@@ -101,26 +101,27 @@ def endless(announced: int = 5 * 1024**3, seconds: float = 20.0) -> Action:
     return act
 
 
-def _bomb(size: int) -> bytes:
+def make_bomb(mib: int = 1024) -> bytes:
+    """A gzip body of about 1 MB that inflates to ``mib`` MiB (1 GiB) of zeros: one 1 MiB block
+    compressed after a full flush is byte-aligned and context-free, so it is simply repeated."""
+    zeros = b"\0" * (1 << 20)
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
-    zeros = b"\0" * (1024 * 1024)
-    parts = [comp.compress(zeros) for _ in range(size // len(zeros))]
-    return b"".join(parts) + comp.flush()
+    first = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
+    block = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(mib):
+        crc = zlib.crc32(zeros, crc)
+    trailer = b"\x03\x00" + struct.pack("<II", crc, (mib << 20) & 0xFFFFFFFF)  # final block
+    return first + block * (mib - 1) + trailer
 
 
-_BOMB = b""
-
-
-def gzip_bomb(inflated: int = 4 * 1024**3) -> Action:
-    """A 200 ``Content-Encoding: gzip`` body of ~4 MB that inflates to 4 GiB of zeros."""
+def gzip_bomb(bomb: bytes) -> Action:
+    """A 200 ``Content-Encoding: gzip`` body that inflates a thousandfold (see make_bomb)."""
     async def act(req: Req, w: asyncio.StreamWriter) -> None:
-        global _BOMB
-        if len(_BOMB) == 0:
-            _BOMB = await asyncio.to_thread(_bomb, inflated)
         w.write(head(200, {"Content-Type": "application/json", "Content-Encoding": "gzip",
-                           "Content-Length": str(len(_BOMB))}))
-        for i in range(0, len(_BOMB), 65536):
-            w.write(_BOMB[i:i + 65536])
+                           "Content-Length": str(len(bomb))}))
+        for i in range(0, len(bomb), 65536):
+            w.write(bomb[i:i + 65536])
             await w.drain()
 
     return act
@@ -152,17 +153,22 @@ class Hostile:
         asyncio.set_event_loop(self._loop)
 
         async def main() -> None:
+            self._stopping = asyncio.Event()
             self._client = httpx.AsyncClient(base_url=self.upstream.origin, timeout=30)
             self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=2**20)
             self.port = self._server.sockets[0].getsockname()[1]
             self._ready.set()
-            async with self._server:
-                await self._server.serve_forever()
+            await self._stopping.wait()
+            self._server.close()
+            mine = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not mine]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self._client.aclose()
 
-        try:
-            self._loop.run_until_complete(main())
-        except asyncio.CancelledError:
-            pass
+        self._loop.run_until_complete(main())
+        self._loop.close()
 
     def start(self) -> Hostile:
         self._thread.start()
@@ -170,11 +176,8 @@ class Hostile:
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-            for task in asyncio.all_tasks(self._loop):
-                self._loop.call_soon_threadsafe(task.cancel)
-        self._thread.join(5)
+        self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(10)
 
     # -- serving -------------------------------------------------------------------------------
 
@@ -190,7 +193,7 @@ class Hostile:
             self.log.append(req)
             action = self.route(req) or self._default(req)
             await action(req, w)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+        except (ConnectionError, asyncio.IncompleteReadError, httpx.HTTPError):
             pass
         finally:
             if not w.transport.is_closing():
