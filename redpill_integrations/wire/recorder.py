@@ -19,6 +19,8 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from redpill_integrations.errors import ConfigurationError
+
 if TYPE_CHECKING:
     from redpill_integrations.wire.capture import CapturedExchange
 
@@ -30,7 +32,7 @@ class ExchangeRecorder:
 
     def __init__(self, *, max_exchanges: int = 1024) -> None:
         if max_exchanges <= 0:
-            raise ValueError("max_exchanges must be positive")
+            raise ConfigurationError("max_exchanges must be positive")
         self._max = max_exchanges
         self._lock = threading.Lock()
         self._by_tag: OrderedDict[str, CapturedExchange] = OrderedDict()
