@@ -362,8 +362,11 @@ class CapturingTransport(httpx.BaseTransport):
                 return response
             close = cast(httpx.SyncByteStream, response.stream).close
         rec = None if meta is None else self._match.recording(meta, request, response)
-        raw = iter(cast(httpx.SyncByteStream, response.stream))
-        return _rewrap(response, _SyncStream(raw, close, rec))
+        wrapped = _SyncStream(iter(cast(httpx.SyncByteStream, response.stream)), close, rec)
+        if isinstance(inner, httpx.Client) or response.is_stream_consumed:
+            return _rewrap(response, wrapped)  # (in-memory responses were read when built)
+        response.stream = wrapped  # our own transport's live response: wrap its stream in place
+        return response
 
     def close(self) -> None:
         self._inner.close()
@@ -397,8 +400,11 @@ class AsyncCapturingTransport(httpx.AsyncBaseTransport):
                 return response
             close = cast(httpx.AsyncByteStream, response.stream).aclose
         rec = None if meta is None else self._match.recording(meta, request, response)
-        raw = aiter(cast(httpx.AsyncByteStream, response.stream))
-        return _rewrap(response, _AsyncStream(raw, close, rec))
+        wrapped = _AsyncStream(aiter(cast(httpx.AsyncByteStream, response.stream)), close, rec)
+        if isinstance(inner, httpx.AsyncClient) or response.is_stream_consumed:
+            return _rewrap(response, wrapped)
+        response.stream = wrapped
+        return response
 
     async def aclose(self) -> None:
         await self._inner.aclose()
