@@ -341,8 +341,12 @@ class ReceiptStore:
     def iter_all(self, status: str | None = None) -> Iterator[Receipt]:
         yield from self.list(limit=-1, status=status)
 
-    def export(self, out: IO[str], *, status: str | None = None) -> int:
-        """Write receipts as JSON Lines (oldest first); returns how many."""
+    def export(self, out: IO[str] | str | os.PathLike[str], *, status: str | None = None) -> int:
+        """Write receipts as JSON Lines (oldest first) to a text stream or a file path; returns
+        how many. Each line is one ``Receipt.to_json()``, readable by ``Receipt.from_json``."""
+        if isinstance(out, str | os.PathLike):
+            with open(out, "w", encoding="utf-8") as fh:
+                return self.export(fh, status=status)
         count = 0
         for receipt in reversed(self.list(limit=-1, status=status)):
             out.write(receipt.to_json() + "\n")

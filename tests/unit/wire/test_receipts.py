@@ -63,6 +63,9 @@ def test_store_put_get_list_export_and_dedupe(tmp_path: Path) -> None:
         assert store.export(out, status="unverifiable") == 3
         lines = out.getvalue().splitlines()
         assert [json.loads(x)["receipt_id"] for x in lines] == ["r0", "r2", "r4"]
+        assert store.export(tmp_path / "all.jsonl") == 5
+        lines = (tmp_path / "all.jsonl").read_text().splitlines()
+        assert Receipt.from_json(lines[0]) == receipt(0)
         with pytest.raises(ReceiptError):
             store.put(receipt(1))  # one receipt per exchange: ids are never overwritten
     db = sqlite3.connect(path)
