@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -69,6 +71,35 @@ def test_sync_sdk_capture_verifies(emu: Emulator, stream: bool, tmp_path: Path, 
     assert stored is not None and stored.to_json() == receipt.to_json()
     assert CANARY not in caplog.text and CANARY not in receipt.to_json()
     v.close()
+
+
+class GzipProxy(httpx.BaseTransport):
+    """A middlebox that compresses every answer although the client asked for identity."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.inner.handle_request(request)
+        body = answer.read()
+        headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
+        return httpx.Response(answer.status_code, content=gzip.compress(body),
+                              headers={**headers, "Content-Encoding": "gzip"})
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_compressed_answers_are_decoded_for_the_hash(emu: Emulator, stream: bool) -> None:
+    v = verifier(emu)
+    sdk = openai.OpenAI(base_url=emu.base_url, api_key=CANARY,
+                        http_client=v.http_client(GzipProxy()))
+    tag = v.recorder.new_tag()
+    out = sdk.chat.completions.create(model=MODEL, messages=MSG, stream=stream,  # type: ignore[call-overload]
+                                      extra_headers={CAPTURE_HEADER: tag})
+    if stream:
+        list(out)
+    exchange = v.recorder.take(tag)
+    assert exchange is not None and not exchange.response_body.startswith(b"\x1f\x8b")
+    assert_server_hashes(v.verify(exchange))
 
 
 @pytest.mark.parametrize("stream", [False, True])
