@@ -8,8 +8,7 @@ untouched. For a captured request the transport
 * wraps the response stream: every chunk is recorded *as the consumer reads it* and passed on
   at once (no buffering, no event hooks, time to first token unchanged). A server that compresses
   anyway is decoded for the record (gzip/deflate with a bound, :mod:`.decoding`; others with
-  httpx's own decoders); the consumer still gets the
-  raw stream, which its client decodes as usual;
+  httpx's own decoders); the consumer still gets the raw stream, which its client decodes;
 * finalizes on end of stream or close. The OpenAI SDK stops reading at ``data: [DONE]`` and closes:
   if ``[DONE]`` was seen, the (tiny) remainder is read, bounded, and the exchange is complete. If
   the consumer stopped earlier, the exchange is finalized at once as incomplete
@@ -109,6 +108,7 @@ class _Recording:
     __slots__ = (
         "_chunks",
         "_decoder",
+        "_drained",
         "_finalized",
         "_recorder",
         "_size",
@@ -139,6 +139,7 @@ class _Recording:
         self._size = 0
         self._tail = b""
         self._finalized = False
+        self._drained = 0
         self.done_seen = self.eof = self.too_large = self.malformed = False
 
     def feed(self, raw: bytes) -> None:
@@ -184,6 +185,15 @@ class _Recording:
 
     def wants_drain(self) -> bool:
         return self.done_seen and not self.eof and not self._finalized
+
+    def drain(self, chunk: bytes) -> bool:
+        """Record a chunk read after ``[DONE]``; False once more than ``_DRAIN_LIMIT`` follows."""
+        self.feed(chunk)
+        self._drained += len(chunk)
+        if self._drained > _DRAIN_LIMIT:
+            self.malformed = True
+            return False
+        return True
 
     def finalize(self) -> None:
         if self._finalized:
@@ -234,12 +244,8 @@ class _SyncStream(httpx.SyncByteStream):
         rec = self._rec
         try:
             if rec is not None and rec.wants_drain():
-                drained = 0
                 for chunk in self._raw:
-                    rec.feed(chunk)
-                    drained += len(chunk)
-                    if drained > _DRAIN_LIMIT:
-                        rec.malformed = True
+                    if not rec.drain(chunk):
                         break
                 else:
                     rec.at_eof()
@@ -273,12 +279,8 @@ class _AsyncStream(httpx.AsyncByteStream):
         rec = self._rec
         try:
             if rec is not None and rec.wants_drain():
-                drained = 0
                 async for chunk in self._raw:
-                    rec.feed(chunk)
-                    drained += len(chunk)
-                    if drained > _DRAIN_LIMIT:
-                        rec.malformed = True
+                    if not rec.drain(chunk):
                         break
                 else:
                     rec.at_eof()

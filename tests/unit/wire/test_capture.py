@@ -248,3 +248,17 @@ def test_sse_id_and_done_detection_on_real_layouts(body: bytes, chat_id: str) ->
                     break
     ex = rec.take("v")
     assert ex is not None and ex.complete and ex.chat_id == chat_id and ex.response_body == body
+
+
+def test_endless_data_after_done_is_bounded_and_malformed() -> None:
+    rec = ExchangeRecorder()
+    with client(rec, handler_for(SSE_BODY + b": junk\n" * 20_000, sse=True)) as c:
+        with c.stream("POST", f"{BASE}/chat/completions", content=REQ,
+                      headers={CAPTURE_HEADER: "j"}) as r:
+            buf = b""
+            for chunk in r.iter_raw():
+                buf += chunk
+                if b"[DONE]" in buf:
+                    break
+    ex = rec.take("j")
+    assert ex is not None and ex.problem is Reason.MALFORMED_RESPONSE and not ex.complete
