@@ -24,13 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
-from langchain_core.messages import AIMessage
-from llama_index.core.base.llms.types import ChatMessage
 
 from redpill_integrations import ReceiptStore, RedpillVerifier, VerificationFailed
 from redpill_integrations.emulator import Emulator
-from redpill_integrations.langchain import ChatRedpill
-from redpill_integrations.llama_index import Redpill
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 
 MODEL = "phala/gpt-oss-120b"
@@ -156,12 +152,16 @@ def build(kind: str, *, base_url: str, trust: TrustAnchors, store_path: Path,
         transport=Tee(fetch_wire), async_transport=ATee(fetch_wire), **timing)
     sync_http = httpx.Client(transport=Tee(chat_wire))
     async_http = httpx.AsyncClient(transport=ATee(chat_wire))
-    if kind == "lc":
+    if kind == "lc":  # adapters imported lazily: child processes load only the one they use
+        from redpill_integrations.langchain import ChatRedpill
+
         llm: Any = ChatRedpill(model=model, api_key=api_key, base_url=base_url,
                                verification=mode, verifier=verifier, max_retries=0,
                                http_client=sync_http, http_async_client=async_http,
                                **llm_kwargs)
     else:
+        from redpill_integrations.llama_index import Redpill
+
         llm = Redpill(model=model, api_key=api_key, api_base=base_url, verification=mode,
                       verifier=verifier, max_retries=0, http_client=sync_http,
                       async_http_client=async_http, **llm_kwargs)
@@ -176,7 +176,7 @@ class Outcome:
     streamed: str | None = None  # for streams: the content of the chunks delivered
 
 
-def _lc_text(message: AIMessage) -> str:
+def _lc_text(message: Any) -> str:
     assert isinstance(message.content, str)
     return message.content
 
@@ -214,6 +214,8 @@ def call(rig: Rig, prompt: str, *, stream: bool = False) -> Outcome:
             else:
                 got = rig.llm.invoke(prompt)
         else:
+            from llama_index.core.base.llms.types import ChatMessage
+
             msgs = [ChatMessage(role="user", content=prompt)]
             if chunks is not None:
                 for c in rig.llm.stream_chat(msgs):
@@ -236,6 +238,8 @@ async def acall(rig: Rig, prompt: str, *, stream: bool = False) -> Outcome:
             else:
                 got = await rig.llm.ainvoke(prompt)
         else:
+            from llama_index.core.base.llms.types import ChatMessage
+
             msgs = [ChatMessage(role="user", content=prompt)]
             if chunks is not None:
                 async for c in await rig.llm.astream_chat(msgs):
