@@ -1,0 +1,131 @@
+"""A canary API key through verified, failed, redirected and broken exchanges of both adapters.
+
+The key must appear in no log record (DEBUG), exception text, repr, verdict or receipt (the
+SQLite files' raw bytes), and must only ever be sent to the base URL's origin: never to the PCCS
+or NRAS hosts, never across a redirect. What left the process is known from the recording
+transports under every client (conftest) and from the hostile server's own request log.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from redpill_integrations.emulator import Emulator, Faults
+
+from ._hostile import Action, Hostile, Req
+from .conftest import MODEL, Outcome, Rig, Wire, call
+
+CANARY = "sk-canary-" + secrets.token_hex(12)
+
+
+def redirect(to: str) -> Action:
+    async def act(req: Req, w: Any) -> None:
+        w.write(f"HTTP/1.1 307 X\r\nLocation: {to}{req.target}\r\nContent-Length: 0\r\n"
+                "Connection: close\r\n\r\n".encode())
+        await w.drain()
+
+    return act
+
+
+@pytest.fixture
+def hostile(emu: Emulator) -> Iterator[Hostile]:
+    server = Hostile(emu).start()
+    yield server
+    server.stop()
+
+
+def _leaks(text: str | bytes) -> bool:
+    raw = text.encode() if isinstance(text, str) else text
+    return CANARY.encode() in raw
+
+
+def _wire_text(w: Wire) -> bytes:
+    return str(w.url).encode() + repr(list(w.headers.raw)).encode() + w.body
+
+
+@pytest.mark.parametrize("kind", ["lc", "li"])
+def test_canary_key_goes_nowhere_but_the_base_origin(emu: Emulator, hostile: Hostile, rig: Any,
+                                                      caplog: pytest.LogCaptureFixture,
+                                                      tmp_path: Path, kind: str) -> None:
+    caplog.set_level(logging.DEBUG)
+    lookups = [0]
+
+    def route(req: Req) -> Action | None:
+        if req.path.startswith("/v1/signature/"):
+            lookups[0] += 1
+            if lookups[0] == 1:  # the first lookup is redirected to a host that takes keys
+                return redirect(emu.origin)
+        if req.path == "/v1/chat/completions" and b"redirect me" in req.body:
+            return redirect(emu.origin)
+        return None
+
+    hostile.route = route
+    r: Rig = rig(kind, base_url=hostile.base_url, api_key=CANARY)
+    outcomes: list[Outcome] = [call(r, "a verified answer"), call(r, "streamed", stream=True)]
+    emu.set_faults(Faults(tamper_response="alter"), model=MODEL)
+    outcomes.append(call(r, "a tampered answer"))  # strict: VerificationFailed
+    emu.set_faults(Faults(signature_not_ready=10**6), model=MODEL)
+    outcomes.append(call(r, "never signed"))
+    emu.clear_faults()
+    with pytest.raises(openai.APIError) as redirected:
+        call(r, "redirect me")
+    annotate: Rig = rig(kind, base_url=hostile.base_url, api_key=CANARY, mode="annotate")
+    emu.set_faults(Faults(foreign_signer=True), model=MODEL)
+    outcomes.append(call(annotate, "annotated warning"))
+
+    verdicts = [(o.verdict["status"], tuple(o.verdict["reasons"])) for o in outcomes]
+    assert verdicts == [("unverifiable", ("UPSTREAM_HTTP_ERROR",)),  # the redirected lookup
+                        ("verified", ()), ("failed", ("RESPONSE_HASH_MISMATCH",)),
+                        ("unverifiable", ("SIGNATURE_UNAVAILABLE",)),
+                        ("failed", ("SIGNER_NOT_ATTESTED",))]
+    sent = r.chat_wire + r.fetch_wire + annotate.chat_wire + annotate.fetch_wire
+    to_base = [w for w in sent if w.url.port == hostile.port]
+    elsewhere = [w for w in sent if w.url.port != hostile.port]
+    # the key did go where it belongs: every chat, signature and report request to the base
+    assert to_base and all(w.headers["authorization"] == f"Bearer {CANARY}" for w in to_base)
+    assert {w.url.path for w in to_base} >= {"/v1/chat/completions", "/v1/attestation/report"}
+    assert all(q.headers["authorization"] == f"Bearer {CANARY}" for q in hostile.log)
+    # ... and nowhere else: PCCS, NRAS and JWKS were contacted, without it
+    paths = {w.url.path for w in elsewhere}
+    assert "/v3/attest/gpu" in paths and "/.well-known/jwks.json" in paths
+    assert any(p.startswith("/tdx/certification/") for p in paths)
+    assert not any(_leaks(_wire_text(w)) for w in elsewhere)
+    # no redirect was followed, by the fetchers or the chat client
+    assert not any(p.startswith("/v1/") for p in paths)
+    assert isinstance(redirected.value, openai.APIStatusError)
+    assert redirected.value.status_code == 307
+
+    texts: list[str | bytes] = [caplog.text]
+    texts += [str(rec.__dict__) for rec in caplog.records]
+    texts += [str(redirected.value), repr(redirected.value)]
+    for o in outcomes:
+        texts += [str(o.verdict)]
+        if o.raised is not None:
+            texts += [str(o.raised), repr(o.raised), repr(o.raised.result), str(o.raised.response)]
+    for rr in (r, annotate):
+        texts += [repr(rr.llm), str(rr.llm), repr(rr.verifier), repr(rr.store)]
+        texts += [x.to_json() for x in rr.store.list(limit=-1)]
+    texts += [p.read_bytes() for p in tmp_path.iterdir() if p.is_file()]
+    assert len(caplog.records) > 5 and len(texts) > 20
+    assert not [t[:200] for t in texts if _leaks(t)]
+
+
+def test_key_never_follows_a_redirect_of_the_verifiers_own_fetches(emu: Emulator,
+                                                                   hostile: Hostile,
+                                                                   rig: Any) -> None:
+    """Every signature lookup redirected to a key-accepting host: unverifiable, key kept home."""
+    hostile.route = lambda req: (redirect(emu.origin) if req.path.startswith("/v1/signature/")
+                                 else None)
+    r: Rig = rig("li", base_url=hostile.base_url, api_key=CANARY, mode="annotate")
+    out = call(r, "redirected forever")
+    assert (out.verdict["status"], out.verdict["reasons"]) == (
+        "unverifiable", ["UPSTREAM_HTTP_ERROR"])
+    assert all(w.url.port == hostile.port for w in r.fetch_wire if w.url.path.startswith("/v1/"))
+    assert not any(_leaks(_wire_text(w)) for w in r.fetch_wire if w.url.port != hostile.port)
