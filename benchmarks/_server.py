@@ -1,7 +1,7 @@
 """The benchmark's emulator, in its own process (so its CPU is never charged to the client).
 
-Run by :mod:`benchmarks.run`; prints the trust file path's content location protocol:
-one line ``READY <base_url>`` on stdout once serving; stops when stdin closes.
+Started by ``run.py`` (``bench_common.ServerProcess``): writes the emulator's trust file to
+``--trust-out``, prints one line ``READY <base_url>`` once serving, and stops when its stdin closes.
 
 Replies are scripted per model so each scenario gets a fixed response size:
 

@@ -54,8 +54,8 @@ class Settings:
     @classmethod
     def tiny(cls) -> Settings:
         return cls(quick=True, warmup=1, latency_reps=2, stream_reps=1, stream_interval=0.001,
-                   stream_chars=24, concurrency=10, concurrency_rounds=1, cpu_reps=5, cold_reps=1,
-                   memory_calls=40, memory_warmup=10, memory_parallel=4)
+                   stream_chars=24, concurrency=4, concurrency_rounds=1, cpu_reps=5, cold_reps=1,
+                   memory_calls=10, memory_warmup=2, memory_parallel=2)
 
 
 # --- statistics and timing -------------------------------------------------------------------

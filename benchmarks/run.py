@@ -58,10 +58,10 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
         from _server import LATENCY_MODEL, SMALL_MODEL, STREAM_MODEL
 
         if "cpu" in wanted:
-            print("== our own CPU per verified call (10 KB response)", flush=True)
+            _section("== our own CPU per verified call (10 KB response)", started)
             bench_core.own_cpu(server, trust, key, LATENCY_MODEL, settings, table)
         if "attestation" in wanted:
-            print("== attestation: cold and warm", flush=True)
+            _section("== attestation: cold and warm", started)
             bench_core.attestation(server, trust, key, SMALL_MODEL, settings, table)
         pairs = []
         if wanted & {"latency", "streaming", "concurrency"}:
@@ -71,18 +71,21 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
             ]
         if "latency" in wanted:
             for make, model, _, _ in pairs:
-                print(f"== non-streamed latency ({make.__name__})", flush=True)
+                _section(f"== non-streamed latency ({make.__name__})", started)
                 fw.latency(make(server, trust, key, model), settings, table)
         if "streaming" in wanted:
             for make, _, model, _ in pairs:
-                print(f"== streaming ({make.__name__})", flush=True)
+                _section(f"== streaming ({make.__name__})", started)
                 fw.streaming(make(server, trust, key, model), settings, table)
         if "concurrency" in wanted:
-            print("== concurrency", flush=True)
-            fw.concurrency([make(server, trust, key, m, pooled=True) for make, _, _, m in pairs],
+            _section("== concurrency", started)
+            pooled = not settings.quick  # the variant with the SDK's pool limits
+            fw.concurrency([(make(server, trust, key, model, pooled=pooled), streamed)
+                            for make, _, long_model, short_model in pairs
+                            for model, streamed in ((short_model, False), (long_model, True))],
                            settings, server, table)
         if "memory" in wanted:
-            print("== memory over many verified calls", flush=True)
+            _section("== memory over many verified calls", started)
             bench_load.memory(server, trust, key, LATENCY_MODEL, settings, table)
     elapsed = time.perf_counter() - started
     print(f"\n(total {elapsed:.0f} s)\n", flush=True)
@@ -92,6 +95,10 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
     if markdown_path:
         Path(markdown_path).write_text(markdown(table, elapsed), encoding="utf-8")
     return table
+
+
+def _section(title: str, started: float) -> None:
+    print(f"{title}  [t={time.perf_counter() - started:.1f} s]", flush=True)
 
 
 def markdown(table: Table, elapsed: float) -> str:
