@@ -137,19 +137,24 @@ class Rig:
 def build(kind: str, *, base_url: str, trust: TrustAnchors, store_path: Path,
           api_key: str = "sk-redpill-emulator", mode: str = "strict", model: str = MODEL,
           policy: VerificationPolicy | None = None, real_time: bool = False,
-          clock_skew: float = 0.0, **llm_kwargs: Any) -> Rig:
-    fake = FakeTime()
+          clock_skew: float = 0.0, fake: Any = None, backoff: Any = None,
+          **llm_kwargs: Any) -> Rig:
+    """``fake``: the clock object (``FakeTime()`` by default; anything with its methods);
+    ``backoff``: the verifier's tenacity wait between signature attempts."""
+    fake = fake or FakeTime()
     chat_wire: list[Wire] = []
     fetch_wire: list[Wire] = []
     timing: dict[str, Any] = {} if real_time else {
         "sleep": fake.sleep, "asleep": fake.asleep, "monotonic": fake.monotonic}
     if clock_skew:
         timing["clock"] = lambda: datetime.now(UTC) + timedelta(seconds=clock_skew)
+    elif hasattr(fake, "clock"):
+        timing["clock"] = fake.clock
     store = ReceiptStore(store_path)
     verifier = RedpillVerifier(
         base_url=base_url, api_key=api_key, trust=trust, receipt_store=store,
         policy=policy or VerificationPolicy(signature_deadline=30.0),
-        transport=Tee(fetch_wire), async_transport=ATee(fetch_wire), **timing)
+        transport=Tee(fetch_wire), async_transport=ATee(fetch_wire), backoff=backoff, **timing)
     sync_http = httpx.Client(transport=Tee(chat_wire))
     async_http = httpx.AsyncClient(transport=ATee(chat_wire))
     if kind == "lc":  # adapters imported lazily: child processes load only the one they use
@@ -202,50 +207,50 @@ def _settle(rig: Rig, got: Any, chunks: list[Any] | None,
     return Outcome(response.message.content or "", response.additional_kwargs[KEY], None, streamed)
 
 
-def call(rig: Rig, prompt: str, *, stream: bool = False) -> Outcome:
+def call(rig: Rig, prompt: str, *, stream: bool = False, **kw: Any) -> Outcome:
     """One sync chat; only VerificationFailed is caught (anything else propagates)."""
     chunks: list[Any] | None = [] if stream else None
     got: Any = None
     try:
         if rig.kind == "lc":
             if chunks is not None:
-                for c in rig.llm.stream(prompt):
+                for c in rig.llm.stream(prompt, **kw):
                     chunks.append(c)
             else:
-                got = rig.llm.invoke(prompt)
+                got = rig.llm.invoke(prompt, **kw)
         else:
             from llama_index.core.base.llms.types import ChatMessage
 
             msgs = [ChatMessage(role="user", content=prompt)]
             if chunks is not None:
-                for c in rig.llm.stream_chat(msgs):
+                for c in rig.llm.stream_chat(msgs, **kw):
                     chunks.append(c)
             else:
-                got = rig.llm.chat(msgs)
+                got = rig.llm.chat(msgs, **kw)
     except VerificationFailed as exc:
         return _settle(rig, got, chunks, exc)
     return _settle(rig, got, chunks, None)
 
 
-async def acall(rig: Rig, prompt: str, *, stream: bool = False) -> Outcome:
+async def acall(rig: Rig, prompt: str, *, stream: bool = False, **kw: Any) -> Outcome:
     chunks: list[Any] | None = [] if stream else None
     got: Any = None
     try:
         if rig.kind == "lc":
             if chunks is not None:
-                async for c in rig.llm.astream(prompt):
+                async for c in rig.llm.astream(prompt, **kw):
                     chunks.append(c)
             else:
-                got = await rig.llm.ainvoke(prompt)
+                got = await rig.llm.ainvoke(prompt, **kw)
         else:
             from llama_index.core.base.llms.types import ChatMessage
 
             msgs = [ChatMessage(role="user", content=prompt)]
             if chunks is not None:
-                async for c in await rig.llm.astream_chat(msgs):
+                async for c in await rig.llm.astream_chat(msgs, **kw):
                     chunks.append(c)
             else:
-                got = await rig.llm.achat(msgs)
+                got = await rig.llm.achat(msgs, **kw)
     except VerificationFailed as exc:
         return _settle(rig, got, chunks, exc)
     return _settle(rig, got, chunks, None)
