@@ -80,6 +80,13 @@ class AttestationOutcome:
         return not v.reasons and all(o is CheckOutcome.PASS for o in v.checks.values())
 
 
+def wire_address(signer: str) -> str:
+    """The signer as servers expect it in ``signing_address=``: an ecdsa address (20 bytes) with
+    ``0x`` as Ethereum tooling prints it, an ed25519 key (32 bytes) as bare hex. The package's
+    canonical form (lower-case hex without ``0x``) is kept everywhere else."""
+    return f"0x{signer}" if len(signer) == 40 else signer
+
+
 def failed_fetch_verdict(reason: Reason, detail: str) -> AttestationVerdict:
     """The verdict when no report could be obtained: nothing checked, one reason."""
     return AttestationVerdict(checks={}, reasons=(reason,), detail=detail)
@@ -127,7 +134,7 @@ def attestation_flow(
     nonce = secrets.token_bytes(32).hex()
     params = {"model": model, "nonce": nonce, "signing_algo": policy.signing_algo}
     if signer:
-        params["signing_address"] = signer
+        params["signing_address"] = wire_address(signer)
     progress("report")
     answer = yield from endpoints.fetch(
         budget, "GET", f"{endpoints.base_url}/attestation/report", MAX_REPORT_BYTES, params=params

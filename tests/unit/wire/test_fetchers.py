@@ -273,3 +273,24 @@ def test_internal_crashes_become_unverifiable_never_exceptions(monkeypatch, capl
     result = v.verify(exchange())
     assert result.status is Status.UNVERIFIABLE and result.reasons == (Reason.CHECK_NOT_RUN,)
     assert "verification crashed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("signer", "sent"),
+    [("ab" * 20, "0x" + "ab" * 20), ("cd" * 32, "cd" * 32)],
+    ids=["ecdsa-address-gets-0x", "ed25519-key-bare-hex"],
+)
+def test_attestation_request_names_the_signer_as_servers_expect(signer: str, sent: str) -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(503)
+
+    fake = FakeTime()
+    make(handle, fake, policy=VerificationPolicy(attestation_deadline=1.0)).attest(
+        "phala/m", signer=signer
+    )
+    report = [r for r in seen if r.url.path.endswith("/attestation/report")]
+    assert report and report[0].url.params["signing_address"] == sent
+    assert len(report[0].url.params["nonce"]) == 64
