@@ -4,7 +4,7 @@ Every exception this package raises on purpose derives from :class:`RedpillError
 
     RedpillError
     ├── ConfigurationError          bad settings: unknown trust file, empty allowlist, bad URL, ...
-    ├── TransportError              the network or a server failed us (no verdict about the evidence)
+    ├── TransportError              the network or a server failed us (says nothing of evidence)
     │   ├── UpstreamTimeout
     │   ├── UpstreamHTTPError       carries status_code
     │   ├── RateLimited             carries retry_after

@@ -1,4 +1,5 @@
-"""What a verification accepts (:class:`VerificationPolicy`) and whom it trusts (:class:`TrustAnchors`).
+"""What a verification accepts (:class:`VerificationPolicy`) and whom it trusts
+(:class:`TrustAnchors`).
 
 Both are frozen. Production trust anchors are the default; anything else (the emulator's test PKI)
 is chosen explicitly with :meth:`TrustAnchors.from_file` and logs a warning every time it is loaded.
@@ -213,7 +214,9 @@ class TrustAnchors:
         return {
             "kind": self.kind,
             "intel_root_ca_der_b64": (
-                base64.b64encode(self.intel_root_ca_der).decode() if self.intel_root_ca_der else None
+                base64.b64encode(self.intel_root_ca_der).decode()
+                if self.intel_root_ca_der
+                else None
             ),
             "pccs_url": self.pccs_url,
             "nras_url": self.nras_url,

@@ -48,7 +48,7 @@ class Reason(StrEnum):
     COMPOSE_MISMATCH = "COMPOSE_MISMATCH"
     MEASUREMENT_NOT_ALLOWED = "MEASUREMENT_NOT_ALLOWED"
     GPU_EVIDENCE_MISSING = "GPU_EVIDENCE_MISSING"
-    GPU_TOKEN_INVALID = "GPU_TOKEN_INVALID"
+    GPU_TOKEN_INVALID = "GPU_TOKEN_INVALID"  # noqa: S105 (a reason code, not a secret)
     GPU_NONCE_MISMATCH = "GPU_NONCE_MISMATCH"
     GPU_CLAIMS_REJECTED = "GPU_CLAIMS_REJECTED"
     UNSUPPORTED_PROTOCOL = "UNSUPPORTED_PROTOCOL"
@@ -86,7 +86,7 @@ FAILED_REASONS: frozenset[Reason] = frozenset(Reason) - UNVERIFIABLE_REASONS
 
 
 class CheckOutcome(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 (a check outcome, not a secret)
     FAIL = "fail"
     NOT_CHECKED = "not_checked"
 
@@ -124,8 +124,8 @@ CHECK_FAILURE_REASON: Mapping[str, Reason] = {
     "gpu": Reason.GPU_CLAIMS_REJECTED,
 }
 
-#: Every check that must be ``pass`` for a ``verified`` status. ``gpu`` is dropped from this set only
-#: when the policy explicitly does not require GPU evidence.
+#: Every check that must be ``pass`` for a ``verified`` status. ``gpu`` is dropped from this set
+#: only when the policy explicitly does not require GPU evidence.
 REQUIRED_CHECKS: tuple[Check, ...] = tuple(Check)
 
 
