@@ -1,20 +1,27 @@
 """The strict / annotate / off policy shared by ChatRedpill and RedpillCallbackHandler.
 
-Pure decisions over :class:`VerificationResult`: whether a model is served from a TEE, how a
-verdict is attached to LangChain messages, how a verdict served from a cache is marked, and what
-each mode does with a verdict that is not ``verified``. No network, no LangChain runtime state.
+Pure decisions over :class:`VerificationResult`: how a verdict is attached to LangChain messages
+and how a verdict served from a cache is marked. Which models are TEE models and what each mode does
+with a verdict live in :mod:`redpill_integrations.modes`, shared with the LlamaIndex adapter (and
+re-exported here). No network, no LangChain runtime state.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from redpill_integrations.errors import ConfigurationError, VerificationFailed
+from redpill_integrations.modes import (
+    VERDICT_KEY,
+    VerificationMode,
+    enforce,
+    is_tee_model,
+    model_not_tee,
+)
 from redpill_integrations.results import Reason, VerificationResult
 
 __all__ = [
@@ -32,30 +39,8 @@ __all__ = [
 
 logger = logging.getLogger("redpill_integrations")
 
-VerificationMode = Literal["strict", "annotate", "off"]
-
-#: ``response_metadata`` key of every verified generation, and the custom event's name.
-VERDICT_KEY = "redpill_verification"
-EVENT_NAME = "redpill_verification"
-
-#: Redpill serves ``phala/…`` models from GPU TEEs; nothing else carries a signature to check.
-TEE_MODEL_PREFIX = "phala/"
-
-
-def is_tee_model(model: str | None) -> bool:
-    return bool(model) and str(model).startswith(TEE_MODEL_PREFIX)
-
-
-def model_not_tee(model: str | None) -> ConfigurationError:
-    """The strict-mode error for a model whose answers cannot be verified."""
-    err = ConfigurationError(
-        f"MODEL_NOT_TEE: model {model!r} is not served from a TEE (only "
-        f"'{TEE_MODEL_PREFIX}…' models are), so its answers cannot be verified. Use a "
-        "'phala/…' model, or pass verification='off' (no verification) or "
-        "verification='annotate' (unverified verdicts)."
-    )
-    err.reason = Reason.MODEL_NOT_TEE
-    return err
+#: The LangChain custom event's name (the same key as the metadata's).
+EVENT_NAME = VERDICT_KEY
 
 
 def attach_verdict(result: ChatResult, verdict: VerificationResult) -> ChatResult:
@@ -135,19 +120,3 @@ def failed_response(messages: Sequence[BaseMessage]) -> AIMessage | list[AIMessa
     if not ai:
         return None
     return ai[0] if len(ai) == 1 else ai
-
-
-def enforce(mode: VerificationMode, verdict: VerificationResult, response: Any) -> None:
-    """strict: raise ``VerificationFailed`` (carrying ``response``); annotate: log a warning."""
-    if verdict.verified or mode == "off":
-        return
-    if mode == "strict":
-        raise VerificationFailed(verdict, response=response)
-    logger.warning(
-        "Redpill verification %s for chat %s (model %s): %s%s",
-        verdict.status.value,
-        verdict.chat_id,
-        verdict.model,
-        ", ".join(r.value for r in verdict.reasons),
-        " (cached)" if verdict.cached else "",
-    )

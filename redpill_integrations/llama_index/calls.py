@@ -22,14 +22,14 @@ import dataclasses
 import logging
 import threading
 import weakref
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.instrumentation.span import active_span_id
 
-from redpill_integrations.errors import ConfigurationError, VerificationFailed
 from redpill_integrations.llama_index.events import dispatch_verification
+from redpill_integrations.modes import VERDICT_KEY, VerificationMode, check_mode, enforce
 from redpill_integrations.results import VerificationResult
 from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
 
@@ -44,18 +44,10 @@ __all__ = [
 
 logger = logging.getLogger("redpill_integrations")
 
-Mode = Literal["strict", "annotate", "off"]
-_MODES: tuple[Mode, ...] = ("strict", "annotate", "off")
+Mode = VerificationMode
 
 #: where every response carries its verdict (``ChatResponse.additional_kwargs``)
-VERIFICATION_KEY = "redpill_verification"
-
-
-def check_mode(value: object) -> Mode:
-    for mode in _MODES:
-        if value == mode:
-            return mode
-    raise ConfigurationError(f"verification must be one of {', '.join(_MODES)}; got {value!r}")
+VERIFICATION_KEY = VERDICT_KEY
 
 
 class LiveResponses:
@@ -158,26 +150,13 @@ class Call:
     def conclude(self, response: ChatResponse, result: VerificationResult) -> ChatResponse:
         response.additional_kwargs[VERIFICATION_KEY] = result.to_dict()
         dispatch_verification(result, mode=self.mode, span_id=self.span_id)
-        if not result.verified:
-            if self.mode == "strict":
-                raise VerificationFailed(result, response=response)
-            _warn(result, "")
+        enforce(self.mode, result, response)
         return response
 
     def abandon(self, result: VerificationResult) -> None:
         dispatch_verification(result, mode=self.mode, span_id=self.span_id, delivered=False)
-        if not result.verified:
-            _warn(result, " (stream stopped before its end)")
-
-
-def _warn(result: VerificationResult, context: str) -> None:
-    logger.warning(
-        "Redpill response %s%s: %s, %s",
-        result.chat_id or "(no chat id)",
-        context,
-        result.status.value,
-        ", ".join(r.value for r in result.reasons),
-    )
+        # never raised: the consumer already stopped; the receipt and the event record it
+        enforce("annotate", result, None, context=" (stream stopped before its end)")
 
 
 def trailing_response(last: ChatResponse | None) -> ChatResponse:

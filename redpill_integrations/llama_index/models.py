@@ -1,20 +1,18 @@
-"""What the LLM knows about Redpill's models: which run in a TEE, and their context windows."""
+"""What the LLM knows about Redpill's models: their context windows (which run in a TEE is decided
+by :mod:`redpill_integrations.modes`, re-exported here)."""
 
 from __future__ import annotations
 
-from redpill_integrations.errors import ConfigurationError
-from redpill_integrations.results import Reason
+from redpill_integrations.modes import TEE_MODEL_PREFIXES, is_tee_model
+from redpill_integrations.modes import model_not_tee as not_tee_error
 
 __all__ = [
     "DEFAULT_CONTEXT_WINDOW",
-    "TEE_MODEL_PREFIX",
+    "TEE_MODEL_PREFIXES",
     "context_window_for",
     "is_tee_model",
     "not_tee_error",
 ]
-
-#: Models under this prefix run inside GPU TEEs and have signed, attested responses (SPEC §1).
-TEE_MODEL_PREFIX = "phala/"
 
 #: For a model missing from the table: smaller than any listed, larger than LlamaIndex's 3900.
 DEFAULT_CONTEXT_WINDOW = 32_768
@@ -31,21 +29,5 @@ _CONTEXT_WINDOWS: dict[str, int] = {
 }
 
 
-def is_tee_model(model: str) -> bool:
-    return model.startswith(TEE_MODEL_PREFIX)
-
-
 def context_window_for(model: str) -> int:
     return _CONTEXT_WINDOWS.get(model, DEFAULT_CONTEXT_WINDOW)
-
-
-def not_tee_error(model: str) -> ConfigurationError:
-    """The error for a strict call to a model whose responses cannot be verified."""
-    error = ConfigurationError(
-        f"model {model!r} does not run in a TEE: only {TEE_MODEL_PREFIX}… models sign their "
-        "responses, so strict verification would fail every call (MODEL_NOT_TEE). Use a "
-        f'{TEE_MODEL_PREFIX}… model, or pass verification="off" to call it without '
-        'verification (verification="annotate" calls it and records it as unverifiable).'
-    )
-    error.reason = Reason.MODEL_NOT_TEE
-    return error

@@ -28,6 +28,7 @@ from datetime import datetime
 
 import tenacity
 
+from redpill_integrations.modes import TEE_MODEL_PREFIXES
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import Receipt, ReceiptStore
 from redpill_integrations.results import CheckOutcome, Reason, VerificationResult
@@ -162,7 +163,7 @@ class VerifyPlan:
     trust: TrustAnchors
     clock: Callable[[], datetime]
     monotonic: Callable[[], float] = time.monotonic
-    tee_model_prefixes: tuple[str, ...] = ("phala/",)
+    tee_model_prefixes: tuple[str, ...] = TEE_MODEL_PREFIXES
     signature_ttl: float = 1200.0
     store: ReceiptStore | None = None
     backoff: tenacity.wait.wait_base | None = None

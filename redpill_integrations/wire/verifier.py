@@ -48,6 +48,7 @@ import tenacity
 from pydantic import SecretStr
 
 from redpill_integrations.errors import ConfigurationError
+from redpill_integrations.modes import TEE_MODEL_PREFIXES
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.wire.cache import SingleFlightCache
@@ -100,7 +101,7 @@ class RedpillVerifier:
         sleep: Callable[[float], None] | None = None,
         asleep: Callable[[float], Awaitable[None]] | None = None,
         monotonic: Callable[[], float] | None = None,
-        tee_model_prefixes: tuple[str, ...] = ("phala/",),
+        tee_model_prefixes: tuple[str, ...] = TEE_MODEL_PREFIXES,
         signature_ttl: float = 1200.0,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,

@@ -209,7 +209,7 @@ def test_model_not_tee_in_strict_mode_names_the_way_out() -> None:
     with pytest.raises(ConfigurationError) as err:
         ChatRedpill(model=NON_TEE, api_key=KEY)
     assert err.value.reason is Reason.MODEL_NOT_TEE
-    assert "MODEL_NOT_TEE" in str(err.value) and "verification='off'" in str(err.value)
+    assert "MODEL_NOT_TEE" in str(err.value) and 'verification="off"' in str(err.value)
 
 
 def test_model_not_tee_per_call_override_raises_before_sending() -> None:

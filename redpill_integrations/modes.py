@@ -1,0 +1,90 @@
+"""Verification modes and TEE models: the decisions both framework adapters share.
+
+Framework-neutral (imports neither LangChain nor LlamaIndex), so ``ChatRedpill``, ``Redpill`` and
+the wire layer agree on which models are verifiable and on what each mode does with a verdict:
+
+* ``strict``: a verdict that is not ``verified`` raises :class:`VerificationFailed`, which carries
+  the response the caller would have received (nothing is lost);
+* ``annotate``: the verdict is attached and a warning is logged;
+* ``off``: no capture, no verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from redpill_integrations.errors import ConfigurationError, VerificationFailed
+from redpill_integrations.results import Reason, VerificationResult
+
+__all__ = [
+    "MODES",
+    "TEE_MODEL_PREFIXES",
+    "VERDICT_KEY",
+    "VerificationMode",
+    "check_mode",
+    "enforce",
+    "is_tee_model",
+    "model_not_tee",
+]
+
+logger = logging.getLogger("redpill_integrations")
+
+VerificationMode = Literal["strict", "annotate", "off"]
+MODES: tuple[VerificationMode, ...] = ("strict", "annotate", "off")
+
+#: Where every response carries its verdict (LangChain ``response_metadata``, LlamaIndex
+#: ``additional_kwargs``), and the name of the LangChain custom event.
+VERDICT_KEY = "redpill_verification"
+
+#: Redpill serves models under these prefixes from GPU TEEs (SPEC §1); nothing else carries a
+#: signature to check.
+TEE_MODEL_PREFIXES: tuple[str, ...] = ("phala/",)
+
+
+def check_mode(value: object) -> VerificationMode:
+    """``value`` as a mode, or a :class:`ConfigurationError` naming the allowed ones."""
+    for mode in MODES:
+        if value == mode:
+            return mode
+    raise ConfigurationError(f"verification must be one of {', '.join(MODES)}; got {value!r}")
+
+
+def is_tee_model(model: str | None, prefixes: tuple[str, ...] = TEE_MODEL_PREFIXES) -> bool:
+    return bool(model) and str(model).startswith(prefixes)
+
+
+def model_not_tee(model: str | None) -> ConfigurationError:
+    """The strict-mode error for a model whose answers cannot be verified; names the way out."""
+    prefixes = ", ".join(f"{p}…" for p in TEE_MODEL_PREFIXES)
+    error = ConfigurationError(
+        f"MODEL_NOT_TEE: model {model!r} does not run in a TEE (only {prefixes} models sign "
+        "their responses), so strict verification would fail every call. Use such a model, or "
+        'pass verification="off" to call it without verification (verification="annotate" '
+        "calls it and records the verdict as unverifiable)."
+    )
+    error.reason = Reason.MODEL_NOT_TEE
+    return error
+
+
+def enforce(
+    mode: VerificationMode, verdict: VerificationResult, response: Any, *, context: str = ""
+) -> None:
+    """Apply ``mode`` to a verdict already attached to ``response``.
+
+    strict: raise :class:`VerificationFailed` carrying ``response``; annotate: log a warning;
+    off, or a ``verified`` verdict: nothing.
+    """
+    if verdict.verified or mode == "off":
+        return
+    if mode == "strict":
+        raise VerificationFailed(verdict, response=response)
+    logger.warning(
+        "Redpill verification %s for chat %s (model %s)%s: %s%s",
+        verdict.status.value,
+        verdict.chat_id or "(no chat id)",
+        verdict.model,
+        context,
+        ", ".join(r.value for r in verdict.reasons),
+        " (cached)" if verdict.cached else "",
+    )
