@@ -13,6 +13,9 @@ import os
 import sys
 import uuid
 from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import SecretStr
 
 from redpill_integrations.receipts import Receipt, ReceiptStore
 from redpill_integrations.results import Reason, VerificationResult
@@ -49,9 +52,11 @@ def chat(store: ReceiptStore, trust_file: str, model: str, kind: str) -> None:
     if kind == "lc":
         from redpill_integrations.langchain import ChatRedpill
 
-        lc = ChatRedpill(model=model, api_key="sk-crash", base_url=trust.base_url,
+        lc = ChatRedpill(model=model, api_key=SecretStr("sk-crash"), base_url=trust.base_url,
                          verification="annotate", verifier=verifier)
-        ask = lambda i: lc.invoke(f"crash test {i}").response_metadata  # noqa: E731
+
+        def ask(i: int) -> dict[str, Any]:
+            return lc.invoke(f"crash test {i}").response_metadata
     else:
         from llama_index.core.base.llms.types import ChatMessage
 
@@ -59,8 +64,10 @@ def chat(store: ReceiptStore, trust_file: str, model: str, kind: str) -> None:
 
         li = Redpill(model=model, api_key="sk-crash", api_base=trust.base_url,
                      verification="annotate", verifier=verifier)
-        ask = lambda i: li.chat(  # noqa: E731
-            [ChatMessage(role="user", content=f"crash test {i}")]).additional_kwargs
+
+        def ask(i: int) -> dict[str, Any]:
+            msgs = [ChatMessage(role="user", content=f"crash test {i}")]
+            return dict(li.chat(msgs).additional_kwargs)
     i = 0
     while True:
         verdict = ask(i)["redpill_verification"]

@@ -20,10 +20,11 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from redpill_integrations import ReceiptStore, RedpillVerifier, VerificationFailed
 from redpill_integrations.emulator import Emulator
@@ -160,8 +161,8 @@ def build(kind: str, *, base_url: str, trust: TrustAnchors, store_path: Path,
     if kind == "lc":  # adapters imported lazily: child processes load only the one they use
         from redpill_integrations.langchain import ChatRedpill
 
-        llm: Any = ChatRedpill(model=model, api_key=api_key, base_url=base_url,
-                               verification=mode, verifier=verifier, max_retries=0,
+        llm: Any = ChatRedpill(model=model, api_key=SecretStr(api_key), base_url=base_url,
+                               verification=cast(Any, mode), verifier=verifier, max_retries=0,
                                http_client=sync_http, http_async_client=async_http,
                                **llm_kwargs)
     else:

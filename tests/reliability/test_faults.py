@@ -83,7 +83,7 @@ def test_signature_and_response_faults(emu: Emulator, rig: Any, row: str, kind: 
     assert emu.stats.signature_lookups[out.verdict["chat_id"]] == receipt.signature_attempts
 
 
-@pytest.mark.parametrize(("kind", "mode", "stream"), STYLES[::3])
+@pytest.mark.parametrize(("kind", "mode", "stream"), [*STYLES[::3], STYLES[5]])
 @pytest.mark.parametrize("row", list(ATTESTATION_ROWS))
 def test_attestation_faults(emu: Emulator, rig: Any, row: str, kind: str, mode: str,
                             stream: bool) -> None:
@@ -106,7 +106,7 @@ def bad_tee(request: pytest.FixtureRequest) -> Iterator[tuple[Emulator, str]]:
         yield emu, request.param
 
 
-@pytest.mark.parametrize(("kind", "mode", "stream"), STYLES[::3])
+@pytest.mark.parametrize(("kind", "mode", "stream"), [*STYLES[::3], STYLES[5]])
 def test_revoked_tcb_and_debug_td(bad_tee: tuple[Emulator, str], tmp_path: Path, kind: str,
                                   mode: str, stream: bool) -> None:
     emu, _ = bad_tee

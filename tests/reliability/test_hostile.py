@@ -68,7 +68,9 @@ def _rig(rig: Any, hostile: Hostile, emu: Emulator, kind: str, via: str = "", **
 
 # -- connection resets (fake clock) --------------------------------------------------------------
 
-RESETS = {  # route factory (fresh counters per test), status, reasons, signature attempts
+Route = Callable[[Req], Action | None]
+# route factory (fresh counters per test), status, reasons, signature attempts
+RESETS: dict[str, tuple[Callable[[], Route], str, tuple[str, ...], int | None]] = {
     "signature-rst-x2": (lambda: on("signature", reset, 2), V, (), 3),
     "signature-rst-after-partial-x2": (lambda: on("signature", lambda: reset(b'{"text": "'), 2),
                                        V, (), 3),

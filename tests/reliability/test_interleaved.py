@@ -184,7 +184,8 @@ async def test_500_interleaved_calls_each_get_their_own_verdict(world: dict[str,
         receipt = rig.store.get(out.verdict["receipt_id"])
         assert receipt is not None and receipt.result.to_dict() == out.verdict, label
         assert receipt.response_body == body and receipt.request_body == sent.body, label
-        assert receipt.chat_id == out.verdict["chat_id"] and receipt.chat_id in body.decode()
+        assert receipt.chat_id is not None and receipt.chat_id == out.verdict["chat_id"]
+        assert receipt.chat_id in body.decode(), label
     for rig in rigs.values():  # exactly one receipt per exchange, nothing else stored
         receipts = rig.store.list(limit=-1)
         assert len(receipts) == len(rig.chats()) == len({r.chat_id for r in receipts})
