@@ -222,6 +222,21 @@ class Hostile:
         finally:
             await response.aclose()
 
+    def lying_length(self, announced: int = 5 * 1024**3) -> Action:
+        """Forward to the emulator, but announce ``announced`` bytes (5 GiB) and close after the
+        real body: the client waits for bytes that never come, until the connection ends."""
+        async def act(req: Req, w: asyncio.StreamWriter) -> None:
+            skip = {"host", "content-length", "connection", "transfer-encoding"}
+            got = await self._client.request(
+                req.method, req.target, content=req.body,
+                headers={k: v for k, v in req.headers.items() if k not in skip})
+            ctype = got.headers.get("content-type", "application/json")
+            w.write(head(got.status_code, {"Content-Type": ctype,
+                                           "Content-Length": str(announced)}) + got.content)
+            await w.drain()
+
+        return act
+
     # -- minted chats ---------------------------------------------------------------------------
 
     def signature_body(self, text: str) -> bytes:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
+import openai
 import pytest
 
 from redpill_integrations.emulator import Emulator
@@ -208,3 +209,19 @@ def test_resource_exhaustion(emu: Emulator, hostile: Hostile, rig: Any, bomb: by
     assert elapsed < deadline + 1.5, f"{elapsed:.1f}s for a {deadline}s deadline"
     assert_exchange(r, out, U, reasons)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < RSS_BUDGET_KB
+
+
+@pytest.mark.parametrize("kind", ["lc", "li"])
+def test_chat_announcing_5GiB(emu: Emulator, hostile: Hostile, rig: Any, kind: str) -> None:
+    """The chat answer announces 5 GiB and closes after the real body. JSON: the SDK's documented
+    connection error, nothing delivered, no receipt. SSE: every event was delivered (and kept),
+    but the body is short of its framing: unverifiable STREAM_INCOMPLETE, one receipt."""
+    hostile.route = lambda req: hostile.lying_length() if TARGETS["chat"](req) else None
+    r = _rig(rig, hostile, emu, kind, mode="annotate")
+    with pytest.raises(openai.APIConnectionError):
+        call(r, "announce a lot")
+    assert len(r.store) == 0
+    s = _rig(rig, hostile, emu, kind, mode="annotate")
+    out = call(s, "announce a lot, streamed", stream=True)
+    receipt = assert_exchange(s, out, U, ("STREAM_INCOMPLETE",), mode="annotate")
+    assert receipt.signature_attempts == 0 and out.content.endswith("announce a lot, streamed")
