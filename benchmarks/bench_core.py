@@ -10,6 +10,7 @@ machinery, which a verified call really pays.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -169,14 +170,16 @@ def attestation(server: ServerProcess, trust: TrustAnchors, key: str, model: str
     sec = "attestation"
     totals: list[float] = []
     nets: list[float] = []
+    cpus: list[float] = []
     outcome = None
     for _ in range(s.cold_reps):
         timing = TimingTransport()
         fresh = RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust,
                                 transport=timing)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         outcome = fresh.attest(model)
         totals.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         nets.append(sum(t for _, t in timing.log))
         if not outcome.passed:
             raise RuntimeError(f"cold attestation did not pass: {outcome.verdict.reasons}")
@@ -185,18 +188,23 @@ def attestation(server: ServerProcess, trust: TrustAnchors, key: str, model: str
     total, net = median(totals), median(nets)
     table.add(sec, "cold attestation (fresh verifier): total", f"{ms(total):.1f} ms")
     table.add(sec, "cold: network (report, PCCS x4, NRAS, JWKS round trips)", f"{ms(net):.1f} ms")
-    cold_cpu = median([t - n for t, n in zip(totals, nets, strict=True)])
-    table.add(sec, "cold: CPU (total - network)", f"{ms(cold_cpu):.1f} ms", "< 50 ms",
-              cold_cpu < 0.050)
+    rest = median([t - n for t, n in zip(totals, nets, strict=True)])
+    table.add(sec, "cold: total - network", f"{ms(rest):.1f} ms")
+    cold_cpu = median(cpus)
+    table.add(sec, "cold: CPU of this process (incl. its HTTP client work)",
+              f"{ms(cold_cpu):.1f} ms", "< 50 ms", cold_cpu < 0.050)
 
     ev = outcome.evidence
     policy = VerificationPolicy()
     now = datetime.now(UTC)
     summary = outcome.verdict.summary
     signer = summary.signing_address if summary else None
-    reps = max(3, s.cpu_reps // 20)
-    full = median(time_calls(lambda: verify_attestation(ev, signer=signer, policy=policy,
-                                                        trust=trust, now=now), reps))
+    reps = max(3, s.cpu_reps // 10)
+
+    def cpu(fn: Callable[[], object]) -> float:
+        return median([c for _, c in time_calls_cpu(fn, reps)])
+
+    full = cpu(lambda: verify_attestation(ev, signer=signer, policy=policy, trust=trust, now=now))
     report = parse_report(ev.report)
     node = report.nodes[0]
     quote = node.intel_quote
@@ -214,10 +222,10 @@ def attestation(server: ServerProcess, trust: TrustAnchors, key: str, model: str
                                                       issuer=trust.nras_issuer, now=now,
                                                       expected_gpus=payload_gpu_count(payload)),
     }
-    costs = {name: median(time_calls(fn, reps)) for name, fn in parts.items()}
+    costs = {name: cpu(fn) for name, fn in parts.items()}
     costs["the rest (quote fields, binding, compose, summary)"] = full - sum(costs.values())
     split = ", ".join(f"{name} {ms(t):.2f}" for name, t in costs.items())
-    table.add(sec, "verify_attestation on captured evidence (steady)",
+    table.add(sec, "verify_attestation on captured evidence (steady, CPU)",
               f"{ms(full):.2f} ms = {split}")
 
     # warm: a verified call finds the attestation in the cache

@@ -93,7 +93,9 @@ def langchain_pair(server: ServerProcess, trust: TrustAnchors, key: str, model: 
     verifier, timing = _verifier(server, trust, key)
     verified = ChatRedpill(model=model, api_key=SecretStr(key), base_url=server.base_url,
                            verifier=verifier)
-    plain = ChatOpenAI(model=model, api_key=SecretStr(key), base_url=server.base_url)
+    # stream_usage: ChatRedpill asks for the usage chunk by default; the same request both sides
+    plain = ChatOpenAI(model=model, api_key=SecretStr(key), base_url=server.base_url,
+                       stream_usage=True)
     tuned = pooled and ChatRedpill(model=model, api_key=SecretStr(key), base_url=server.base_url,
                                    verifier=_pooled_verifier(server, trust, key),
                                    http_async_client=httpx.AsyncClient(limits=SDK_LIMITS))
