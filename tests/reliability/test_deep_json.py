@@ -21,11 +21,11 @@ U, F, V = "unverifiable", "failed", "verified"
 
 CHAT_BUG = (
     "BUG: a signed chat body nested 100 000 deep makes the OpenAI SDK's json parse raise "
-    "RecursionError inside ChatRedpill._generate / Redpill._chat: it escapes as a bare "
-    "RecursionError (not VerificationFailed/openai.APIError) and the capture is discarded, so no "
-    "receipt is written for an exchange that completed; with eth_account imported (recursion "
-    "limit 100 000) capture._json_id's json.loads overflows the C stack and the process dies "
-    "with SIGSEGV")
+    "RecursionError inside the adapters' drivers (langchain/_calls.py _generate, "
+    "llama_index/llm.py _chat): it escapes as a bare RecursionError (not VerificationFailed / "
+    "openai.APIError) and the capture of a completed exchange is discarded (no receipt); with "
+    "eth_account imported (it sets the recursion limit to 100 000) json.loads in "
+    "wire/capture._json_id overflows the C stack and the process dies with SIGSEGV")
 CRASH_NO_RECEIPT = (
     "BUG: {where} calls json.loads on the raw answer without the depth guard of "
     "verify.encoding.loads_strict and catches no RecursionError, so the flow crashes; "
