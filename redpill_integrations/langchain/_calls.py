@@ -5,6 +5,10 @@ subclass). Each call is tagged with ``CAPTURE_HEADER``; once the response (or th
 exchange filed under that tag is handed to the verifier, which decides (``MODEL_NOT_TEE``
 included) and writes the one receipt. Sync and async drivers share every decision: they differ
 only in how they wait for the verifier and dispatch the event.
+
+A call whose answer arrived but could not be read still gets its receipt: a complete 2xx body
+the OpenAI SDK fails to parse (:mod:`._unreadable`), or a stream that broke off,
+is verified and raised as :class:`ResponseUnreadable` carrying the verdict and the raw bytes.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from langchain_core.outputs.chat_generation import merge_chat_generation_chunks
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import Field
 
-from redpill_integrations.errors import ConfigurationError
+from redpill_integrations.errors import ConfigurationError, ResponseUnreadable
 from redpill_integrations.langchain import _events
+from redpill_integrations.langchain._unreadable import broken, salvage
 from redpill_integrations.langchain._verification import (
     VerificationMode,
     attach_verdict,
@@ -135,22 +140,41 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         )
         return result
 
-    def _abandoned(self, verifier: RedpillVerifier, tag: str) -> None:
-        """A stream that ended early (consumer stopped, error): still verify it, for its receipt."""
+    @staticmethod
+    def _abandoned(
+        verifier: RedpillVerifier,
+        tag: str,
+        exc: BaseException,
+        chunks: list[ChatGenerationChunk],
+    ) -> BaseException | None:
+        """A stream that ended early (consumer stopped, error): still verify it, for its receipt.
+        Returns the error to raise instead of ``exc`` (a broken stream), or None."""
+        exchange = verifier.recorder.take(tag)
+        verdict: VerificationResult | None = None
         try:
-            verdict = self._verify(verifier, tag)
+            verdict = verifier.verify(exchange)
         except Exception:  # never mask the reason the stream ended
             logger.exception("Redpill: could not verify an abandoned stream")
-            return
-        _log_abandoned(verdict)
+        else:
+            _log_abandoned(verdict)
+        return broken(exchange, verdict, exc, lambda: _merged_message(chunks))
 
-    async def _aabandoned(self, verifier: RedpillVerifier, tag: str) -> None:
+    @staticmethod
+    async def _aabandoned(
+        verifier: RedpillVerifier,
+        tag: str,
+        exc: BaseException,
+        chunks: list[ChatGenerationChunk],
+    ) -> BaseException | None:
+        exchange = verifier.recorder.take(tag)
+        verdict: VerificationResult | None = None
         try:
-            verdict = await self._averify(verifier, tag)
+            verdict = await verifier.averify(exchange)
         except Exception:
             logger.exception("Redpill: could not verify an abandoned stream")
-            return
-        _log_abandoned(verdict)
+        else:
+            _log_abandoned(verdict)
+        return broken(exchange, verdict, exc, lambda: _merged_message(chunks))
 
     # -- sync drivers -----------------------------------------------------------------------------
 
@@ -188,9 +212,14 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         verifier, tag, kwargs = self._begin(kwargs)
         try:
             result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        except BaseException:
-            verifier.recorder.take(tag)
-            raise
+        except BaseException as exc:
+            salvaged = salvage(verifier, tag, exc)
+            if salvaged is None:
+                raise
+            exchange, reason = salvaged
+            verdict = verifier.verify(exchange)
+            _events.emit(run_manager, verdict)
+            raise ResponseUnreadable.of(exchange, verdict, exc, reason=reason) from exc
         verdict = self._verify(verifier, tag)
         _events.emit(run_manager, verdict)
         return self._settle(result, verdict)
@@ -211,16 +240,16 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs),
         )
         chunks: list[ChatGenerationChunk] = []
-        finished = False
         try:
             for chunk in inner:
                 chunks.append(chunk)
                 yield chunk
-            finished = True
-        finally:
-            if not finished:
-                inner.close()
-                self._abandoned(verifier, tag)
+        except BaseException as exc:  # stopped early (GeneratorExit) or failed: keep the receipt
+            inner.close()
+            error = self._abandoned(verifier, tag, exc, chunks)
+            if error is None:
+                raise
+            raise error from exc
         verdict = self._verify(verifier, tag)
         final = verdict_chunk(verdict)
         _events.emit(_sync_manager(run_manager), verdict)
@@ -267,9 +296,14 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             result = await super()._agenerate(
                 messages, stop=stop, run_manager=run_manager, **kwargs
             )
-        except BaseException:
-            verifier.recorder.take(tag)
-            raise
+        except BaseException as exc:
+            salvaged = salvage(verifier, tag, exc)
+            if salvaged is None:
+                raise
+            exchange, reason = salvaged
+            verdict = await verifier.averify(exchange)
+            await _events.aemit(run_manager, verdict)
+            raise ResponseUnreadable.of(exchange, verdict, exc, reason=reason) from exc
         verdict = await self._averify(verifier, tag)
         await _events.aemit(run_manager, verdict)
         return self._settle(result, verdict)
@@ -293,16 +327,16 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs),
         )
         chunks: list[ChatGenerationChunk] = []
-        finished = False
         try:
             async for chunk in inner:
                 chunks.append(chunk)
                 yield chunk
-            finished = True
-        finally:
-            if not finished:
-                await inner.aclose()
-                await self._aabandoned(verifier, tag)
+        except BaseException as exc:
+            await inner.aclose()
+            error = await self._aabandoned(verifier, tag, exc, chunks)
+            if error is None:
+                raise
+            raise error from exc
         verdict = await self._averify(verifier, tag)
         final = verdict_chunk(verdict)
         await _events.aemit(_async_manager(run_manager), verdict)
