@@ -44,6 +44,7 @@ from redpill_integrations._version import __version__
 from redpill_integrations.errors import EvidenceError, ReceiptError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import Reason, VerificationResult
+from redpill_integrations.verify.encoding import too_deep
 from redpill_integrations.verify.models import AttestationEvidence, SignatureRecord
 
 __all__ = ["RECEIPT_FORMAT", "Receipt", "ReceiptStore", "reverify"]
@@ -163,9 +164,11 @@ class Receipt:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Receipt:
+        if too_deep(text):
+            raise ReceiptError("receipt nests too deeply to be one")
         try:
             data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ReceiptError("receipt is not JSON") from exc
         if not isinstance(data, dict):
             raise ReceiptError("receipt is not a JSON object")

@@ -25,6 +25,7 @@ __all__ = [
     "loads_strict",
     "norm_hex",
     "sha256_hex",
+    "too_deep",
 ]
 
 _HEX = re.compile(r"[0-9a-fA-F]*")
@@ -56,7 +57,7 @@ def loads_strict(data: bytes | str, *, what: str, max_bytes: int | None = None) 
     """``json.loads`` that rejects duplicate keys and turns every parser failure into ours."""
     if max_bytes is not None and len(data) > max_bytes:
         raise MalformedEvidence(f"{what} is larger than {max_bytes} bytes")
-    if _too_deep(data):
+    if too_deep(data):
         raise MalformedEvidence(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return json.loads(data, object_pairs_hook=_no_duplicates)
@@ -67,7 +68,7 @@ def loads_strict(data: bytes | str, *, what: str, max_bytes: int | None = None) 
         raise MalformedEvidence(f"{what} is not valid JSON") from exc
 
 
-def _too_deep(data: bytes | str) -> bool:
+def too_deep(data: bytes | str) -> bool:
     """True when ``data`` nests deeper than :data:`MAX_JSON_DEPTH` (or has absurdly many brackets).
 
     At C speed: drop escaped backslashes and quotes, keep only ``[]{}"``, drop strings, then take

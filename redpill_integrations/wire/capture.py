@@ -33,11 +33,12 @@ import json
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import httpx
 
 from redpill_integrations.results import Reason
+from redpill_integrations.verify.encoding import too_deep
 from redpill_integrations.wire.decoding import DecodeOverflow, decoder_for
 from redpill_integrations.wire.recorder import ExchangeRecorder
 
@@ -75,20 +76,25 @@ class CapturedExchange:
     sequence: int = 0  # attempt order across the recorder; the highest per tag is the last attempt
 
 
-def _model_of(body: bytes) -> str | None:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+def _loads(body: bytes) -> Any:
+    """Parse a body we only read ids from; ``None`` for anything unusable, including nesting deep
+    enough to exhaust the stack (the recursion limit may have been raised by another package)."""
+    if too_deep(body):
         return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def _model_of(body: bytes) -> str | None:
+    data = _loads(body)
     model = data.get("model") if isinstance(data, dict) else None
     return model if isinstance(model, str) else None
 
 
 def _json_id(body: bytes) -> str | None:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
+    data = _loads(body)
     value = data.get("id") if isinstance(data, dict) else None
     return value if isinstance(value, str) else None
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -35,9 +34,10 @@ from urllib.parse import quote
 import tenacity
 from tenacity import RetryCallState
 
-from redpill_integrations.errors import MalformedEvidence
+from redpill_integrations.errors import EvidenceError, MalformedEvidence
 from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.results import Reason
+from redpill_integrations.verify.encoding import loads_strict
 from redpill_integrations.verify.models import SignatureRecord
 from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow, Sleep
 from redpill_integrations.wire.http import Endpoints
@@ -96,8 +96,8 @@ def classify(answer: Fetched | FetchFailed) -> _Attempt:
         except MalformedEvidence:
             pass
         try:
-            envelope = json.loads(answer.body)
-        except (ValueError, UnicodeDecodeError):
+            envelope = loads_strict(answer.body, what="signature answer")
+        except EvidenceError:  # not JSON, too deep, duplicate keys: not an envelope either
             envelope = None
         if isinstance(envelope, dict) and ("error_code" in envelope or "error" in envelope):
             return _Attempt(

@@ -27,7 +27,8 @@ from urllib.parse import unquote
 import dcap_qvl
 from cryptography import x509
 
-from redpill_integrations.errors import MalformedEvidence
+from redpill_integrations.errors import EvidenceError, MalformedEvidence
+from redpill_integrations.verify.encoding import loads_strict
 from redpill_integrations.wire.flow import Fetched, FetchFailed, Flow, Shared
 from redpill_integrations.wire.http import DEFAULT_TIMEOUT, Budget, Endpoints
 
@@ -98,10 +99,12 @@ def _header(answer: Fetched, *names: str) -> str:
 def _signed_json(answer: Fetched, member: str) -> tuple[str, bytes, datetime]:
     try:
         text = answer.body.decode("utf-8")
-        data = json.loads(text)
+        data = loads_strict(text, what=f"PCCS {member} answer")
         signature = bytes.fromhex(data["signature"])
         next_update = datetime.fromisoformat(data[member]["nextUpdate"].replace("Z", "+00:00"))
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (
+        UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, EvidenceError
+    ) as exc:
         raise MalformedEvidence(f"PCCS {member} answer is malformed") from exc
     return json_member_text(text, member), signature, next_update
 

@@ -34,6 +34,7 @@ is never in reprs, logs, exceptions or receipts, and goes to the base URL's orig
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -51,6 +52,7 @@ from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.modes import TEE_MODEL_PREFIXES
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
 from redpill_integrations.results import Reason, VerificationResult
+from redpill_integrations.verify.encoding import sha256_hex
 from redpill_integrations.wire.cache import SingleFlightCache
 from redpill_integrations.wire.capture import (
     AsyncCapturingTransport,
@@ -219,14 +221,14 @@ class RedpillVerifier:
             return self._run(self._plan.verify(exchange))
         except Exception:  # last resort: a bug of ours must not cost the user the response
             logger.exception("verification crashed; verdict is unverifiable")
-            return self._crashed(exchange)
+            return self._store_crashed(self._crashed(exchange))
 
     async def averify_exchange(self, exchange: CapturedExchange | None) -> Receipt:
         try:
             return await self._arun(self._plan.verify(exchange))
         except Exception:
             logger.exception("verification crashed; verdict is unverifiable")
-            return self._crashed(exchange)
+            return await asyncio.to_thread(self._store_crashed, self._crashed(exchange))
 
     def _crashed(self, exchange: CapturedExchange | None) -> Receipt:
         from redpill_integrations.receipts import Receipt
@@ -239,8 +241,38 @@ class RedpillVerifier:
             verified_at=now,
             detail="verification crashed (see the log)",
         )
-        return Receipt(receipt_id=uuid.uuid4().hex, created_at=now, result=result,
-                       policy=self.policy.to_dict(), trust_kind=self.trust.kind)
+        keep = exchange is not None and self.policy.receipt_bodies
+        receipt_id = uuid.uuid4().hex
+        return Receipt(
+            receipt_id=receipt_id,
+            created_at=now,
+            result=result.with_updates(receipt_id=receipt_id),
+            chat_id=result.chat_id,
+            model=result.model,
+            base_url=self.base_url,
+            streamed=exchange.streamed if exchange else False,
+            request_body=exchange.request_body if keep and exchange else None,
+            response_body=exchange.response_body if keep and exchange else None,
+            request_sha256=sha256_hex(exchange.request_body) if exchange else None,
+            response_sha256=sha256_hex(exchange.response_body) if exchange else None,
+            exchange_started_at=exchange.started_at if exchange else None,
+            exchange_finished_at=exchange.finished_at if exchange else None,
+            verified_at=now,
+            policy=self.policy.to_dict(),
+            trust_kind=self.trust.kind,
+        )
+
+    def _store_crashed(self, receipt: Receipt) -> Receipt:
+        """Even a crashed verification leaves its one receipt (with the exchange's bytes)."""
+        unstored = dataclasses.replace(receipt, result=receipt.result.with_updates(receipt_id=None))
+        if self.receipt_store is None:
+            return unstored
+        try:
+            self.receipt_store.put(receipt)
+        except Exception as exc:
+            logger.error("receipt %s could not be stored: %s", receipt.receipt_id, exc)
+            return unstored
+        return receipt
 
     def verify(self, exchange: CapturedExchange | None) -> VerificationResult:
         """Fetch the signature and (cached) attestation, verify, store one receipt. Never raises

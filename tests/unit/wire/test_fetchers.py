@@ -275,6 +275,27 @@ def test_internal_crashes_become_unverifiable_never_exceptions(monkeypatch, capl
     assert "verification crashed" in caplog.text
 
 
+
+async def test_a_crashed_verification_still_stores_its_one_receipt(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import redpill_integrations.wire.plan as plan
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    store = ReceiptStore(tmp_path / "r.sqlite3")
+    fake, hits = FakeTime(), Counter[str]()
+    v = make(scripted([httpx.Response(200, content=signed_body())], hits), fake,
+             receipt_store=store)
+    monkeypatch.setattr(plan.VerifyPlan, "_early_reason", boom)
+    sync_result = v.verify(exchange())
+    async_result = await v.averify(exchange())
+    for result in (sync_result, async_result):
+        assert result.reasons == (Reason.CHECK_NOT_RUN,)
+        stored = store.get(result.receipt_id or "")
+        assert stored is not None and stored.result == result
+        assert (stored.request_body, stored.response_body) == (REQ, RESP)  # nothing is lost
+    assert len(store) == 2
+
 @pytest.mark.parametrize(
     ("signer", "sent"),
     [("ab" * 20, "0x" + "ab" * 20), ("cd" * 32, "cd" * 32)],
