@@ -8,7 +8,11 @@ The decisions live here once; ``llm.py``'s sync and async drivers only decide *w
   warning, unless the verdict is ``verified``;
 * :meth:`Call.abandon` is for a stream the consumer stopped (or that failed) after some content:
   the receipt is still written (``STREAM_INCOMPLETE``) and the event dispatched, never raised;
-* :meth:`Call.discard` drops the capture of an attempt that delivered nothing.
+* :meth:`Call.discard` drops the capture of an attempt that delivered nothing;
+* :meth:`Call.salvage` / :meth:`Call.stopped` keep the exchange of a call whose answer arrived but
+  could not be read (the OpenAI SDK could not parse a complete 2xx body; a stream broke off), and
+  :meth:`Call.unreadable` turns its verdict into :class:`ResponseUnreadable` (raised ``from`` the
+  original error): one receipt, the raw bytes and the verdict carried, only our error escapes.
 
 :class:`LiveResponses` keeps the live httpx response of each tagged request (through the public
 event hooks of the capturing clients), so that a stream the consumer abandons is closed, and its
@@ -28,10 +32,12 @@ import httpx
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.instrumentation.span import active_span_id
 
+from redpill_integrations.errors import ResponseUnreadable
 from redpill_integrations.llama_index.events import dispatch_verification
 from redpill_integrations.modes import VERDICT_KEY, VerificationMode, check_mode, enforce
-from redpill_integrations.results import VerificationResult
+from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
+from redpill_integrations.wire.capture import CapturedExchange
 
 __all__ = [
     "VERIFICATION_KEY",
@@ -144,8 +150,38 @@ class Call:
             await response.aclose()
 
     def discard(self) -> None:
+        self.take()
+
+    def take(self) -> CapturedExchange | None:
         self.live.pop(self.tag)
-        self.verifier.recorder.take(self.tag)
+        return self.verifier.recorder.take(self.tag)
+
+    def salvage(self, exc: BaseException) -> tuple[CapturedExchange, Reason] | None:
+        """After the SDK call raised ``exc``: its exchange to verify anyway and why it was
+        unreadable, or ``None`` (``exc`` keeps its own way out; the capture is dropped)."""
+        exchange = self.take()
+        reason = ResponseUnreadable.reason_for(exchange, exc)
+        return None if exchange is None or reason is None else (exchange, reason)
+
+    def stopped(
+        self, exc: BaseException, delivered: bool
+    ) -> tuple[CapturedExchange | None, Reason | None] | None:
+        """A stream that ended early with ``exc``: the exchange to verify (for its receipt) and, if
+        it broke off, why; ``None`` when nothing was delivered nor broken (capture dropped)."""
+        exchange = self.take()
+        reason = ResponseUnreadable.reason_for(exchange, exc)
+        return None if reason is None and not delivered else (exchange, reason)
+
+    def unreadable(
+        self,
+        exchange: CapturedExchange,
+        reason: Reason,
+        result: VerificationResult,
+        exc: BaseException,
+        response: ChatResponse | None = None,
+    ) -> ResponseUnreadable:
+        dispatch_verification(result, mode=self.mode, span_id=self.span_id, delivered=False)
+        return ResponseUnreadable.of(exchange, result, exc, reason=reason, response=response)
 
     def conclude(self, response: ChatResponse, result: VerificationResult) -> ChatResponse:
         response.additional_kwargs[VERIFICATION_KEY] = result.to_dict()

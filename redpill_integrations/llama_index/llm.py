@@ -231,9 +231,12 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         call = self._begin(kwargs)
         try:
             response = cast(ChatResponse, super()._chat(messages, **call.kwargs))
-        except BaseException:
-            call.discard()
-            raise
+        except BaseException as exc:
+            salvaged = call.salvage(exc)
+            if salvaged is None:
+                raise
+            exchange, reason = salvaged
+            raise call.unreadable(exchange, reason, call.verifier.verify(exchange), exc) from exc
         return call.conclude(response, call.verify())
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
@@ -242,9 +245,13 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         call = self._begin(kwargs)
         try:
             response = cast(ChatResponse, await super()._achat(messages, **call.kwargs))
-        except BaseException:
-            call.discard()
-            raise
+        except BaseException as exc:
+            salvaged = call.salvage(exc)
+            if salvaged is None:
+                raise
+            exchange, reason = salvaged
+            result = await call.verifier.averify(exchange)
+            raise call.unreadable(exchange, reason, result, exc) from exc
         return call.conclude(response, await call.averify())
 
     def _stream_chat(

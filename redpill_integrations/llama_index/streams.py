@@ -6,7 +6,9 @@ the garbage collector, long after the receipt should have been written):
 
 * :func:`verified_stream` / :func:`averified_stream` (inside the callback wrapper, from
   ``_stream_chat`` / ``_astream_chat``): pass chunks, verify at the end, or on an early stop close
-  the response, keep the receipt (``STREAM_INCOMPLETE``) and dispatch the event;
+  the response, keep the receipt (``STREAM_INCOMPLETE``) and dispatch the event; a stream that
+  broke off (connection reset, unparsable event) raises :class:`ResponseUnreadable` carrying that
+  verdict and what was delivered, ``from`` the original error;
 * :func:`closing` / :func:`aclosing` (around the public ``stream_chat`` & co.): when the consumer
   closes the stream (``break`` then release, ``close()``, ``aclose()``), close the verified streams
   that the call started, so their ``finally`` runs now. They find them through a context variable
@@ -22,7 +24,10 @@ from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import ChatResponse
 
+from redpill_integrations.errors import ResponseUnreadable
 from redpill_integrations.llama_index.calls import Call, trailing_response
+from redpill_integrations.results import Reason, VerificationResult
+from redpill_integrations.wire.capture import CapturedExchange
 
 __all__ = ["aclosing", "averified_stream", "closing", "collecting", "verified_stream"]
 
@@ -53,20 +58,21 @@ def verified_stream(
 ) -> Generator[ChatResponse, None, None]:
     def gen() -> Generator[ChatResponse, None, None]:
         last: ChatResponse | None = None
-        finished = False
         try:
             for chunk in inner:
                 last = chunk
                 yield chunk
-            finished = True
-        finally:
-            if not finished:  # stopped early, or the stream failed: keep the receipt
-                inner.close()
-                call.close_response()
-                if last is None:
-                    call.discard()
-                else:
-                    call.abandon(call.verify())
+        except BaseException as exc:  # stopped early, or the stream failed: keep the receipt
+            inner.close()
+            call.close_response()
+            stopped = call.stopped(exc, last is not None)
+            if stopped is None:
+                raise
+            exchange, reason = stopped
+            error = _ended(call, exchange, reason, call.verifier.verify(exchange), exc, last)
+            if error is None:
+                raise
+            raise error from exc
         yield call.conclude(trailing_response(last), call.verify())
 
     stream = gen()
@@ -79,25 +85,43 @@ def averified_stream(
 ) -> AsyncGenerator[ChatResponse, None]:
     async def gen() -> AsyncGenerator[ChatResponse, None]:
         last: ChatResponse | None = None
-        finished = False
         try:
             async for chunk in inner:
                 last = chunk
                 yield chunk
-            finished = True
-        finally:
-            if not finished:
-                await inner.aclose()
-                await call.aclose_response()
-                if last is None:
-                    call.discard()
-                else:
-                    call.abandon(await call.averify())
+        except BaseException as exc:
+            await inner.aclose()
+            await call.aclose_response()
+            stopped = call.stopped(exc, last is not None)
+            if stopped is None:
+                raise
+            exchange, reason = stopped
+            result = await call.verifier.averify(exchange)
+            error = _ended(call, exchange, reason, result, exc, last)
+            if error is None:
+                raise
+            raise error from exc
         yield call.conclude(trailing_response(last), await call.averify())
 
     stream = gen()
     _register(stream)
     return stream
+
+
+def _ended(
+    call: Call,
+    exchange: CapturedExchange | None,
+    reason: Reason | None,
+    result: VerificationResult,
+    exc: BaseException,
+    last: ChatResponse | None,
+) -> ResponseUnreadable | None:
+    """Record a stream that ended early; the error to raise if it broke off (else ``exc`` is)."""
+    if exchange is None or reason is None:
+        call.abandon(result)
+        return None
+    response = trailing_response(last) if last is not None else None
+    return call.unreadable(exchange, reason, result, exc, response)
 
 
 def closing(outer: Generator[T, None, None], started: _Started) -> Generator[T, None, None]:

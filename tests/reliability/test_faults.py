@@ -187,11 +187,6 @@ def test_stream_reset_keeps_what_was_delivered(emu: Emulator, rig: Any, kind: st
     assert receipt.response_body == bytes(sent.received) and receipt.signature_attempts == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (or a decision to document): a connection reset in the middle of a stream escapes "
-    "ChatRedpill.stream / Redpill.stream_chat as a bare httpx.RemoteProtocolError (the OpenAI SDK "
-    "does not wrap errors raised while iterating a stream), not as an openai.APIError subclass; "
-    "callers catching openai.APIError or RedpillError miss it"))
 @pytest.mark.parametrize("kind", ["lc", "li"])
 def test_stream_reset_raises_a_documented_error(emu: Emulator, rig: Any, kind: str) -> None:
     emu.set_faults(Faults(reset_mid_stream=True), model=MODEL)
