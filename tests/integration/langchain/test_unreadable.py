@@ -1,0 +1,115 @@
+"""Answers that arrived but could not be read: one receipt each, only ``ResponseUnreadable`` escapes.
+
+* a complete 2xx body the OpenAI SDK cannot parse (JSON nested 100 000 deep: ``RecursionError``;
+  not JSON at all: ``JSONDecodeError``) is verified and raised as ``ResponseUnreadable``
+  (``MALFORMED_RESPONSE``, the raw bytes in ``body``), in strict and annotate mode;
+* a connection reset mid-stream raises ``ResponseUnreadable`` (``STREAM_INCOMPLETE``) carrying the
+  verdict and the message delivered so far, ``from`` the httpx error;
+* an HTTP error keeps its ``openai.APIError`` and leaves no receipt (nothing was delivered).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from redpill_integrations import ReceiptStore
+from redpill_integrations.emulator import Emulator, Faults
+from redpill_integrations.errors import ResponseUnreadable, TransportError
+from redpill_integrations.langchain import ChatRedpill
+from redpill_integrations.results import Reason, Status
+
+MODEL = "phala/gpt-oss-120b"
+DEEP = b'{"id": "chatcmpl-deep", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+def _chat_body(body: bytes, status: int = 200) -> Callable[[httpx.Request], httpx.Response]:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers={"content-type": "application/json"}, content=body)
+
+    return handle
+
+
+def _clients(body: bytes, status: int = 200) -> dict[str, Any]:
+    handler = _chat_body(body, status)
+    return {"http_client": httpx.Client(transport=httpx.MockTransport(handler)),
+            "http_async_client": httpx.AsyncClient(transport=httpx.MockTransport(handler))}
+
+
+@pytest.mark.parametrize("body", [DEEP, b"{not json"], ids=["nested-100000", "not-json"])
+@pytest.mark.parametrize("mode", ["strict", "annotate"])
+async def test_unparsable_body_is_verified_and_raised_as_ours(
+    make_chat: Callable[..., ChatRedpill], store: ReceiptStore, body: bytes, mode: str
+) -> None:
+    llm = make_chat(verification=mode, **_clients(body))
+    for run in ("sync", "async"):
+        with pytest.raises(ResponseUnreadable) as caught:
+            if run == "sync":
+                llm.invoke("hi")
+            else:
+                await llm.ainvoke("hi")
+        error = caught.value
+        assert isinstance(error, openai.APIError) and isinstance(error, TransportError)
+        assert error.reason is Reason.MALFORMED_RESPONSE and error.body == body
+        assert isinstance(error.__cause__, RecursionError | json.JSONDecodeError)
+        assert error.result is not None and error.result.status is Status.UNVERIFIABLE
+        assert error.result.reasons == (Reason.MALFORMED_RESPONSE,)
+        receipt = store.get(error.result.receipt_id or "")
+        assert receipt is not None and receipt.response_body == body and receipt.result.reasons == error.result.reasons
+    assert len(store.list()) == 2  # one per exchange
+
+
+async def test_http_error_keeps_the_sdk_error_and_no_receipt(
+    make_chat: Callable[..., ChatRedpill], store: ReceiptStore
+) -> None:
+    llm = make_chat(verification="annotate", **_clients(b'{"error": {"message": "no"}}', 500))
+    with pytest.raises(openai.InternalServerError):
+        llm.invoke("hi")
+    with pytest.raises(openai.InternalServerError):
+        await llm.ainvoke("hi")
+    assert store.list() == []
+
+
+def _delivered(chunks: list[Any]) -> str:
+    return "".join(str(c.content) for c in chunks)
+
+
+@pytest.mark.parametrize("mode", ["strict", "annotate"])
+async def test_stream_reset_raises_ours_with_what_was_delivered(
+    emu: Emulator, make_chat: Callable[..., ChatRedpill], store: ReceiptStore, mode: str
+) -> None:
+    emu.set_faults(Faults(reset_mid_stream=True), model=MODEL)
+    llm = make_chat(verification=mode)
+    for run in ("sync", "async"):
+        chunks: list[Any] = []
+        with pytest.raises(ResponseUnreadable) as caught:
+            if run == "sync":
+                for chunk in llm.stream("a long enough answer to be split"):
+                    chunks.append(chunk)
+            else:
+                async for chunk in llm.astream("a long enough answer to be split"):
+                    chunks.append(chunk)
+        error = caught.value
+        assert isinstance(error.__cause__, httpx.TransportError)
+        assert error.reason is Reason.STREAM_INCOMPLETE
+        assert error.result is not None and error.result.reasons == (Reason.STREAM_INCOMPLETE,)
+        assert chunks and str(error.response.content) == _delivered(chunks)
+        receipt = store.get(error.result.receipt_id or "")
+        assert receipt is not None and receipt.response_body == error.body and receipt.signature_attempts == 0
+    assert len(store.list()) == 2
+
+
+async def test_consumer_stop_is_not_an_error(
+    make_chat: Callable[..., ChatRedpill], store: ReceiptStore
+) -> None:
+    llm = make_chat(verification="annotate")
+    for chunk in llm.stream("stop early"):
+        assert chunk is not None
+        break
+    (receipt,) = store.list()
+    assert receipt.result.reasons == (Reason.STREAM_INCOMPLETE,)
