@@ -1,4 +1,4 @@
-"""Answers that arrived but could not be read: one receipt each, only ``ResponseUnreadable`` escapes.
+"""Answers that arrived but could not be read: one receipt each, ``ResponseUnreadable`` raised.
 
 * a complete 2xx body the OpenAI SDK cannot parse (JSON nested 100 000 deep: ``RecursionError``;
   not JSON at all: ``JSONDecodeError``) is verified and raised as ``ResponseUnreadable``
@@ -60,7 +60,8 @@ async def test_unparsable_body_is_verified_and_raised_as_ours(
         assert error.result is not None and error.result.status is Status.UNVERIFIABLE
         assert error.result.reasons == (Reason.MALFORMED_RESPONSE,)
         receipt = store.get(error.result.receipt_id or "")
-        assert receipt is not None and receipt.response_body == body and receipt.result.reasons == error.result.reasons
+        assert receipt is not None and receipt.response_body == body
+        assert receipt.result.reasons == error.result.reasons
     assert len(store.list()) == 2  # one per exchange
 
 
@@ -100,7 +101,8 @@ async def test_stream_reset_raises_ours_with_what_was_delivered(
         assert error.result is not None and error.result.reasons == (Reason.STREAM_INCOMPLETE,)
         assert chunks and str(error.response.content) == _delivered(chunks)
         receipt = store.get(error.result.receipt_id or "")
-        assert receipt is not None and receipt.response_body == error.body and receipt.signature_attempts == 0
+        assert receipt is not None and receipt.response_body == error.body
+        assert receipt.signature_attempts == 0
     assert len(store.list()) == 2
 
 
