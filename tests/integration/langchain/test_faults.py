@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessageChunk
 
 from redpill_integrations import ReceiptStore
 from redpill_integrations.emulator import Emulator, Faults, Reply
-from redpill_integrations.errors import VerificationFailed
+from redpill_integrations.errors import ResponseUnreadable, VerificationFailed
 from redpill_integrations.langchain import VERDICT_KEY, ChatRedpill, RedpillCallbackHandler
 from redpill_integrations.results import Reason, Status
 
@@ -143,9 +143,10 @@ def test_reset_mid_stream_raises_but_still_writes_the_receipt(
     emu.set_faults(Faults(reset_mid_stream=True), model=MODEL)
     with (
         caplog.at_level(logging.WARNING, logger="redpill_integrations"),
-        pytest.raises(httpx.RemoteProtocolError),
+        pytest.raises(ResponseUnreadable) as err,
     ):
         list(make_chat().stream("hello"))
+    assert isinstance(err.value.__cause__, httpx.RemoteProtocolError)
     (receipt,) = store.list()
     assert receipt.result.reasons == (Reason.STREAM_INCOMPLETE,)
     assert "ended early" in caplog.text

@@ -11,7 +11,7 @@ import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
 from redpill_integrations.emulator import Emulator, Faults, Reply
-from redpill_integrations.errors import VerificationFailed
+from redpill_integrations.errors import ResponseUnreadable, VerificationFailed
 from redpill_integrations.llama_index import Redpill
 from redpill_integrations.receipts import ReceiptStore
 
@@ -119,8 +119,9 @@ def test_connection_reset_mid_stream_raises_and_keeps_a_receipt(
 ) -> None:
     emu.set_faults(Faults(reset_mid_stream=True), model=MODEL)
     emu.script(replies=[Reply.text(TEXT * 4)])
-    with pytest.raises(httpx.TransportError):
+    with pytest.raises(ResponseUnreadable) as err:
         list(make_llm(emu).stream_chat(MSGS))
+    assert isinstance(err.value.__cause__, httpx.TransportError)
     (event,) = collector.named("RedpillVerificationEvent")
     assert not event.delivered and event.reasons == ["STREAM_INCOMPLETE"]
 
