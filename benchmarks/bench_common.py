@@ -285,16 +285,38 @@ def _loadavg() -> str:
         return "unknown"
 
 
+def _ours() -> str:
+    from redpill_integrations._version import __version__
+
+    try:
+        sha = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"redpill-integrations {__version__} (working tree{', git ' + sha if sha else ''})"
+
+
+def _memory_total() -> str:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            kib = int(f.readline().split()[1])
+        return f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        return "unknown"
+
+
 def machine() -> list[tuple[str, str]]:
-    versions = []
-    for name in _PACKAGES:
+    versions = [_ours()]
+    for name in _PACKAGES[1:]:
         try:
             versions.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{name} (absent)")
     return [
+        ("date", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
         ("nproc", str(os.cpu_count())),
         ("CPU", _cpu_model()),
+        ("memory", _memory_total()),
         ("load average at start (1/5/15 min)", _loadavg()),
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("OS", platform.platform()),

@@ -160,6 +160,22 @@ def own_cpu(server: ServerProcess, trust: TrustAnchors, key: str, model: str, s:
     total = capture + verify_t
     table.add(sec, "our own CPU per verified call (capture + verify)", f"{ms(total):.3f} ms",
               "< 1 ms", total < 0.001)
+
+    # For scale: the signature GET itself over loopback, client side (httpx + httpcore + h11).
+    getter = httpx.Client()
+    url = f"{server.base_url}/signature/{ex.chat_id}"
+    query = {"model": ex.model or "", "signing_algo": "ecdsa"}
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def get() -> None:
+        getter.get(url, params=query, headers=auth).raise_for_status()
+
+    time_calls(get, 10)
+    got = time_calls_cpu(get, max(5, s.cpu_reps // 4))
+    get_cpu, get_wall = median([c for _, c in got]), median([w for w, _ in got])
+    table.add(sec, "for scale: one signature GET on loopback, client CPU (wall)",
+              f"{ms(get_cpu):.3f} ms ({ms(get_wall):.3f} ms)")
+    getter.close()
     real.close()
     offline.close()
     verifier.close()

@@ -51,7 +51,7 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
 
     table = Table()
     started = time.perf_counter()
-    print("machine:", "; ".join(f"{k}: {v}" for k, v in machine()[:4]), flush=True)
+    print("machine:", "; ".join(f"{k}: {v}" for k, v in machine()[1:6]), flush=True)
     with ServerProcess(settings) as server:
         trust = TrustAnchors.from_file(server.trust_file)
         key = "sk-redpill-emulator"
