@@ -11,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from redpill_integrations.errors import ResponseUnreadable
 from redpill_integrations.results import Reason, VerificationResult
-from redpill_integrations.verify.encoding import MAX_JSON_DEPTH, too_deep
 from redpill_integrations.wire import RedpillVerifier
 from redpill_integrations.wire.capture import CapturedExchange
 
-__all__ = ["aguard_json", "broken", "guard_json", "salvage"]
+__all__ = ["broken", "salvage"]
 
 
 def salvage(
@@ -46,25 +43,3 @@ def broken(
     if exchange is None or reason is None:
         return None
     return ResponseUnreadable.of(exchange, verdict, exc, reason=reason, response=delivered())
-
-
-def guard_json(response: httpx.Response) -> None:
-    """A response hook: ``response.json()`` refuses JSON nested beyond the core's depth guard.
-
-    The OpenAI SDK parses a chat body with ``response.json()``; nested deeply enough it exhausts
-    the recursion limit (``RecursionError``) or, when another package raised that limit (eth_account
-    sets 100 000), overflows the C stack and kills the process. Refused here first, the SDK raises
-    a ``ValueError`` instead, which the drivers turn into ``ResponseUnreadable`` (one receipt).
-    """
-    parse = response.json
-
-    def guarded(**kwargs: Any) -> Any:
-        if too_deep(response.content):
-            raise ValueError(f"the response nests deeper than {MAX_JSON_DEPTH} levels")
-        return parse(**kwargs)
-
-    response.json = guarded  # type: ignore[method-assign]
-
-
-async def aguard_json(response: httpx.Response) -> None:
-    guard_json(response)

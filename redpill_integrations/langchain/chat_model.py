@@ -21,7 +21,6 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.langchain._calls import VerifyingChatOpenAI
 from redpill_integrations.langchain._clients import build_clients, default_transports
-from redpill_integrations.langchain._unreadable import aguard_json, guard_json
 from redpill_integrations.langchain._verification import (
     is_tee_model,
     model_not_tee,
@@ -200,10 +199,6 @@ class ChatRedpill(VerifyingChatOpenAI):
             http_async_client = self.redpill_verifier.async_http_client(
                 inner=self.http_async_client or async_inner
             )
-            hooks, ahooks = http_client.event_hooks, http_async_client.event_hooks
-            http_client.event_hooks = {**hooks, "response": [*hooks["response"], guard_json]}
-            ahooks["response"] = [*ahooks["response"], aguard_json]
-            http_async_client.event_hooks = ahooks
         if self.client is None or self.async_client is None:
             sync_client, async_client = build_clients(
                 api_key=key,

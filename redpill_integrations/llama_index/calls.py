@@ -36,7 +36,6 @@ from redpill_integrations.errors import ResponseUnreadable
 from redpill_integrations.llama_index.events import dispatch_verification
 from redpill_integrations.modes import VERDICT_KEY, VerificationMode, check_mode, enforce
 from redpill_integrations.results import Reason, VerificationResult
-from redpill_integrations.verify.encoding import MAX_JSON_DEPTH, too_deep
 from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
 from redpill_integrations.wire.capture import CapturedExchange
 
@@ -57,27 +56,9 @@ Mode = VerificationMode
 VERIFICATION_KEY = VERDICT_KEY
 
 
-def guard_json(response: httpx.Response) -> None:
-    """A response hook: ``response.json()`` refuses JSON nested beyond the core's depth guard.
-
-    The OpenAI SDK parses a chat body with ``response.json()``; nested deeply enough it exhausts
-    the recursion limit (``RecursionError``) or, when another package raised that limit (eth_account
-    sets 100 000), overflows the C stack and kills the process. Refused here first, the SDK raises
-    a ``ValueError`` instead, which the drivers turn into ``ResponseUnreadable`` (one receipt).
-    """
-    parse = response.json
-
-    def guarded(**kwargs: Any) -> Any:
-        if too_deep(response.content):
-            raise ValueError(f"the response nests deeper than {MAX_JSON_DEPTH} levels")
-        return parse(**kwargs)
-
-    response.json = guarded  # type: ignore[method-assign]
-
-
 class LiveResponses:
     """The latest httpx response of each capture tag, until its call collects it (its response
-    hooks also install :func:`guard_json`)."""
+    capturing clients come from the verifier with the deep-JSON guard of :mod:`wire.guard`)."""
 
     def __init__(self) -> None:
         self._tags: weakref.WeakKeyDictionary[httpx.Request, str] = weakref.WeakKeyDictionary()
@@ -87,7 +68,7 @@ class LiveResponses:
     def watch(self, client: httpx.Client) -> httpx.Client:
         hooks = client.event_hooks
         hooks["request"] = [*hooks.get("request", []), self._on_request]
-        hooks["response"] = [*hooks.get("response", []), self._on_response, guard_json]
+        hooks["response"] = [*hooks.get("response", []), self._on_response]
         client.event_hooks = hooks
         return client
 
@@ -97,7 +78,6 @@ class LiveResponses:
 
         async def on_response(response: httpx.Response) -> None:
             self._on_response(response)
-            guard_json(response)
 
         hooks = client.event_hooks
         hooks["request"] = [*hooks.get("request", []), on_request]

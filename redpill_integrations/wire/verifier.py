@@ -62,6 +62,7 @@ from redpill_integrations.wire.capture import (
 )
 from redpill_integrations.wire.fetch_attestation import AttestationOutcome
 from redpill_integrations.wire.flow import Flow, run_async, run_sync
+from redpill_integrations.wire.guard import aguard_json, guard_json
 from redpill_integrations.wire.http import (
     DEFAULT_TIMEOUT,
     Endpoints,
@@ -165,14 +166,20 @@ class RedpillVerifier:
     # -- capturing clients for the OpenAI SDK ------------------------------------------------
 
     def http_client(self, inner: httpx.Client | httpx.BaseTransport | None = None) -> httpx.Client:
-        """A capturing client for ``openai.OpenAI(http_client=...)``."""
+        """A capturing client for ``openai.OpenAI(http_client=...)``; its ``response.json()``
+        refuses JSON nested too deeply (:mod:`.guard`)."""
         transport = CapturingTransport(
             inner if inner is not None else httpx.HTTPTransport(),
             base_url=self.base_url,
             recorder=self._recorder,
             max_response_bytes=self.policy.max_response_bytes,
         )
-        return httpx.Client(transport=transport, timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+        return httpx.Client(
+            transport=transport,
+            timeout=DEFAULT_TIMEOUT,
+            follow_redirects=False,
+            event_hooks={"response": [guard_json]},
+        )
 
     def async_http_client(
         self, inner: httpx.AsyncClient | httpx.AsyncBaseTransport | None = None
@@ -184,7 +191,10 @@ class RedpillVerifier:
             max_response_bytes=self.policy.max_response_bytes,
         )
         return httpx.AsyncClient(
-            transport=transport, timeout=DEFAULT_TIMEOUT, follow_redirects=False
+            transport=transport,
+            timeout=DEFAULT_TIMEOUT,
+            follow_redirects=False,
+            event_hooks={"response": [aguard_json]},
         )
 
     # -- drivers -----------------------------------------------------------------------------

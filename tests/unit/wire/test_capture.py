@@ -272,3 +272,22 @@ def test_endless_data_after_done_is_bounded_and_malformed() -> None:
                     break
     ex = rec.take("j")
     assert ex is not None and ex.problem is Reason.MALFORMED_RESPONSE and not ex.complete
+
+
+async def test_capturing_clients_refuse_json_nested_too_deeply_before_parsing() -> None:
+    from redpill_integrations.wire import RedpillVerifier
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = deep if request.url.path.endswith("/deep") else b'{"ok": [1, {"a": 2}]}'
+        return httpx.Response(200, content=body)
+
+    verifier = RedpillVerifier(base_url="https://api.example.test/v1", api_key="k")
+    with verifier.http_client(inner=httpx.MockTransport(handle)) as client:
+        assert client.get("https://api.example.test/v1/fine").json() == {"ok": [1, {"a": 2}]}
+        with pytest.raises(ValueError, match="nests deeper"):
+            client.get("https://api.example.test/v1/deep").json()
+    async with verifier.async_http_client(inner=httpx.MockTransport(handle)) as aclient:
+        with pytest.raises(ValueError, match="nests deeper"):
+            (await aclient.get("https://api.example.test/v1/deep")).json()
