@@ -5,7 +5,7 @@ and ``redpill_integrations.llama_index``.
 """
 
 from redpill_integrations._version import __version__
-from redpill_integrations.errors import RedpillError, VerificationFailed
+from redpill_integrations.errors import RedpillError, ResponseUnreadable, VerificationFailed
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import Receipt, ReceiptStore
 from redpill_integrations.results import Reason, Status, VerificationResult
@@ -17,6 +17,7 @@ __all__ = [
     "ReceiptStore",
     "RedpillError",
     "RedpillVerifier",
+    "ResponseUnreadable",
     "Status",
     "TrustAnchors",
     "VerificationFailed",

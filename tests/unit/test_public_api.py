@@ -14,6 +14,7 @@ def test_root_all_is_pinned() -> None:
             "ReceiptStore",
             "RedpillError",
             "RedpillVerifier",
+            "ResponseUnreadable",
             "Status",
             "TrustAnchors",
             "VerificationFailed",
