@@ -51,7 +51,8 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
 
     table = Table()
     started = time.perf_counter()
-    print("machine:", "; ".join(f"{k}: {v}" for k, v in machine()[1:6]), flush=True)
+    host = machine()  # at the start: the load average before we add ours
+    print("machine:", "; ".join(f"{k}: {v}" for k, v in host[1:6]), flush=True)
     with ServerProcess(settings) as server:
         trust = TrustAnchors.from_file(server.trust_file)
         key = "sk-redpill-emulator"
@@ -94,7 +95,7 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
     for error in table.errors:
         print(f"ERROR: {error}", flush=True)
     if markdown_path:
-        Path(markdown_path).write_text(markdown(table, elapsed), encoding="utf-8")
+        Path(markdown_path).write_text(markdown(table, elapsed, host), encoding="utf-8")
     return table
 
 
@@ -102,9 +103,9 @@ def _section(title: str, started: float) -> None:
     print(f"{title}  [t={time.perf_counter() - started:.1f} s]", flush=True)
 
 
-def markdown(table: Table, elapsed: float) -> str:
+def markdown(table: Table, elapsed: float, host: list[tuple[str, str]]) -> str:
     lines = ["## Machine", ""]
-    lines += [f"- **{k}**: {v}" for k, v in machine()]
+    lines += [f"- **{k}**: {v}" for k, v in host]
     lines += ["", f"Whole run: {elapsed:.0f} s.", "", "## Results", "", table.render_markdown()]
     if table.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in table.notes]
