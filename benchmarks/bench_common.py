@@ -131,12 +131,12 @@ def rss_bytes() -> int:
 
 
 class ServerProcess:
-    """``_server.py`` in a child process: its CPU time is read from /proc, apart from ours."""
+    """``bench_server.py`` in a child process: its CPU time is read from /proc, apart from ours."""
 
     def __init__(self, settings: Settings) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="redpill-bench-")
         self.trust_file = Path(self._dir.name) / "trust.json"
-        args = [sys.executable, str(HERE / "_server.py"), "--trust-out", str(self.trust_file),
+        args = [sys.executable, str(HERE / "bench_server.py"), "--trust-out", str(self.trust_file),
                 "--stream-interval", str(settings.stream_interval),
                 "--stream-chars", str(settings.stream_chars)]
         if settings.quick:

@@ -56,7 +56,7 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
     with ServerProcess(settings) as server:
         trust = TrustAnchors.from_file(server.trust_file)
         key = "sk-redpill-emulator"
-        from _server import LATENCY_MODEL, SMALL_MODEL, STREAM_MODEL
+        from bench_server import LATENCY_MODEL, SMALL_MODEL, STREAM_MODEL
 
         if "cpu" in wanted:
             _section("== our own CPU per verified call (10 KB response)", started)
