@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -323,8 +323,3 @@ def machine() -> list[tuple[str, str]]:
         ("packages", ", ".join(versions)),
     ]
 
-
-def chunked(n: int, size: int) -> Iterator[int]:
-    while n > 0:
-        yield min(size, n)
-        n -= size
