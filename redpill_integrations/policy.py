@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -115,6 +116,12 @@ class VerificationPolicy:
             raise ConfigurationError("max_response_bytes must be positive")
 
     def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, list) else v for k, v in self._as_dict.items()}
+
+    @functools.cached_property
+    def _as_dict(self) -> dict[str, Any]:
+        # The policy is frozen: its dict and fingerprint are computed once (they were measurable
+        # per call: every verification keys its cache and writes its receipt with them).
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -133,7 +140,11 @@ class VerificationPolicy:
 
     def fingerprint(self) -> str:
         """A stable digest of the policy, used in cache keys and receipts."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
+        blob = json.dumps(self._as_dict, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -153,9 +153,12 @@ class AttestationSummary:
     valid_until: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        # Field by field rather than dataclasses.asdict: its deepcopy machinery dominated the
+        # per-call cost of attaching verdicts (benchmarks/RESULTS.md); _plain still gives every
+        # caller its own nested containers.
+        d = {f.name: getattr(self, f.name) for f in _SUMMARY_FIELDS}
         d["advisory_ids"] = list(self.advisory_ids)
-        d["gpu_claims"] = dict(self.gpu_claims)
+        d["gpu_claims"] = _plain(self.gpu_claims)
         for key in ("verified_at", "valid_until"):
             value = getattr(self, key)
             d[key] = value.isoformat() if value is not None else None
@@ -171,6 +174,18 @@ class AttestationSummary:
                 values[key] = datetime.fromisoformat(values[key])
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+_SUMMARY_FIELDS = dataclasses.fields(AttestationSummary)
+
+
+def _plain(value: Any) -> Any:
+    """A fresh copy of JSON-like data (mappings, lists, tuples; other values as they are)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -65,11 +65,12 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})
+        last = len(self._events) - 1
         for i, event in enumerate(self._events):
             if self._reset_after is not None and i >= self._reset_after:
                 raise InjectedReset("reset_mid_stream")
             await send({"type": "http.response.body", "body": event, "more_body": True})
-            if self._interval > 0:
+            if self._interval > 0 and i < last:  # no pause after the last event ([DONE])
                 await asyncio.sleep(self._interval)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if self._on_complete is not None:

@@ -8,27 +8,13 @@ the clients are reset to exactly what ChatRedpill was given.
 
 from __future__ import annotations
 
-import functools
-import ssl
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import openai
 
-__all__ = ["build_clients", "default_transports"]
-
-
-@functools.lru_cache(maxsize=1)
-def _ssl_context() -> ssl.SSLContext:
-    # Loading the CA bundle costs ~80 ms; one context is shared (it is thread-safe), pools are not.
-    return httpx.create_ssl_context()
-
-
-def default_transports() -> tuple[httpx.HTTPTransport, httpx.AsyncHTTPTransport]:
-    """Fresh inner transports (own connection pools) sharing one TLS context."""
-    context = _ssl_context()
-    return httpx.HTTPTransport(verify=context), httpx.AsyncHTTPTransport(verify=context)
+__all__ = ["build_clients"]
 
 
 def _scrub(client: openai.OpenAI | openai.AsyncOpenAI, headers: Mapping[str, str] | None) -> None:

@@ -20,7 +20,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 
 from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.langchain._calls import VerifyingChatOpenAI
-from redpill_integrations.langchain._clients import build_clients, default_transports
+from redpill_integrations.langchain._clients import build_clients
 from redpill_integrations.langchain._verification import (
     is_tee_model,
     model_not_tee,
@@ -194,10 +194,9 @@ class ChatRedpill(VerifyingChatOpenAI):
                     trust=self.trust if self.trust is not None else TrustAnchors.from_env(),
                     receipt_store=self.receipt_store,
                 )
-            sync_inner, async_inner = default_transports()
-            http_client = self.redpill_verifier.http_client(inner=self.http_client or sync_inner)
+            http_client = self.redpill_verifier.http_client(inner=self.http_client)
             http_async_client = self.redpill_verifier.async_http_client(
-                inner=self.http_async_client or async_inner
+                inner=self.http_async_client
             )
         if self.client is None or self.async_client is None:
             sync_client, async_client = build_clients(

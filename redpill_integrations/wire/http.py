@@ -18,10 +18,13 @@ Rules enforced here, in one place:
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import time
 import zlib
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import SecretStr
@@ -31,9 +34,12 @@ from redpill_integrations.wire.decoding import DecodeOverflow, UnsupportedEncodi
 from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow
 
 __all__ = [
+    "CHAT_LIMITS",
     "DEFAULT_TIMEOUT",
     "Budget",
     "Endpoints",
+    "default_async_transport",
+    "default_transport",
     "make_async_client",
     "make_client",
     "origin",
@@ -42,6 +48,24 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
+#: The OpenAI SDK's own pool limits: 200 concurrent calls must not queue behind httpx's default 100.
+CHAT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~80 ms; one context is shared (it is thread-safe), pools are not.
+    return httpx.create_ssl_context()
+
+
+def default_transport() -> httpx.HTTPTransport:
+    """A fresh inner transport for a capturing client: its own connection pool with the SDK's
+    limits, the shared TLS context."""
+    return httpx.HTTPTransport(verify=_ssl_context(), limits=CHAT_LIMITS)
+
+
+def default_async_transport() -> httpx.AsyncHTTPTransport:
+    return httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=CHAT_LIMITS)
 _FAILURES = (httpx.HTTPError, httpx.StreamError, OSError)
 
 
@@ -87,7 +111,8 @@ class Endpoints:
         timeout: float | None = None,
     ) -> httpx.Request:
         hdrs = {"Accept-Encoding": "identity", **(headers or {})}
-        target = httpx.URL(url, params=params)
+        # One parse: httpx.URL(url, params=...) parses the URL, then again to merge the query.
+        target = httpx.URL(f"{url}?{urlencode(params)}" if params else url)
         if self._key is not None and origin(target) == self.base_origin:
             hdrs["Authorization"] = f"Bearer {self._key.get_secret_value()}"
         extensions = {}

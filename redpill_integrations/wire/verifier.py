@@ -66,6 +66,8 @@ from redpill_integrations.wire.guard import aguard_json, guard_json
 from redpill_integrations.wire.http import (
     DEFAULT_TIMEOUT,
     Endpoints,
+    default_async_transport,
+    default_transport,
     make_async_client,
     make_client,
     send_async,
@@ -169,7 +171,7 @@ class RedpillVerifier:
         """A capturing client for ``openai.OpenAI(http_client=...)``; its ``response.json()``
         refuses JSON nested too deeply (:mod:`.guard`)."""
         transport = CapturingTransport(
-            inner if inner is not None else httpx.HTTPTransport(),
+            inner if inner is not None else default_transport(),
             base_url=self.base_url,
             recorder=self._recorder,
             max_response_bytes=self.policy.max_response_bytes,
@@ -185,7 +187,7 @@ class RedpillVerifier:
         self, inner: httpx.AsyncClient | httpx.AsyncBaseTransport | None = None
     ) -> httpx.AsyncClient:
         transport = AsyncCapturingTransport(
-            inner if inner is not None else httpx.AsyncHTTPTransport(),
+            inner if inner is not None else default_async_transport(),
             base_url=self.base_url,
             recorder=self._recorder,
             max_response_bytes=self.policy.max_response_bytes,
