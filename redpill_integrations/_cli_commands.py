@@ -205,7 +205,8 @@ def cmd_receipts(args: argparse.Namespace) -> int:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from redpill_integrations.emulator.__main__ import main as emulator_main
 
-    return int(emulator_main(list(args.emulator_args)) or 0)
+    rest = list(args.emulator_args)
+    return int(emulator_main(rest[1:] if rest[:1] == ["--"] else rest) or 0)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -164,6 +164,10 @@ def _scrub(message: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        # The emulator parses its own flags (argparse.REMAINDER would refuse leading options).
+        argv = ["emulator", "--", *argv[1:]]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

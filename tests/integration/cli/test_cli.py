@@ -12,6 +12,7 @@ from redpill_integrations.emulator import Emulator, Faults
 from redpill_integrations.receipts import ReceiptStore
 
 CANARY = "sk-canary-9f7c2b41d0e8"
+RUN_CLI = "from redpill_integrations.cli import main; raise SystemExit(main())"
 MODEL = "phala/deepseek-chat-v3-0324"
 
 
@@ -147,3 +148,48 @@ def test_usage_and_error_exit_codes(
     assert err.count("\n") == 1 and "Traceback" not in err
     code, _, err = run(capsys, "receipts", "list", "--limit", "0", "--store", env["store"])
     assert code == 2
+
+
+def test_demo_runs_against_the_embedded_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("REDPILL_API_KEY", raising=False)
+    monkeypatch.delenv("REDPILL_TRUST_FILE", raising=False)
+    store = tmp_path / "demo.sqlite3"
+    code = main(["demo", "--store", str(store)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "EMBEDDED EMULATOR" in out and "NOT a" in out  # clearly labelled
+    assert "5/5 verdicts verified" in out
+    assert "offline verdict matches the original: yes" in out
+    assert len(ReceiptStore(store)) == 4  # tool call, answer, stream, RAG: one receipt each
+
+
+def test_emulator_command_hands_its_arguments_to_the_emulator(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["emulator", "--help"])
+    assert exc.value.code == 0
+    assert "--trust-out" in capsys.readouterr().out
+
+
+def test_emulator_command_accepts_the_documented_flags(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    trust = tmp_path / "trust.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_CLI, "emulator", "--port", "0", "--trust-out", str(trust)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not trust.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert trust.exists(), proc.stdout.read() if proc.poll() is not None else "no trust file"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert json.loads(trust.read_text())["kind"] == "redpill-emulator"
