@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -29,27 +28,11 @@ from pydantic import SecretStr
 from redpill_integrations import ReceiptStore, RedpillVerifier, VerificationFailed
 from redpill_integrations.emulator import Emulator
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
+from tests.support import FakeTime
 
 MODEL = "phala/gpt-oss-120b"
 KEY = "redpill_verification"
 _TLS = httpx.create_ssl_context()  # loading the CA bundle is slow: one context for every rig
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-        await asyncio.sleep(0)
 
 
 @dataclasses.dataclass

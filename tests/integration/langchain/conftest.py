@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,27 +11,9 @@ import pytest
 from redpill_integrations import ReceiptStore, RedpillVerifier
 from redpill_integrations.emulator import Emulator
 from redpill_integrations.langchain import ChatRedpill
+from tests.support import FakeTime
 
 MODEL = "phala/gpt-oss-120b"
-
-
-class FakeTime:
-    """Retries and Retry-After waits advance this clock instead of really waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-        await asyncio.sleep(0)
 
 
 @pytest.fixture

@@ -23,27 +23,14 @@ from redpill_integrations.llama_index import VERIFICATION_KEY, Redpill
 from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.receipts import ReceiptStore
 from redpill_integrations.wire import RedpillVerifier
+from tests.support import FakeTime
 
 MODEL = "phala/gpt-oss-120b"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def make_llm(emu: Emulator, *, receipt_store: ReceiptStore | None = None,
              **kwargs: Any) -> Redpill:
-    clock = FakeClock()
+    clock = FakeTime(start=1000.0)
     verifier = RedpillVerifier(
         base_url=emu.base_url, api_key=emu.api_key, trust=emu.trust,
         policy=VerificationPolicy(), receipt_store=receipt_store,

@@ -20,6 +20,7 @@ from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.langchain import ChatRedpill
 from redpill_integrations.results import Reason, Status
 from redpill_integrations.wire import CAPTURE_HEADER
+from tests.support import FakeTime
 
 TEE = "phala/deepseek-chat-v3-0324"
 NON_TEE = "openai/gpt-4o-mini"
@@ -82,19 +83,6 @@ class Server:
         if request.url.path.endswith("/chat/completions"):
             return self.reply(request)
         return httpx.Response(404, json={"error": {"message": "Chat id not found or expired"}})
-
-
-class FakeTime:
-    """The verifier's clock: sleeping advances it, so retry budgets end at once."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def model(server: Server, **kwargs: Any) -> ChatRedpill:

@@ -20,6 +20,7 @@ from redpill_integrations.receipts import ReceiptStore
 from redpill_integrations.results import CheckOutcome, Reason, Status
 from redpill_integrations.wire import CAPTURE_HEADER, CapturedExchange, RedpillVerifier
 from redpill_integrations.wire.cache import SingleFlightCache
+from tests.support import FakeTime
 
 BASE = "https://api.example.test/v1"
 CANARY = "sk-CANARY-7f3a9c1e-do-not-leak"
@@ -41,22 +42,6 @@ def exchange(model: str = "phala/m", finished: datetime = NOW) -> CapturedExchan
                             response_body=RESP, status_code=200, streamed=False, complete=True,
                             chat_id="chatcmpl-42", model=model, started_at=finished,
                             finished_at=finished)
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.t += s
-
-    async def asleep(self, s: float) -> None:
-        self.sleep(s)
 
 
 def make(handler, fake: FakeTime, **kw):  # type: ignore[no-untyped-def]
@@ -119,7 +104,7 @@ def test_never_available_ends_unverifiable_within_deadline(answer: httpx.Respons
     v = make(scripted([answer], hits), fake)
     res = v.verify(exchange())
     assert res.status is Status.UNVERIFIABLE and res.reasons == (reason,)
-    assert fake.t <= 30.0 and hits["/v1/signature/chatcmpl-42"] >= 2
+    assert fake.now <= 30.0 and hits["/v1/signature/chatcmpl-42"] >= 2
     assert "/v1/attestation/report" not in hits
     if reason is Reason.RATE_LIMITED:
         assert all(s >= 7 for s in fake.sleeps)  # Retry-After honoured
