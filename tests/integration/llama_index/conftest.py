@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events import BaseEvent
 
 from redpill_integrations.emulator import Emulator
 from redpill_integrations.llama_index import VERIFICATION_KEY, Redpill
@@ -24,6 +22,7 @@ from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.receipts import ReceiptStore
 from redpill_integrations.wire import RedpillVerifier
 from tests.support import FakeTime
+from tests.support_llama_index import Collector
 
 MODEL = "phala/gpt-oss-120b"
 
@@ -54,20 +53,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ReceiptStore:
 @pytest.fixture(scope="module")
 def llm(emulator: Emulator, store: ReceiptStore) -> Redpill:
     return make_llm(emulator, receipt_store=store)
-
-
-class Collector(BaseEventHandler):
-    events: list[BaseEvent] = []
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "Collector"
-
-    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        self.events.append(event)
-
-    def named(self, name: str) -> list[Any]:
-        return [e for e in self.events if e.class_name() == name]
 
 
 @pytest.fixture

@@ -11,18 +11,16 @@ import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events import BaseEvent
 
 from redpill_integrations.emulator import Reply
 from redpill_integrations.emulator.model import render_json, render_sse_events
 from redpill_integrations.results import Check, Reason, VerificationResult
 from redpill_integrations.wire import CAPTURE_HEADER
+from tests.support_llama_index import Collector
 
 MODEL = "phala/deepseek-chat-v3-0324"
 KEY = "sk-unit-test-key-0123456789"
@@ -90,20 +88,6 @@ class FakeVerifier:
 
     async def averify(self, exchange: FakeExchange | None) -> VerificationResult:
         return self.verify(exchange)
-
-
-class Collector(BaseEventHandler):
-    events: list[BaseEvent] = []
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "Collector"
-
-    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        self.events.append(event)
-
-    def named(self, name: str) -> list[Any]:
-        return [e for e in self.events if e.class_name() == name]
 
 
 @pytest.fixture
