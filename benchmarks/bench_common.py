@@ -46,16 +46,39 @@ class Settings:
 
     @classmethod
     def full(cls) -> Settings:
-        return cls(quick=False, warmup=10, latency_reps=60, stream_reps=20,
-                   stream_interval=0.02, stream_chars=120, concurrency=200, concurrency_rounds=3,
-                   cpu_reps=400, cold_reps=5, memory_calls=10_000, memory_warmup=1_000,
-                   memory_parallel=16)
+        return cls(
+            quick=False,
+            warmup=10,
+            latency_reps=60,
+            stream_reps=20,
+            stream_interval=0.02,
+            stream_chars=120,
+            concurrency=200,
+            concurrency_rounds=3,
+            cpu_reps=400,
+            cold_reps=5,
+            memory_calls=10_000,
+            memory_warmup=1_000,
+            memory_parallel=16,
+        )
 
     @classmethod
     def tiny(cls) -> Settings:
-        return cls(quick=True, warmup=1, latency_reps=2, stream_reps=1, stream_interval=0.001,
-                   stream_chars=24, concurrency=4, concurrency_rounds=1, cpu_reps=5, cold_reps=1,
-                   memory_calls=10, memory_warmup=2, memory_parallel=2)
+        return cls(
+            quick=True,
+            warmup=1,
+            latency_reps=2,
+            stream_reps=1,
+            stream_interval=0.001,
+            stream_chars=24,
+            concurrency=4,
+            concurrency_rounds=1,
+            cpu_reps=5,
+            cold_reps=1,
+            memory_calls=10,
+            memory_warmup=2,
+            memory_parallel=2,
+        )
 
 
 # --- statistics and timing -------------------------------------------------------------------
@@ -105,8 +128,12 @@ class TimingTransport(httpx.BaseTransport):
         elapsed = time.perf_counter() - t0
         with self._lock:
             self.log.append((request.url.path, elapsed))
-        return httpx.Response(response.status_code, headers=response.headers, content=body,
-                              extensions=response.extensions)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=body,
+            extensions=response.extensions,
+        )
 
     def take(self, path_part: str) -> list[float]:
         with self._lock:
@@ -136,18 +163,27 @@ class ServerProcess:
     def __init__(self, settings: Settings) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="redpill-bench-")
         self.trust_file = Path(self._dir.name) / "trust.json"
-        args = [sys.executable, str(HERE / "bench_server.py"), "--trust-out", str(self.trust_file),
-                "--stream-interval", str(settings.stream_interval),
-                "--stream-chars", str(settings.stream_chars)]
+        args = [
+            sys.executable,
+            str(HERE / "bench_server.py"),
+            "--trust-out",
+            str(self.trust_file),
+            "--stream-interval",
+            str(settings.stream_interval),
+            "--stream-chars",
+            str(settings.stream_chars),
+        ]
         if settings.quick:
             args += ["--replies", "500"]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(HERE.parent), env.get("PYTHONPATH")) if p)
+            p for p in (str(HERE.parent), env.get("PYTHONPATH")) if p
+        )
         self._log = Path(self._dir.name) / "server.log"
         with open(self._log, "wb") as log:
-            self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=log, text=True, env=env)
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env
+            )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
         if not line.startswith("READY "):
@@ -223,13 +259,13 @@ class Table:
         #: correctness problems (a verified call that was not ``verified``): the run fails
         self.errors: list[str] = []
 
-    def add(self, section: str, measurement: str, value: str, target: str = "",
-            met: bool | None = None) -> None:
+    def add(
+        self, section: str, measurement: str, value: str, target: str = "", met: bool | None = None
+    ) -> None:
         row = Row(section, measurement, value, target, met)
         self.rows.append(row)
         flag = f"  [{row.verdict}]" if row.verdict else ""
-        print(f"  {measurement}: {value}{'  target ' + target if target else ''}{flag}",
-              flush=True)
+        print(f"  {measurement}: {value}{'  target ' + target if target else ''}{flag}", flush=True)
 
     def error(self, text: str) -> None:
         self.errors.append(text)
@@ -241,8 +277,10 @@ class Table:
 
     def render_text(self) -> str:
         heads = ("section", "measurement", "value", "target", "met")
-        cells = [heads, *((r.section, r.measurement, r.value, r.target, r.verdict)
-                          for r in self.rows)]
+        cells = [
+            heads,
+            *((r.section, r.measurement, r.value, r.target, r.verdict) for r in self.rows),
+        ]
         widths = [max(len(c[i]) for c in cells) for i in range(len(heads))]
 
         def line(c: tuple[str, ...]) -> str:
@@ -254,16 +292,29 @@ class Table:
     def render_markdown(self) -> str:
         out = ["| section | measurement | value | target | met |", "|---|---|---|---|---|"]
         for r in self.rows:
-            out.append(f"| {r.section} | {r.measurement} | {r.value} | {r.target} | "
-                       f"{r.verdict} |")
+            out.append(f"| {r.section} | {r.measurement} | {r.value} | {r.target} | {r.verdict} |")
         return "\n".join(out)
 
 
 # --- the machine -----------------------------------------------------------------------------
 
-_PACKAGES = ("redpill-integrations", "openai", "httpx", "langchain-core", "langchain-openai",
-             "llama-index-core", "llama-index-llms-openai-like", "coincurve", "eth-account",
-             "cryptography", "dcap-qvl", "uvicorn", "fastapi", "tenacity", "pydantic")
+_PACKAGES = (
+    "redpill-integrations",
+    "openai",
+    "httpx",
+    "langchain-core",
+    "langchain-openai",
+    "llama-index-core",
+    "llama-index-llms-openai-like",
+    "coincurve",
+    "eth-account",
+    "cryptography",
+    "dcap-qvl",
+    "uvicorn",
+    "fastapi",
+    "tenacity",
+    "pydantic",
+)
 
 
 def _cpu_model() -> str:
@@ -289,8 +340,13 @@ def _ours() -> str:
     from redpill_integrations._version import __version__
 
     try:
-        sha = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"redpill-integrations {__version__} (working tree{', git ' + sha if sha else ''})"
@@ -322,4 +378,3 @@ def machine() -> list[tuple[str, str]]:
         ("OS", platform.platform()),
         ("packages", ", ".join(versions)),
     ]
-

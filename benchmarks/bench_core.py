@@ -48,13 +48,18 @@ from redpill_integrations.wire.http import Endpoints
 PROMPT = [{"role": "user", "content": "Summarise verified provenance."}]
 
 
-def capture_one(verifier: RedpillVerifier, base_url: str, key: str, model: str,
-                **extra: Any) -> CapturedExchange:
+def capture_one(
+    verifier: RedpillVerifier, base_url: str, key: str, model: str, **extra: Any
+) -> CapturedExchange:
     """One real chat through the verifier's capturing client; its exchange."""
     with openai.OpenAI(base_url=base_url, api_key=key, http_client=verifier.http_client()) as c:
         tag = verifier.recorder.new_tag()
-        c.chat.completions.create(model=model, messages=PROMPT,  # type: ignore[arg-type]
-                                  extra_headers={CAPTURE_HEADER: tag}, **extra)
+        c.chat.completions.create(
+            model=model,
+            messages=PROMPT,  # type: ignore[arg-type]
+            extra_headers={CAPTURE_HEADER: tag},
+            **extra,
+        )
     exchange = verifier.recorder.take(tag)
     if exchange is None or not exchange.complete:
         raise RuntimeError("the benchmark could not capture an exchange")
@@ -62,9 +67,11 @@ def capture_one(verifier: RedpillVerifier, base_url: str, key: str, model: str,
 
 
 def _signature(server: ServerProcess, key: str, ex: CapturedExchange) -> bytes:
-    answer = httpx.get(f"{server.base_url}/signature/{ex.chat_id}",
-                       params={"model": ex.model or "", "signing_algo": "ecdsa"},
-                       headers={"Authorization": f"Bearer {key}"})
+    answer = httpx.get(
+        f"{server.base_url}/signature/{ex.chat_id}",
+        params={"model": ex.model or "", "signing_algo": "ecdsa"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     answer.raise_for_status()
     return answer.content
 
@@ -79,8 +86,12 @@ def _capture_overhead(ex: CapturedExchange, base_url: str, reps: int) -> tuple[f
     url = f"{base_url}/chat/completions"
     mock = httpx.MockTransport(answer)
     recorder = ExchangeRecorder()
-    capturing = CapturingTransport(mock, base_url=base_url, recorder=recorder,
-                                   max_response_bytes=VerificationPolicy().max_response_bytes)
+    capturing = CapturingTransport(
+        mock,
+        base_url=base_url,
+        recorder=recorder,
+        max_response_bytes=VerificationPolicy().max_response_bytes,
+    )
     plain_client = httpx.Client(transport=mock)
     cap_client = httpx.Client(transport=capturing)
 
@@ -103,8 +114,9 @@ def _capture_overhead(ex: CapturedExchange, base_url: str, reps: int) -> tuple[f
     return median(p), median(c)
 
 
-def own_cpu(server: ServerProcess, trust: TrustAnchors, key: str, model: str, s: Settings,
-            table: Table) -> None:
+def own_cpu(
+    server: ServerProcess, trust: TrustAnchors, key: str, model: str, s: Settings, table: Table
+) -> None:
     sec = "our CPU (10 KB JSON response)"
     verifier = RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust)
     ex = capture_one(verifier, server.base_url, key, model)
@@ -115,23 +127,35 @@ def own_cpu(server: ServerProcess, trust: TrustAnchors, key: str, model: str, s:
 
     plain, captured = _capture_overhead(ex, server.base_url, s.cpu_reps)
     capture = max(0.0, captured - plain)
-    table.add(sec, "capture overhead per call (MockTransport, with vs without)",
-              f"{ms(capture):.3f} ms ({ms(captured):.3f} vs {ms(plain):.3f} ms)")
-    table.note("our-CPU rows are medians of per-call process CPU time (time.process_time), "
-               "which another process holding the core does not inflate the way wall time is")
+    table.add(
+        sec,
+        "capture overhead per call (MockTransport, with vs without)",
+        f"{ms(capture):.3f} ms ({ms(captured):.3f} vs {ms(plain):.3f} ms)",
+    )
+    table.note(
+        "our-CPU rows are medians of per-call process CPU time (time.process_time), "
+        "which another process holding the core does not inflate the way wall time is"
+    )
 
     now = datetime.now(UTC)
 
     def core() -> None:
-        sig = check_signature(record, request_body=ex.request_body,
-                              response_body=ex.response_body, streamed=False, policy=policy)
-        assemble_result(sig, outcome.verdict, chat_id=ex.chat_id, model=ex.model, policy=policy,
-                        now=now)
+        sig = check_signature(
+            record,
+            request_body=ex.request_body,
+            response_body=ex.response_body,
+            streamed=False,
+            policy=policy,
+        )
+        assemble_result(
+            sig, outcome.verdict, chat_id=ex.chat_id, model=ex.model, policy=policy, now=now
+        )
 
     time_calls(core, 10)
     core_t = median([cpu for _, cpu in time_calls_cpu(core, s.cpu_reps)])
-    table.add(sec, "check_signature + assemble_result (hash, recover, verdict)",
-              f"{ms(core_t):.3f} ms")
+    table.add(
+        sec, "check_signature + assemble_result (hash, recover, verdict)", f"{ms(core_t):.3f} ms"
+    )
 
     # verify() end to end with the signature answered from memory (attestation warm, via the
     # real emulator once): everything a verified call does except the socket round trip.
@@ -139,27 +163,40 @@ def own_cpu(server: ServerProcess, trust: TrustAnchors, key: str, model: str, s:
 
     def fetch(request: httpx.Request) -> httpx.Response:
         if "/signature/" in request.url.path:
-            return httpx.Response(200, content=sig_body,
-                                  headers={"content-type": "application/json"})
+            return httpx.Response(
+                200, content=sig_body, headers={"content-type": "application/json"}
+            )
         got = real.send(request)
         return httpx.Response(got.status_code, headers=got.headers, content=got.read())
 
-    offline = RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust,
-                              transport=httpx.MockTransport(fetch))
+    offline = RedpillVerifier(
+        base_url=server.base_url, api_key=key, trust=trust, transport=httpx.MockTransport(fetch)
+    )
     first = offline.verify(ex)
     if first.status.value != "verified":
         raise RuntimeError(f"offline verify did not pass: {first.reasons}")
     timed = time_calls_cpu(lambda: offline.verify(ex), s.cpu_reps)
     verify_t = median([cpu for _, cpu in timed])
-    table.add(sec, "verify() with the signature fetch answered from memory",
-              f"{ms(verify_t):.3f} ms (wall {ms(median([w for w, _ in timed])):.3f} ms)")
+    table.add(
+        sec,
+        "verify() with the signature fetch answered from memory",
+        f"{ms(verify_t):.3f} ms (wall {ms(median([w for w, _ in timed])):.3f} ms)",
+    )
     one = offline.verify(ex)
     to_dict = median([cpu for _, cpu in time_calls_cpu(one.to_dict, s.cpu_reps)])
-    table.add(sec, "VerificationResult.to_dict() (adapters attach it to each answer)",
-              f"{ms(to_dict):.3f} ms")
+    table.add(
+        sec,
+        "VerificationResult.to_dict() (adapters attach it to each answer)",
+        f"{ms(to_dict):.3f} ms",
+    )
     total = capture + verify_t
-    table.add(sec, "our own CPU per verified call (capture + verify)", f"{ms(total):.3f} ms",
-              "< 1 ms", total < 0.001)
+    table.add(
+        sec,
+        "our own CPU per verified call (capture + verify)",
+        f"{ms(total):.3f} ms",
+        "< 1 ms",
+        total < 0.001,
+    )
 
     # For scale: the signature GET itself over loopback, client side (httpx + httpcore + h11).
     getter = httpx.Client()
@@ -173,16 +210,20 @@ def own_cpu(server: ServerProcess, trust: TrustAnchors, key: str, model: str, s:
     time_calls(get, 10)
     got = time_calls_cpu(get, max(5, s.cpu_reps // 4))
     get_cpu, get_wall = median([c for _, c in got]), median([w for w, _ in got])
-    table.add(sec, "for scale: one signature GET on loopback, client CPU (wall)",
-              f"{ms(get_cpu):.3f} ms ({ms(get_wall):.3f} ms)")
+    table.add(
+        sec,
+        "for scale: one signature GET on loopback, client CPU (wall)",
+        f"{ms(get_cpu):.3f} ms ({ms(get_wall):.3f} ms)",
+    )
     getter.close()
     real.close()
     offline.close()
     verifier.close()
 
 
-def attestation(server: ServerProcess, trust: TrustAnchors, key: str, model: str, s: Settings,
-                table: Table) -> None:
+def attestation(
+    server: ServerProcess, trust: TrustAnchors, key: str, model: str, s: Settings, table: Table
+) -> None:
     sec = "attestation"
     totals: list[float] = []
     nets: list[float] = []
@@ -190,8 +231,9 @@ def attestation(server: ServerProcess, trust: TrustAnchors, key: str, model: str
     outcome = None
     for _ in range(s.cold_reps):
         timing = TimingTransport()
-        fresh = RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust,
-                                transport=timing)
+        fresh = RedpillVerifier(
+            base_url=server.base_url, api_key=key, trust=trust, transport=timing
+        )
         c0, t0 = time.process_time(), time.perf_counter()
         outcome = fresh.attest(model)
         totals.append(time.perf_counter() - t0)
@@ -207,8 +249,13 @@ def attestation(server: ServerProcess, trust: TrustAnchors, key: str, model: str
     rest = median([t - n for t, n in zip(totals, nets, strict=True)])
     table.add(sec, "cold: total - network", f"{ms(rest):.1f} ms")
     cold_cpu = median(cpus)
-    table.add(sec, "cold: CPU of this process (incl. its HTTP client work)",
-              f"{ms(cold_cpu):.1f} ms", "< 50 ms", cold_cpu < 0.050)
+    table.add(
+        sec,
+        "cold: CPU of this process (incl. its HTTP client work)",
+        f"{ms(cold_cpu):.1f} ms",
+        "< 50 ms",
+        cold_cpu < 0.050,
+    )
 
     ev = outcome.evidence
     policy = VerificationPolicy()
@@ -230,19 +277,25 @@ def attestation(server: ServerProcess, trust: TrustAnchors, key: str, model: str
     nras, jwks, payload = ev.nras_response, ev.nras_jwks, node.nvidia_payload
     parts = {
         "parse report": lambda: parse_report(ev.report),
-        "DCAP quote (dcap-qvl)": lambda: verify_quote(quote, collateral,
-                                                      root_ca_der=trust.intel_root_ca_der,
-                                                      now=now),
+        "DCAP quote (dcap-qvl)": lambda: verify_quote(
+            quote, collateral, root_ca_der=trust.intel_root_ca_der, now=now
+        ),
         "event log replay": lambda: check_event_log(node.event_log, rtmrs),
-        "GPU tokens (NRAS JWTs)": lambda: verify_nras(nras, jwks, nonce=ev.nonce,
-                                                      issuer=trust.nras_issuer, now=now,
-                                                      expected_gpus=payload_gpu_count(payload)),
+        "GPU tokens (NRAS JWTs)": lambda: verify_nras(
+            nras,
+            jwks,
+            nonce=ev.nonce,
+            issuer=trust.nras_issuer,
+            now=now,
+            expected_gpus=payload_gpu_count(payload),
+        ),
     }
     costs = {name: cpu(fn) for name, fn in parts.items()}
     costs["the rest (quote fields, binding, compose, summary)"] = full - sum(costs.values())
     split = ", ".join(f"{name} {ms(t):.2f}" for name, t in costs.items())
-    table.add(sec, "verify_attestation on captured evidence (steady, CPU)",
-              f"{ms(full):.2f} ms = {split}")
+    table.add(
+        sec, "verify_attestation on captured evidence (steady, CPU)", f"{ms(full):.2f} ms = {split}"
+    )
 
     # warm: a verified call finds the attestation in the cache
     verifier = RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust)
@@ -257,13 +310,21 @@ def attestation(server: ServerProcess, trust: TrustAnchors, key: str, model: str
         raise RuntimeError("a warm attestation must not fetch")
 
     def warm() -> None:
-        flow = cached_attestation_flow(endpoints, model=model, signer=signer_hit,
-                                       policy=verifier.policy, trust=trust,
-                                       now=lambda: datetime.now(UTC))
+        flow = cached_attestation_flow(
+            endpoints,
+            model=model,
+            signer=signer_hit,
+            policy=verifier.policy,
+            trust=trust,
+            now=lambda: datetime.now(UTC),
+        )
         run_sync(flow, send=refuse, sleep=lambda _: None, cache=verifier.cache)
 
     warm_t = median(time_calls(warm, s.cpu_reps))
     fp = median(time_calls(verifier.policy.fingerprint, s.cpu_reps))
-    table.add(sec, "warm (cached) attestation per call",
-              f"{ms(warm_t) * 1000:.0f} us (of which policy.fingerprint() {ms(fp) * 1000:.0f} us)")
+    table.add(
+        sec,
+        "warm (cached) attestation per call",
+        f"{ms(warm_t) * 1000:.0f} us (of which policy.fingerprint() {ms(fp) * 1000:.0f} us)",
+    )
     verifier.close()

@@ -62,8 +62,9 @@ class Pair:
         ok = self.checked - len(self.failures)
         table.add(section, "verified verdicts", f"{ok}/{self.checked}")
         if self.failures:
-            table.error(f"{section}: {len(self.failures)} calls not verified, e.g. "
-                        f"{self.failures[0]}")
+            table.error(
+                f"{section}: {len(self.failures)} calls not verified, e.g. {self.failures[0]}"
+            )
         self.failures.clear()
         self.checked = 0
 
@@ -71,34 +72,45 @@ class Pair:
 # --- building the pairs ------------------------------------------------------------------------
 
 
-def _verifier(server: ServerProcess, trust: TrustAnchors, key: str) -> tuple[RedpillVerifier,
-                                                                               TimingTransport]:
+def _verifier(
+    server: ServerProcess, trust: TrustAnchors, key: str
+) -> tuple[RedpillVerifier, TimingTransport]:
     timing = TimingTransport()
-    verifier = RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust,
-                               transport=timing)
+    verifier = RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust, transport=timing)
     return verifier, timing
 
 
 def _pooled_verifier(server: ServerProcess, trust: TrustAnchors, key: str) -> RedpillVerifier:
-    return RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust,
-                           async_transport=httpx.AsyncHTTPTransport(limits=SDK_LIMITS))
+    return RedpillVerifier(
+        base_url=server.base_url,
+        api_key=key,
+        trust=trust,
+        async_transport=httpx.AsyncHTTPTransport(limits=SDK_LIMITS),
+    )
 
 
-def langchain_pair(server: ServerProcess, trust: TrustAnchors, key: str, model: str,
-                   *, pooled: bool = False) -> Pair:
+def langchain_pair(
+    server: ServerProcess, trust: TrustAnchors, key: str, model: str, *, pooled: bool = False
+) -> Pair:
     from langchain_openai import ChatOpenAI
 
     from redpill_integrations.langchain import ChatRedpill
 
     verifier, timing = _verifier(server, trust, key)
-    verified = ChatRedpill(model=model, api_key=SecretStr(key), base_url=server.base_url,
-                           verifier=verifier)
+    verified = ChatRedpill(
+        model=model, api_key=SecretStr(key), base_url=server.base_url, verifier=verifier
+    )
     # stream_usage: ChatRedpill asks for the usage chunk by default; the same request both sides
-    plain = ChatOpenAI(model=model, api_key=SecretStr(key), base_url=server.base_url,
-                       stream_usage=True)
-    tuned = pooled and ChatRedpill(model=model, api_key=SecretStr(key), base_url=server.base_url,
-                                   verifier=_pooled_verifier(server, trust, key),
-                                   http_async_client=httpx.AsyncClient(limits=SDK_LIMITS))
+    plain = ChatOpenAI(
+        model=model, api_key=SecretStr(key), base_url=server.base_url, stream_usage=True
+    )
+    tuned = pooled and ChatRedpill(
+        model=model,
+        api_key=SecretStr(key),
+        base_url=server.base_url,
+        verifier=_pooled_verifier(server, trust, key),
+        http_async_client=httpx.AsyncClient(limits=SDK_LIMITS),
+    )
 
     def side(name: str, llm: Any) -> Client:
         def stream() -> Iterator[tuple[str, dict[str, Any] | None]]:
@@ -109,15 +121,27 @@ def langchain_pair(server: ServerProcess, trust: TrustAnchors, key: str, model: 
             async for chunk in llm.astream(PROMPT):
                 yield str(chunk.content), chunk.response_metadata.get(VERDICT)
 
-        return Client(name, lambda: llm.invoke(PROMPT), stream, lambda: llm.ainvoke(PROMPT),
-                      lambda msg: msg.response_metadata.get(VERDICT), astream)
+        return Client(
+            name,
+            lambda: llm.invoke(PROMPT),
+            stream,
+            lambda: llm.ainvoke(PROMPT),
+            lambda msg: msg.response_metadata.get(VERDICT),
+            astream,
+        )
 
-    return Pair("LangChain", side("ChatRedpill", verified), side("ChatOpenAI", plain), timing,
-                side("ChatRedpill (SDK pool limits)", tuned) if tuned else None)
+    return Pair(
+        "LangChain",
+        side("ChatRedpill", verified),
+        side("ChatOpenAI", plain),
+        timing,
+        side("ChatRedpill (SDK pool limits)", tuned) if tuned else None,
+    )
 
 
-def llama_index_pair(server: ServerProcess, trust: TrustAnchors, key: str, model: str,
-                     *, pooled: bool = False) -> Pair:
+def llama_index_pair(
+    server: ServerProcess, trust: TrustAnchors, key: str, model: str, *, pooled: bool = False
+) -> Pair:
     from llama_index.core.base.llms.types import ChatMessage
     from llama_index.llms.openai_like import OpenAILike
 
@@ -125,9 +149,13 @@ def llama_index_pair(server: ServerProcess, trust: TrustAnchors, key: str, model
 
     verifier, timing = _verifier(server, trust, key)
     verified = Redpill(model=model, api_key=key, api_base=server.base_url, verifier=verifier)
-    tuned = pooled and Redpill(model=model, api_key=key, api_base=server.base_url,
-                               verifier=_pooled_verifier(server, trust, key),
-                               async_http_client=httpx.AsyncClient(limits=SDK_LIMITS))
+    tuned = pooled and Redpill(
+        model=model,
+        api_key=key,
+        api_base=server.base_url,
+        verifier=_pooled_verifier(server, trust, key),
+        async_http_client=httpx.AsyncClient(limits=SDK_LIMITS),
+    )
     plain = OpenAILike(model=model, api_key=key, api_base=server.base_url, is_chat_model=True)
     messages = [ChatMessage(role="user", content=PROMPT)]
 
@@ -140,11 +168,22 @@ def llama_index_pair(server: ServerProcess, trust: TrustAnchors, key: str, model
             async for r in await llm.astream_chat(messages):
                 yield r.delta or "", r.additional_kwargs.get(VERDICT)
 
-        return Client(name, lambda: llm.chat(messages), stream, lambda: llm.achat(messages),
-                      lambda r: r.additional_kwargs.get(VERDICT), astream)
+        return Client(
+            name,
+            lambda: llm.chat(messages),
+            stream,
+            lambda: llm.achat(messages),
+            lambda r: r.additional_kwargs.get(VERDICT),
+            astream,
+        )
 
-    return Pair("LlamaIndex", side("Redpill", verified), side("OpenAILike", plain), timing,
-                side("Redpill (SDK pool limits)", tuned) if tuned else None)
+    return Pair(
+        "LlamaIndex",
+        side("Redpill", verified),
+        side("OpenAILike", plain),
+        timing,
+        side("Redpill (SDK pool limits)", tuned) if tuned else None,
+    )
 
 
 # --- non-streamed latency ----------------------------------------------------------------------
@@ -174,22 +213,38 @@ def latency(pair: Pair, s: Settings, table: Table) -> None:
             pair.check(client.verdict(out))
     sig = pair.timing.take("/signature/")
     if len(sig) != s.latency_reps:
-        table.note(f"{pair.framework} latency: {len(sig)} signature fetches for "
-                   f"{s.latency_reps} calls (retries after 404?)")
+        table.note(
+            f"{pair.framework} latency: {len(sig)} signature fetches for "
+            f"{s.latency_reps} calls (retries after 404?)"
+        )
     mv, mp, msig = median(walls["v"]), median(walls["p"]), median(sig)
     added = mv - mp
     sec = f"latency ({pair.framework}, 10 KB JSON)"
-    table.add(sec, f"{v.name} vs {p.name}: median call",
-              f"{ms(mv):.2f} ms vs {ms(mp):.2f} ms (x{mv / mp:.2f})")
+    table.add(
+        sec,
+        f"{v.name} vs {p.name}: median call",
+        f"{ms(mv):.2f} ms vs {ms(mp):.2f} ms (x{mv / mp:.2f})",
+    )
     table.add(sec, "signature round trip (a), median", f"{ms(msig):.2f} ms")
-    table.add(sec, "added latency per call", f"{ms(added):.2f} ms",
-              f"<= (a) + 1 ms = {ms(msig) + 1:.2f} ms", added <= msig + 0.001)
-    table.add(sec, "(b) added beyond the signature round trip (our CPU + waiting for a core)",
-              f"{ms(added - msig):.2f} ms")
+    table.add(
+        sec,
+        "added latency per call",
+        f"{ms(added):.2f} ms",
+        f"<= (a) + 1 ms = {ms(msig) + 1:.2f} ms",
+        added <= msig + 0.001,
+    )
+    table.add(
+        sec,
+        "(b) added beyond the signature round trip (our CPU + waiting for a core)",
+        f"{ms(added - msig):.2f} ms",
+    )
     cv, cp = median(cpus["v"]), median(cpus["p"])
-    table.add(sec, "client CPU per call, verified vs plain",
-              f"{ms(cv):.2f} ms vs {ms(cp):.2f} ms (+{ms(cv - cp):.2f} ms, incl. the "
-              "signature request's own HTTP work)")
+    table.add(
+        sec,
+        "client CPU per call, verified vs plain",
+        f"{ms(cv):.2f} ms vs {ms(cp):.2f} ms (+{ms(cv - cp):.2f} ms, incl. the "
+        "signature request's own HTTP work)",
+    )
     pair.report(sec, table)
 
 
@@ -224,14 +279,24 @@ def streaming(pair: Pair, s: Settings, table: Table) -> None:
     tv, tp = median([x[0] for x in res["v"]]), median([x[0] for x in res["p"]])
     av, ap = median([x[1] for x in res["v"]]), median([x[1] for x in res["p"]])
     sec = f"streaming ({pair.framework})"
-    table.add(sec, f"time to first token, {v.name} vs {p.name}",
-              f"{ms(tv):.2f} ms vs {ms(tp):.2f} ms ({(tv / tp - 1) * 100:+.1f}%, "
-              f"{ms(tv - tp):+.2f} ms)", "within 5% of plain", tv <= tp * 1.05)
-    table.add(sec, "total stream time incl. verdict",
-              f"{ms(av):.1f} ms vs {ms(ap):.1f} ms ({ms(av - ap):+.2f} ms)")
+    table.add(
+        sec,
+        f"time to first token, {v.name} vs {p.name}",
+        f"{ms(tv):.2f} ms vs {ms(tp):.2f} ms ({(tv / tp - 1) * 100:+.1f}%, {ms(tv - tp):+.2f} ms)",
+        "within 5% of plain",
+        tv <= tp * 1.05,
+    )
+    table.add(
+        sec,
+        "total stream time incl. verdict",
+        f"{ms(av):.1f} ms vs {ms(ap):.1f} ms ({ms(av - ap):+.2f} ms)",
+    )
     sig = pair.timing.take("/signature/")
-    table.add(sec, "signature fetches per verified stream (1 = found at once)",
-              f"{len(sig) / s.stream_reps:.2f} (median fetch {ms(median(sig)):.2f} ms)")
+    table.add(
+        sec,
+        "signature fetches per verified stream (1 = found at once)",
+        f"{len(sig) / s.stream_reps:.2f} (median fetch {ms(median(sig)):.2f} ms)",
+    )
     pair.report(sec, table)
 
 
@@ -247,6 +312,7 @@ async def _drain(client: Client) -> dict[str, Any] | None:
 
 async def _round(client: Client, n: int, streamed: bool) -> tuple[float, list[Any]]:
     """n calls at once: (wall time, their verdicts)."""
+
     async def one() -> dict[str, Any] | None:
         return await _drain(client) if streamed else client.verdict(await client.ainvoke())
 
@@ -255,8 +321,9 @@ async def _round(client: Client, n: int, streamed: bool) -> tuple[float, list[An
     return time.perf_counter() - t0, list(verdicts)
 
 
-async def _concurrency(pair: Pair, s: Settings, server: ServerProcess, table: Table,
-                       streamed: bool) -> None:
+async def _concurrency(
+    pair: Pair, s: Settings, server: ServerProcess, table: Table, streamed: bool
+) -> None:
     sides = {"v": pair.verified, "p": pair.plain}
     if pair.pooled is not None:
         sides["t"] = pair.pooled
@@ -277,35 +344,52 @@ async def _concurrency(pair: Pair, s: Settings, server: ServerProcess, table: Ta
     n = s.concurrency
     rate = {k: n / median(w) for k, w in walls.items()}
     tv, tp = rate["v"], rate["p"]
-    kind = f"{n} concurrent streamed calls of {s.stream_interval * 1000:.0f} ms/event" if streamed \
+    kind = (
+        f"{n} concurrent streamed calls of {s.stream_interval * 1000:.0f} ms/event"
+        if streamed
         else f"{n} concurrent async calls"
+    )
     sec = f"concurrency ({pair.framework}, {kind})"
-    table.add(sec, f"throughput, {pair.verified.name} vs {pair.plain.name}",
-              f"{tv:.0f}/s vs {tp:.0f}/s ({tv / tp * 100:.0f}%)", ">= 80% of plain",
-              tv >= 0.8 * tp)
+    table.add(
+        sec,
+        f"throughput, {pair.verified.name} vs {pair.plain.name}",
+        f"{tv:.0f}/s vs {tp:.0f}/s ({tv / tp * 100:.0f}%)",
+        ">= 80% of plain",
+        tv >= 0.8 * tp,
+    )
     if "t" in rate and pair.pooled is not None:
-        table.add(sec, f"throughput, {pair.pooled.name}",
-                  f"{rate['t']:.0f}/s ({rate['t'] / tp * 100:.0f}% of plain)")
+        table.add(
+            sec,
+            f"throughput, {pair.pooled.name}",
+            f"{rate['t']:.0f}/s ({rate['t'] / tp * 100:.0f}% of plain)",
+        )
 
     def per_call(key: str, attr: str) -> float:
         return median([getattr(m, attr) / n for m in meters[key]])
 
     cv, cp = per_call("v", "client_s"), per_call("p", "client_s")
     sv, sp = per_call("v", "server_s"), per_call("p", "server_s")
-    table.add(sec, "client CPU per call, verified vs plain",
-              f"{ms(cv):.2f} ms vs {ms(cp):.2f} ms")
-    table.add(sec, "server (emulator) CPU per call, verified vs plain",
-              f"{ms(sv):.2f} ms vs {ms(sp):.2f} ms")
+    table.add(sec, "client CPU per call, verified vs plain", f"{ms(cv):.2f} ms vs {ms(cp):.2f} ms")
+    table.add(
+        sec,
+        "server (emulator) CPU per call, verified vs plain",
+        f"{ms(sv):.2f} ms vs {ms(sp):.2f} ms",
+    )
     if not streamed:  # what one client core could sustain, the server's work taken out
-        table.add(sec, "client-bound throughput (1 / client CPU per call)",
-                  f"{1 / cv:.0f}/s vs {1 / cp:.0f}/s ({cp / cv * 100:.0f}%)")
+        table.add(
+            sec,
+            "client-bound throughput (1 / client CPU per call)",
+            f"{1 / cv:.0f}/s vs {1 / cp:.0f}/s ({cp / cv * 100:.0f}%)",
+        )
     pair.report(sec, table)
 
 
-def concurrency(pairs: list[tuple[Pair, bool]], s: Settings, server: ServerProcess,
-                table: Table) -> None:
+def concurrency(
+    pairs: list[tuple[Pair, bool]], s: Settings, server: ServerProcess, table: Table
+) -> None:
     """Each (pair, streamed): short JSON calls measure client CPU at saturation; streamed calls
     that last a while (like real ones) show what the connection pools allow."""
+
     async def main() -> None:
         for pair, streamed in pairs:
             await _concurrency(pair, s, server, table, streamed)

@@ -22,11 +22,13 @@ PROMPT = [{"role": "user", "content": "Summarise verified provenance."}]
 MB = 1024 * 1024
 
 
-async def _run(server: ServerProcess, trust: TrustAnchors, key: str, model: str, s: Settings,
-               table: Table) -> None:
+async def _run(
+    server: ServerProcess, trust: TrustAnchors, key: str, model: str, s: Settings, table: Table
+) -> None:
     verifier = RedpillVerifier(base_url=server.base_url, api_key=key, trust=trust)
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key=key,
-                                http_client=verifier.async_http_client())
+    client = openai.AsyncOpenAI(
+        base_url=server.base_url, api_key=key, http_client=verifier.async_http_client()
+    )
     bad: list[str] = []
 
     async def calls(n: int) -> None:
@@ -38,8 +40,10 @@ async def _run(server: ServerProcess, trust: TrustAnchors, key: str, model: str,
                 left -= 1
                 tag = verifier.recorder.new_tag()
                 await client.chat.completions.create(
-                    model=model, messages=PROMPT,  # type: ignore[arg-type]
-                    extra_headers={CAPTURE_HEADER: tag})
+                    model=model,
+                    messages=PROMPT,  # type: ignore[arg-type]
+                    extra_headers={CAPTURE_HEADER: tag},
+                )
                 result = await verifier.averify(verifier.recorder.take(tag))
                 if result.status.value != "verified":
                     bad.append(",".join(r.value for r in result.reasons))
@@ -59,22 +63,32 @@ async def _run(server: ServerProcess, trust: TrustAnchors, key: str, model: str,
         done += n
         gc.collect()
         points.append(rss_bytes())
-        print(f"  ... {done} calls, RSS {points[-1] / MB:.1f} MB, "
-              f"{done / (time.perf_counter() - t0):.0f} calls/s", flush=True)
+        print(
+            f"  ... {done} calls, RSS {points[-1] / MB:.1f} MB, "
+            f"{done / (time.perf_counter() - t0):.0f} calls/s",
+            flush=True,
+        )
     wall = time.perf_counter() - t0
     growth = points[-1] - base
     sec = f"memory ({s.memory_calls} verified calls, 10 KB responses)"
-    table.add(sec, "RSS after warm-up, then after each fifth of the calls",
-              " -> ".join(f"{p / MB:.1f}" for p in points) + " MB")
+    table.add(
+        sec,
+        "RSS after warm-up, then after each fifth of the calls",
+        " -> ".join(f"{p / MB:.1f}" for p in points) + " MB",
+    )
     table.add(sec, "RSS growth", f"{growth / MB:+.2f} MB", "< 5 MB", growth < 5 * MB)
-    table.add(sec, "rate / recorder entries left",
-              f"{s.memory_calls / wall:.0f} verified calls/s / {len(verifier.recorder)}")
+    table.add(
+        sec,
+        "rate / recorder entries left",
+        f"{s.memory_calls / wall:.0f} verified calls/s / {len(verifier.recorder)}",
+    )
     if bad:
         table.error(f"memory: {len(bad)} calls not verified, e.g. {bad[0]}")
     await client.close()
     await verifier.aclose()
 
 
-def memory(server: ServerProcess, trust: TrustAnchors, key: str, model: str, s: Settings,
-           table: Table) -> None:
+def memory(
+    server: ServerProcess, trust: TrustAnchors, key: str, model: str, s: Settings, table: Table
+) -> None:
     asyncio.run(_run(server, trust, key, model, s, table))

@@ -81,11 +81,16 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
         if "concurrency" in wanted:
             _section("== concurrency", started)
             pooled = not settings.quick  # the variant with the SDK's pool limits
-            fw.concurrency([(make(server, trust, key, model, pooled=pooled and not streamed),
-                             streamed)
-                            for make, _, long_model, short_model in pairs
-                            for model, streamed in ((short_model, False), (long_model, True))],
-                           settings, server, table)
+            fw.concurrency(
+                [
+                    (make(server, trust, key, model, pooled=pooled and not streamed), streamed)
+                    for make, _, long_model, short_model in pairs
+                    for model, streamed in ((short_model, False), (long_model, True))
+                ],
+                settings,
+                server,
+                table,
+            )
         if "memory" in wanted:
             _section("== memory over many verified calls", started)
             bench_load.memory(server, trust, key, LATENCY_MODEL, settings, table)

@@ -69,7 +69,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             if args.stream:
                 parts: list[str] = []
                 stream = client.chat.completions.create(
-                    model=args.model, messages=messages, stream=True,
+                    model=args.model,
+                    messages=messages,
+                    stream=True,
                     extra_headers={CAPTURE_HEADER: tag},
                 )
                 for chunk in stream:
@@ -128,14 +130,23 @@ def cmd_attest(args: argparse.Namespace) -> int:
         _print_json({"model": args.model, "attestation": result.to_dict()})
     else:
         print(render_trust_chain(verdict.summary, verdict.checks))
-        print(f"\nattestation {result.status.value.upper()}"
-              + (f" ({', '.join(r.value for r in result.reasons)})" if result.reasons else ""))
+        print(
+            f"\nattestation {result.status.value.upper()}"
+            + (f" ({', '.join(r.value for r in result.reasons)})" if result.reasons else "")
+        )
     return exit_code_for(result)
 
 
 _ATTESTATION_CHECKS = (
-    "signer_attested", "report_data", "nonce", "quote", "tcb", "event_log", "compose",
-    "measurements", "gpu",
+    "signer_attested",
+    "report_data",
+    "nonce",
+    "quote",
+    "tcb",
+    "event_log",
+    "compose",
+    "measurements",
+    "gpu",
 )
 
 
@@ -156,11 +167,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     original = receipt.result
     same = result.status == original.status and result.reasons == original.reasons
     if args.json:
-        _print_json({"receipt_id": receipt.receipt_id, "verification": result.to_dict(),
-                     "original_status": original.status.value, "matches_original": same})
+        _print_json(
+            {
+                "receipt_id": receipt.receipt_id,
+                "verification": result.to_dict(),
+                "original_status": original.status.value,
+                "matches_original": same,
+            }
+        )
     else:
-        print(f"re-verified receipt {receipt.receipt_id} offline"
-              + (f" at {at.isoformat()}" if at else " at its original time"))
+        print(
+            f"re-verified receipt {receipt.receipt_id} offline"
+            + (f" at {at.isoformat()}" if at else " at its original time")
+        )
         print(render_result(result, trust_chain=True))
         if not same:
             print(f"NOTE: the original verdict was {original.status.value}")
@@ -174,8 +193,13 @@ def cmd_receipts(args: argparse.Namespace) -> int:
             raise _UsageError("--limit must be positive")
         receipts = store.list(limit=args.limit, status=args.status)
         rows = [
-            {"receipt_id": r.receipt_id, "created_at": r.created_at.isoformat(timespec="seconds"),
-             "status": r.result.status.value, "model": r.result.model, "chat_id": r.result.chat_id}
+            {
+                "receipt_id": r.receipt_id,
+                "created_at": r.created_at.isoformat(timespec="seconds"),
+                "status": r.result.status.value,
+                "model": r.result.model,
+                "chat_id": r.result.chat_id,
+            }
             for r in receipts
         ]
         if args.json:

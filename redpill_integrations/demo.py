@@ -198,8 +198,10 @@ def run_demo(*, store_path: str | None = None) -> int:
 
     statuses = [r.status for r in (*results, again)]
     _say()
-    _say(f"{sum(s is Status.VERIFIED for s in statuses)}/{len(statuses)} verdicts verified; "
-         f"{len(store)} receipt(s) in {store.path}")
+    _say(
+        f"{sum(s is Status.VERIFIED for s in statuses)}/{len(statuses)} verdicts verified; "
+        f"{len(store)} receipt(s) in {store.path}"
+    )
     if all(s is Status.VERIFIED for s in statuses) and same:
         return 0
     return 1 if any(s is Status.FAILED for s in statuses) else 3

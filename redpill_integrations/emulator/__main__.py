@@ -12,7 +12,8 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="redpill emulator",
-        description="Run a local Redpill-compatible server with a TEST PKI (NOT a real TEE).")
+        description="Run a local Redpill-compatible server with a TEST PKI (NOT a real TEE).",
+    )
     p.add_argument("--host", default="127.0.0.1", help="loopback only (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8750, help="0 picks a free port")
     p.add_argument("--trust-out", metavar="FILE", help="write the trust file (SPEC §5) here")
@@ -27,14 +28,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-count", type=int, default=1)
     p.add_argument("--seed", default=None, help="deterministic keys (default: random)")
     f = p.add_argument_group("faults (global)")
-    for name in ("signature-not-ready", "wrong-node", "rate-limited", "server-error",
-                 "error-code-envelope", "attestation-reset"):
+    for name in (
+        "signature-not-ready",
+        "wrong-node",
+        "rate-limited",
+        "server-error",
+        "error-code-envelope",
+        "attestation-reset",
+    ):
         f.add_argument(f"--{name}", type=int, default=0, metavar="N")
     f.add_argument("--retry-after", type=float, default=1.0)
     f.add_argument("--tamper-response", choices=["alter", "inject", "drop", "reorder"])
-    for name in ("reset-mid-stream", "truncate-stream", "foreign-signer", "sign-other-request",
-                 "ignore-nonce", "compose-mismatch", "rtmr-mismatch", "gpu-wrong-nonce",
-                 "gpu-unknown-key", "unknown-report-shape"):
+    for name in (
+        "reset-mid-stream",
+        "truncate-stream",
+        "foreign-signer",
+        "sign-other-request",
+        "ignore-nonce",
+        "compose-mismatch",
+        "rtmr-mismatch",
+        "gpu-wrong-nonce",
+        "gpu-unknown-key",
+        "unknown-report-shape",
+    ):
         f.add_argument(f"--{name}", action="store_true")
     return p
 
@@ -46,25 +62,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        emu = Emulator(host=args.host, port=args.port, signing_algo=args.signing_algo,
-                       report_shape=args.report_shape, signed_text_parts=args.signed_text_parts,
-                       tls_bound=args.tls_bound, tcb_status=args.tcb_status,
-                       debug_td=args.debug_td, signature_ttl=args.signature_ttl,
-                       signature_delay=args.signature_delay, gpu_count=args.gpu_count,
-                       seed=args.seed)
+        emu = Emulator(
+            host=args.host,
+            port=args.port,
+            signing_algo=args.signing_algo,
+            report_shape=args.report_shape,
+            signed_text_parts=args.signed_text_parts,
+            tls_bound=args.tls_bound,
+            tcb_status=args.tcb_status,
+            debug_td=args.debug_td,
+            signature_ttl=args.signature_ttl,
+            signature_delay=args.signature_delay,
+            gpu_count=args.gpu_count,
+            seed=args.seed,
+        )
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    emu.set_faults(Faults(
-        signature_not_ready=args.signature_not_ready, wrong_node=args.wrong_node,
-        rate_limited=args.rate_limited, retry_after=args.retry_after,
-        server_error=args.server_error, error_code_envelope=args.error_code_envelope,
-        attestation_reset=args.attestation_reset, tamper_response=args.tamper_response,
-        reset_mid_stream=args.reset_mid_stream, truncate_stream=args.truncate_stream,
-        foreign_signer=args.foreign_signer, sign_other_request=args.sign_other_request,
-        ignore_nonce=args.ignore_nonce, compose_mismatch=args.compose_mismatch,
-        rtmr_mismatch=args.rtmr_mismatch, gpu_wrong_nonce=args.gpu_wrong_nonce,
-        gpu_unknown_key=args.gpu_unknown_key, unknown_report_shape=args.unknown_report_shape))
+    emu.set_faults(
+        Faults(
+            signature_not_ready=args.signature_not_ready,
+            wrong_node=args.wrong_node,
+            rate_limited=args.rate_limited,
+            retry_after=args.retry_after,
+            server_error=args.server_error,
+            error_code_envelope=args.error_code_envelope,
+            attestation_reset=args.attestation_reset,
+            tamper_response=args.tamper_response,
+            reset_mid_stream=args.reset_mid_stream,
+            truncate_stream=args.truncate_stream,
+            foreign_signer=args.foreign_signer,
+            sign_other_request=args.sign_other_request,
+            ignore_nonce=args.ignore_nonce,
+            compose_mismatch=args.compose_mismatch,
+            rtmr_mismatch=args.rtmr_mismatch,
+            gpu_wrong_nonce=args.gpu_wrong_nonce,
+            gpu_unknown_key=args.gpu_unknown_key,
+            unknown_report_shape=args.unknown_report_shape,
+        )
+    )
     if args.trust_out:
         emu.write_trust_file(args.trust_out)
     print(emu.base_url, flush=True)

@@ -37,10 +37,19 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 NOT_FOUND_MESSAGE = "Chat id not found or expired"
 
 
-def _error(status: int, message: str, *, type_: str = "invalid_request_error",
-           code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_, "param": None,
-                                   "code": code}}, status_code=status, headers=headers)
+def _error(
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": type_, "param": None, "code": code}},
+        status_code=status,
+        headers=headers,
+    )
 
 
 class _EmulatorHeader:
@@ -63,8 +72,9 @@ def _header_faults(request: Request) -> Faults | None:
 
 
 def create_app(state: EmulatorState) -> FastAPI:
-    app = FastAPI(title="Redpill emulator (NOT a real TEE)", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(
+        title="Redpill emulator (NOT a real TEE)", docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.add_middleware(_EmulatorHeader)
     nras = NrasService(state.seed, state.origin)
 
@@ -80,8 +90,16 @@ def create_app(state: EmulatorState) -> FastAPI:
     async def models(request: Request) -> Response:
         if not authorized(request):
             return _error(401, "Missing or invalid API key", type_="authentication_error")
-        data = [{"id": m.id, "object": "model", "created": 1735689600, "owned_by": "redpill",
-                 "tee": m.tee} for m in state.models.values()]
+        data = [
+            {
+                "id": m.id,
+                "object": "model",
+                "created": 1735689600,
+                "owned_by": "redpill",
+                "tee": m.tee,
+            }
+            for m in state.models.values()
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     @app.post("/v1/chat/completions")
@@ -97,8 +115,9 @@ def create_app(state: EmulatorState) -> FastAPI:
             return _error(400, "'model' is required")
         info = state.models.get(body["model"])
         if info is None:
-            return _error(404, f"The model `{body['model']}` does not exist",
-                          code="model_not_found")
+            return _error(
+                404, f"The model `{body['model']}` does not exist", code="model_not_found"
+            )
         header = _header_faults(request)
         faults = state.faults_for(info.id, header)
         state.stats.chat_requests += 1
@@ -112,16 +131,30 @@ def create_app(state: EmulatorState) -> FastAPI:
             if not info.tee:
                 return
             now = state.store.now()
-            delay = (faults.signature_delay if faults.signature_delay is not None
-                     else state.config.signature_delay)
-            state.store.put(ChatRecord(
-                chat_id=chat_id, model=info.id, served_model=info.served_name,
-                request_sha256=req_hash, response_sha256=hashlib.sha256(sent).hexdigest(),
-                finished_at=now,
-                ttl=(faults.signature_ttl if faults.signature_ttl is not None
-                     else state.config.signature_ttl),
-                ready_after=now + delay, foreign_signer=faults.foreign_signer,
-                sign_other_request=faults.sign_other_request, faults=header))
+            delay = (
+                faults.signature_delay
+                if faults.signature_delay is not None
+                else state.config.signature_delay
+            )
+            state.store.put(
+                ChatRecord(
+                    chat_id=chat_id,
+                    model=info.id,
+                    served_model=info.served_name,
+                    request_sha256=req_hash,
+                    response_sha256=hashlib.sha256(sent).hexdigest(),
+                    finished_at=now,
+                    ttl=(
+                        faults.signature_ttl
+                        if faults.signature_ttl is not None
+                        else state.config.signature_ttl
+                    ),
+                    ready_after=now + delay,
+                    foreign_signer=faults.foreign_signer,
+                    sign_other_request=faults.sign_other_request,
+                    faults=header,
+                )
+            )
 
         if body.get("stream") is True:
             opts = body.get("stream_options")
@@ -132,33 +165,45 @@ def create_app(state: EmulatorState) -> FastAPI:
             signed = b"".join(events)
             sent_events = tamper_sse(events, faults.tamper_response)
             return EventStreamResponse(
-                sent_events, on_complete=lambda: remember(signed),
+                sent_events,
+                on_complete=lambda: remember(signed),
                 reset_after=max(1, len(events) // 2) if faults.reset_mid_stream else None,
-                headers={"Cache-Control": "no-cache"}, interval=state.config.stream_interval)
+                headers={"Cache-Control": "no-cache"},
+                interval=state.config.stream_interval,
+            )
         out = render_json(chat_id, info.id, reply, messages)
         sent = tamper_json(out, faults.tamper_response)
         remember(out)
         if faults.reset_mid_stream:
             return ResetResponse(sent)
         if state.config.gzip and "gzip" in request.headers.get("accept-encoding", ""):
-            return Response(gzip.compress(sent), media_type="application/json",
-                            headers={"Content-Encoding": "gzip"})
+            return Response(
+                gzip.compress(sent),
+                media_type="application/json",
+                headers={"Content-Encoding": "gzip"},
+            )
         return Response(sent, media_type="application/json")
 
     @app.get("/v1/signature/{chat_id:path}")
-    async def signature(request: Request, chat_id: str, model: str | None = None,
-                        signing_algo: str | None = None) -> Response:
+    async def signature(
+        request: Request, chat_id: str, model: str | None = None, signing_algo: str | None = None
+    ) -> Response:
         if not authorized(request):
             return _error(401, "Missing or invalid API key", type_="authentication_error")
         algo = (signing_algo or state.config.signing_algo).lower()
         if algo not in ("ecdsa", "ed25519"):
             return _error(400, f"unsupported signing_algo {signing_algo!r}")
         if model is not None and model in state.models and not state.models[model].tee:
-            return _error(404, f"Model {model} does not support response signatures",
-                          type_="not_found_error", code="model_not_verifiable")
+            return _error(
+                404,
+                f"Model {model} does not support response signatures",
+                type_="not_found_error",
+                code="model_not_verifiable",
+            )
         record = state.store.get(chat_id)
-        faults = state.faults_for(record.model if record else model,
-                                  record.faults if record else None)
+        faults = state.faults_for(
+            record.model if record else model, record.faults if record else None
+        )
         faults = faults.merged(_header_faults(request))
         if len(state.stats.signature_lookups) > 100_000:
             state.stats.signature_lookups.clear()
@@ -169,11 +214,18 @@ def create_app(state: EmulatorState) -> FastAPI:
         if fault == "not_ready":
             return _error(404, NOT_FOUND_MESSAGE, type_="not_found_error")
         if fault == "wrong_node":
-            return _error(404, NOT_FOUND_MESSAGE, type_="not_found_error",
-                          headers={"X-Emulator-Node": "node-b"})
+            return _error(
+                404,
+                NOT_FOUND_MESSAGE,
+                type_="not_found_error",
+                headers={"X-Emulator-Node": "node-b"},
+            )
         if fault == "rate_limited":
-            hdrs = ({"Retry-After": f"{faults.retry_after:g}"} if faults.retry_after is not None
-                    else None)
+            hdrs = (
+                {"Retry-After": f"{faults.retry_after:g}"}
+                if faults.retry_after is not None
+                else None
+            )
             return _error(429, "Rate limit exceeded", type_="rate_limit_error", headers=hdrs)
         if fault == "server_error":
             return _error(faults.server_error_status, "upstream error", type_="server_error")
@@ -183,20 +235,34 @@ def create_app(state: EmulatorState) -> FastAPI:
             return _error(404, NOT_FOUND_MESSAGE, type_="not_found_error")
         keys = state.foreign_keys if record.foreign_signer else state.keys
         text = record.text(state.config.signed_text_parts)
-        return JSONResponse({"text": text, "signature": keys.sign(algo, text),
-                             "signing_address": keys.address(algo), "signing_algo": algo})
+        return JSONResponse(
+            {
+                "text": text,
+                "signature": keys.sign(algo, text),
+                "signing_address": keys.address(algo),
+                "signing_algo": algo,
+            }
+        )
 
     @app.get("/v1/attestation/report")
-    async def report(request: Request, model: str | None = None, nonce: str | None = None,
-                     signing_algo: str | None = None,
-                     signing_address: str | None = None) -> Response:
+    async def report(
+        request: Request,
+        model: str | None = None,
+        nonce: str | None = None,
+        signing_algo: str | None = None,
+        signing_address: str | None = None,
+    ) -> Response:
         if not authorized(request):
             return _error(401, "Missing or invalid API key", type_="authentication_error")
         del signing_address  # one node per model: the report names its own signer
         info = state.models.get(model or "")
         if info is None or not info.tee:
-            return _error(404, f"Model {model} does not support attestation",
-                          type_="not_found_error", code="model_not_verifiable")
+            return _error(
+                404,
+                f"Model {model} does not support attestation",
+                type_="not_found_error",
+                code="model_not_verifiable",
+            )
         algo = (signing_algo or state.config.signing_algo).lower()
         if algo not in ("ecdsa", "ed25519"):
             return _error(400, f"unsupported signing_algo {signing_algo!r}")
@@ -212,8 +278,9 @@ def create_app(state: EmulatorState) -> FastAPI:
         faults = state.faults_for(info.id, header)
         if len(state.nonce_models) > 10_000:
             state.nonce_models.clear()
-        body = dumps(build_report(state, model=info.id, nonce_hex=nonce.lower(), algo=algo,
-                                  faults=faults))
+        body = dumps(
+            build_report(state, model=info.id, nonce_hex=nonce.lower(), algo=algo, faults=faults)
+        )
         if state.take_attestation_reset(info.id, header):
             return ResetResponse(body)
         return Response(body, media_type="application/json")
@@ -231,8 +298,9 @@ def create_app(state: EmulatorState) -> FastAPI:
         model = state.nonce_models.get(nonce) if isinstance(nonce, str) else None
         faults = state.faults_for(model, _header_faults(request))
         try:
-            answer = nras.attest(raw, wrong_nonce=faults.gpu_wrong_nonce,
-                                 unknown_key=faults.gpu_unknown_key)
+            answer = nras.attest(
+                raw, wrong_nonce=faults.gpu_wrong_nonce, unknown_key=faults.gpu_unknown_key
+            )
         except PayloadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(answer)
@@ -253,12 +321,16 @@ def _pccs_routes(app: FastAPI, state: EmulatorState) -> None:
         state.stats.pccs_calls[request.url.path] += 1
 
     @app.get("/sgx/certification/v4/pckcrl")
-    async def pckcrl(request: Request, ca: str = "processor",
-                     encoding: str | None = None) -> Response:
+    async def pckcrl(
+        request: Request, ca: str = "processor", encoding: str | None = None
+    ) -> Response:
         count(request)
         body = pki.pck_crl_der if encoding == "der" else pki.pck_crl_der.hex().encode()
-        return Response(body, media_type="application/pkix-crl", headers={
-            "SGX-PCK-CRL-Issuer-Chain": col.chain_header(pki.pck_crl_issuer_chain_pem)})
+        return Response(
+            body,
+            media_type="application/pkix-crl",
+            headers={"SGX-PCK-CRL-Issuer-Chain": col.chain_header(pki.pck_crl_issuer_chain_pem)},
+        )
 
     @app.get("/sgx/certification/v4/rootcacrl")
     async def rootcacrl(request: Request) -> Response:
@@ -271,12 +343,18 @@ def _pccs_routes(app: FastAPI, state: EmulatorState) -> None:
         count(request)
         if fmspc.lower() != json.loads(col.tcb_info)["fmspc"]:
             return JSONResponse({"error": "no TCB info for this FMSPC"}, status_code=404)
-        return Response(col.tcb_body(), media_type="application/json", headers={
-            "TCB-Info-Issuer-Chain": col.chain_header(pki.tcb_chain_pem)})
+        return Response(
+            col.tcb_body(),
+            media_type="application/json",
+            headers={"TCB-Info-Issuer-Chain": col.chain_header(pki.tcb_chain_pem)},
+        )
 
     @app.get("/tdx/certification/v4/qe/identity")
     @app.get("/sgx/certification/v4/qe/identity")
     async def qe_identity(request: Request) -> Response:
         count(request)
-        return Response(col.qe_identity_body(), media_type="application/json", headers={
-            "SGX-Enclave-Identity-Issuer-Chain": col.chain_header(pki.tcb_chain_pem)})
+        return Response(
+            col.qe_identity_body(),
+            media_type="application/json",
+            headers={"SGX-Enclave-Identity-Issuer-Chain": col.chain_header(pki.tcb_chain_pem)},
+        )

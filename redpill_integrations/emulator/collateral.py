@@ -18,11 +18,17 @@ from redpill_integrations.emulator.quote import QE_ATTRIBUTES, QE_ISVSVN, QE_MRS
 __all__ = ["TCB_STATUSES", "Collateral", "build_collateral"]
 
 TCB_STATUSES = (
-    "UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate", "OutOfDateConfigurationNeeded", "Revoked",
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+    "Revoked",
 )
-_ADVISORIES: dict[str, list[str]] = {s: [] if s == "UpToDate" else ["INTEL-SA-00837"]
-                                     for s in TCB_STATUSES}
+_ADVISORIES: dict[str, list[str]] = {
+    s: [] if s == "UpToDate" else ["INTEL-SA-00837"] for s in TCB_STATUSES
+}
 
 
 def _rfc3339(t: dt.datetime) -> str:
@@ -45,34 +51,43 @@ class Collateral:
 
     def to_v3_json(self) -> str:
         """dcap-qvl ``QuoteCollateralV3.from_json`` form (bytes as hex)."""
-        return json.dumps({
-            "pck_crl_issuer_chain": self.pki.pck_crl_issuer_chain_pem,
-            "root_ca_crl": self.pki.root_crl_der.hex(),
-            "pck_crl": self.pki.pck_crl_der.hex(),
-            "tcb_info_issuer_chain": self.pki.tcb_chain_pem,
-            "tcb_info": self.tcb_info,
-            "tcb_info_signature": self.tcb_info_signature.hex(),
-            "qe_identity_issuer_chain": self.pki.tcb_chain_pem,
-            "qe_identity": self.qe_identity,
-            "qe_identity_signature": self.qe_identity_signature.hex(),
-        })
+        return json.dumps(
+            {
+                "pck_crl_issuer_chain": self.pki.pck_crl_issuer_chain_pem,
+                "root_ca_crl": self.pki.root_crl_der.hex(),
+                "pck_crl": self.pki.pck_crl_der.hex(),
+                "tcb_info_issuer_chain": self.pki.tcb_chain_pem,
+                "tcb_info": self.tcb_info,
+                "tcb_info_signature": self.tcb_info_signature.hex(),
+                "qe_identity_issuer_chain": self.pki.tcb_chain_pem,
+                "qe_identity": self.qe_identity,
+                "qe_identity_signature": self.qe_identity_signature.hex(),
+            }
+        )
 
     # PCCS bodies and headers --------------------------------------------------------------
     def tcb_body(self) -> bytes:
-        return ('{"tcbInfo":' + self.tcb_info + ',"signature":"'
-                + self.tcb_info_signature.hex() + '"}').encode()
+        return (
+            '{"tcbInfo":' + self.tcb_info + ',"signature":"' + self.tcb_info_signature.hex() + '"}'
+        ).encode()
 
     def qe_identity_body(self) -> bytes:
-        return ('{"enclaveIdentity":' + self.qe_identity + ',"signature":"'
-                + self.qe_identity_signature.hex() + '"}').encode()
+        return (
+            '{"enclaveIdentity":'
+            + self.qe_identity
+            + ',"signature":"'
+            + self.qe_identity_signature.hex()
+            + '"}'
+        ).encode()
 
     @staticmethod
     def chain_header(pem: str) -> str:
         return urlquote(pem, safe="")
 
 
-def build_collateral(pki: TestPki, *, tcb_status: str = "UpToDate",
-                     now: dt.datetime | None = None) -> Collateral:
+def build_collateral(
+    pki: TestPki, *, tcb_status: str = "UpToDate", now: dt.datetime | None = None
+) -> Collateral:
     if tcb_status not in TCB_STATUSES:
         raise ValueError(f"unknown TCB status {tcb_status!r}")
     now = now or dt.datetime.now(dt.UTC)
@@ -87,25 +102,49 @@ def build_collateral(pki: TestPki, *, tcb_status: str = "UpToDate",
         "tcbStatus": tcb_status,
         "advisoryIDs": _ADVISORIES[tcb_status],
     }
-    tcb_info = _compact({
-        "id": "TDX", "version": 3, "issueDate": issue, "nextUpdate": nxt,
-        "fmspc": FMSPC.hex(), "pceId": "0000", "tcbType": 0, "tcbEvaluationDataNumber": 17,
-        "tdxModule": {"mrsigner": "00" * 48, "attributes": "0000000000000000",
-                      "attributesMask": "FFFFFFFFFFFFFFFF"},
-        "tcbLevels": [level],
-    })
-    qe_identity = _compact({
-        "id": "TD_QE", "version": 2, "issueDate": issue, "nextUpdate": nxt,
-        "tcbEvaluationDataNumber": 17,
-        "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
-        "attributes": QE_ATTRIBUTES.hex().upper(),
-        "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
-        "mrsigner": QE_MRSIGNER.hex().upper(), "isvprodid": 2,
-        "tcbLevels": [{"tcb": {"isvsvn": QE_ISVSVN}, "tcbDate": "2025-01-01T00:00:00Z",
-                       "tcbStatus": "UpToDate"}],
-    })
+    tcb_info = _compact(
+        {
+            "id": "TDX",
+            "version": 3,
+            "issueDate": issue,
+            "nextUpdate": nxt,
+            "fmspc": FMSPC.hex(),
+            "pceId": "0000",
+            "tcbType": 0,
+            "tcbEvaluationDataNumber": 17,
+            "tdxModule": {
+                "mrsigner": "00" * 48,
+                "attributes": "0000000000000000",
+                "attributesMask": "FFFFFFFFFFFFFFFF",
+            },
+            "tcbLevels": [level],
+        }
+    )
+    qe_identity = _compact(
+        {
+            "id": "TD_QE",
+            "version": 2,
+            "issueDate": issue,
+            "nextUpdate": nxt,
+            "tcbEvaluationDataNumber": 17,
+            "miscselect": "00000000",
+            "miscselectMask": "FFFFFFFF",
+            "attributes": QE_ATTRIBUTES.hex().upper(),
+            "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
+            "mrsigner": QE_MRSIGNER.hex().upper(),
+            "isvprodid": 2,
+            "tcbLevels": [
+                {
+                    "tcb": {"isvsvn": QE_ISVSVN},
+                    "tcbDate": "2025-01-01T00:00:00Z",
+                    "tcbStatus": "UpToDate",
+                }
+            ],
+        }
+    )
     return Collateral(
-        tcb_info=tcb_info, tcb_info_signature=raw_signature(pki.tcb_key, tcb_info.encode()),
+        tcb_info=tcb_info,
+        tcb_info_signature=raw_signature(pki.tcb_key, tcb_info.encode()),
         qe_identity=qe_identity,
         qe_identity_signature=raw_signature(pki.tcb_key, qe_identity.encode()),
         pki=pki,

@@ -17,8 +17,9 @@ DSTACK_RUNTIME_EVENT = 0x08000001
 
 def runtime_event_digest(event: str, payload: bytes) -> bytes:
     """sha384(u32le(0x08000001) ‖ ":" ‖ event ‖ ":" ‖ payload), as dstack measures into RTMR3."""
-    return hashlib.sha384(struct.pack("<I", DSTACK_RUNTIME_EVENT) + b":" + event.encode() + b":"
-                          + payload).digest()
+    return hashlib.sha384(
+        struct.pack("<I", DSTACK_RUNTIME_EVENT) + b":" + event.encode() + b":" + payload
+    ).digest()
 
 
 def replay_rtmrs(events: list[dict[str, Any]]) -> list[bytes]:
@@ -52,17 +53,22 @@ class CvmIdentity:
 
     @classmethod
     def create(cls, seed: bytes, name: str) -> CvmIdentity:
-        compose = json.dumps({
-            "manifest_version": 2,
-            "name": name,
-            "runner": "docker-compose",
-            "docker_compose_file": "services:\n  vllm-proxy:\n    image: redpill-emulator:dev\n",
-            "kms_enabled": True,
-            "gateway_enabled": False,
-            "public_logs": True,
-            "public_sysinfo": True,
-            "note": "Redpill EMULATOR: not a real TEE",
-        }, indent=4)
+        compose = json.dumps(
+            {
+                "manifest_version": 2,
+                "name": name,
+                "runner": "docker-compose",
+                "docker_compose_file": (
+                    "services:\n  vllm-proxy:\n    image: redpill-emulator:dev\n"
+                ),
+                "kms_enabled": True,
+                "gateway_enabled": False,
+                "public_logs": True,
+                "public_sysinfo": True,
+                "note": "Redpill EMULATOR: not a real TEE",
+            },
+            indent=4,
+        )
         compose_hash = hashlib.sha256(compose.encode()).digest()
         app_id = _h(seed, name + "/app-id", 20)
         instance_id = _h(seed, name + "/instance-id", 20)
@@ -71,33 +77,57 @@ class CvmIdentity:
         for imr, count in ((0, 4), (1, 3), (2, 2)):
             for i in range(count):
                 payload = _h(seed, f"boot/{imr}/{i}", 24)
-                events.append({"imr": imr, "event_type": 0x80000001 + i,
-                               "digest": hashlib.sha384(payload).hexdigest(),
-                               "event": "", "event_payload": payload.hex()})
+                events.append(
+                    {
+                        "imr": imr,
+                        "event_type": 0x80000001 + i,
+                        "digest": hashlib.sha384(payload).hexdigest(),
+                        "event": "",
+                        "event_payload": payload.hex(),
+                    }
+                )
         runtime = [
-            ("system-preparing", b""), ("app-id", app_id), ("compose-hash", compose_hash),
-            ("instance-id", instance_id), ("boot-mr-done", b""),
-            ("mr-kms", _h(seed, "mr-kms", 32)), ("os-image-hash", os_image),
-            ("key-provider", b'{"name":"kms","id":"emulator"}'), ("storage-fs", b"zfs"),
+            ("system-preparing", b""),
+            ("app-id", app_id),
+            ("compose-hash", compose_hash),
+            ("instance-id", instance_id),
+            ("boot-mr-done", b""),
+            ("mr-kms", _h(seed, "mr-kms", 32)),
+            ("os-image-hash", os_image),
+            ("key-provider", b'{"name":"kms","id":"emulator"}'),
+            ("storage-fs", b"zfs"),
             ("system-ready", b""),
         ]
         for event, payload in runtime:
-            events.append({"imr": 3, "event_type": DSTACK_RUNTIME_EVENT,
-                           "digest": runtime_event_digest(event, payload).hex(),
-                           "event": event, "event_payload": payload.hex()})
+            events.append(
+                {
+                    "imr": 3,
+                    "event_type": DSTACK_RUNTIME_EVENT,
+                    "digest": runtime_event_digest(event, payload).hex(),
+                    "event": event,
+                    "event_payload": payload.hex(),
+                }
+            )
         r = replay_rtmrs(events)
         measurements = TdMeasurements(
             mr_td=_h(seed, "mrtd", 48),
             mr_config_id=b"\x01" + compose_hash + bytes(15),
             rtmrs=(r[0], r[1], r[2], r[3]),
         )
-        return cls(name=name, app_compose=compose, app_id=app_id.hex(),
-                   instance_id=instance_id.hex(), device_id=_h(seed, "device", 32).hex(),
-                   os_image_hash=os_image.hex(), event_log=tuple(events),
-                   measurements=measurements)
+        return cls(
+            name=name,
+            app_compose=compose,
+            app_id=app_id.hex(),
+            instance_id=instance_id.hex(),
+            device_id=_h(seed, "device", 32).hex(),
+            os_image_hash=os_image.hex(),
+            event_log=tuple(events),
+            measurements=measurements,
+        )
 
-    def info(self, *, event_log: list[dict[str, Any]] | None = None,
-             app_compose: str | None = None) -> dict[str, Any]:
+    def info(
+        self, *, event_log: list[dict[str, Any]] | None = None, app_compose: str | None = None
+    ) -> dict[str, Any]:
         """dstack ``Info`` as the proxy returns it (``event_log``/``app_compose`` overridable)."""
         m = self.measurements
         compose = self.app_compose if app_compose is None else app_compose
@@ -112,8 +142,10 @@ class CvmIdentity:
             "emulator": True,
             "tcb_info": {
                 "mrtd": m.mr_td.hex(),
-                "rtmr0": m.rtmrs[0].hex(), "rtmr1": m.rtmrs[1].hex(),
-                "rtmr2": m.rtmrs[2].hex(), "rtmr3": m.rtmrs[3].hex(),
+                "rtmr0": m.rtmrs[0].hex(),
+                "rtmr1": m.rtmrs[1].hex(),
+                "rtmr2": m.rtmrs[2].hex(),
+                "rtmr3": m.rtmrs[3].hex(),
                 "mr_config_id": m.mr_config_id.hex(),
                 "os_image_hash": self.os_image_hash,
                 "compose_hash": self.compose_hash,

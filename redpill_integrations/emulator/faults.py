@@ -22,13 +22,20 @@ import dataclasses
 import json
 from typing import Any, Literal
 
-__all__ = ["FAULTS_HEADER", "Faults", "FaultsHeaderError", "SignatureFault", "TamperMode",
-           "parse_faults_header"]
+__all__ = [
+    "FAULTS_HEADER",
+    "Faults",
+    "FaultsHeaderError",
+    "SignatureFault",
+    "TamperMode",
+    "parse_faults_header",
+]
 
 FAULTS_HEADER = "X-Emulator-Faults"
 TamperMode = Literal["alter", "inject", "drop", "reorder"]
-SignatureFault = Literal["not_ready", "wrong_node", "rate_limited", "server_error",
-                         "error_code_envelope"]
+SignatureFault = Literal[
+    "not_ready", "wrong_node", "rate_limited", "server_error", "error_code_envelope"
+]
 
 
 class FaultsHeaderError(ValueError):
@@ -75,15 +82,20 @@ class Faults:
         if other is None:
             return self
         defaults = Faults()
-        changes = {f.name: getattr(other, f.name) for f in dataclasses.fields(other)
-                   if getattr(other, f.name) != getattr(defaults, f.name)}
+        changes = {
+            f.name: getattr(other, f.name)
+            for f in dataclasses.fields(other)
+            if getattr(other, f.name) != getattr(defaults, f.name)
+        }
         return dataclasses.replace(self, **changes)
 
     def signature_fault(self, lookup_index: int) -> SignatureFault | None:
         """Which counted fault answers the ``lookup_index``-th (0-based) lookup of a chat id."""
         windows: list[tuple[SignatureFault, int]] = [
-            ("not_ready", self.signature_not_ready), ("wrong_node", self.wrong_node),
-            ("rate_limited", self.rate_limited), ("server_error", self.server_error),
+            ("not_ready", self.signature_not_ready),
+            ("wrong_node", self.wrong_node),
+            ("rate_limited", self.rate_limited),
+            ("server_error", self.server_error),
             ("error_code_envelope", self.error_code_envelope),
         ]
         edge = 0
@@ -96,8 +108,13 @@ class Faults:
     def to_header(self) -> str:
         """This fault set as an ``X-Emulator-Faults`` header value (non-default fields only)."""
         defaults = Faults()
-        return json.dumps({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                           if getattr(self, f.name) != getattr(defaults, f.name)})
+        return json.dumps(
+            {
+                f.name: getattr(self, f.name)
+                for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(defaults, f.name)
+            }
+        )
 
 
 def parse_faults_header(value: str | None) -> Faults | None:

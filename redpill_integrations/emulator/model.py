@@ -87,10 +87,14 @@ def _last_user_text(messages: Any) -> str:
 
 def _usage(messages: Any, reply: Reply) -> dict[str, int]:
     prompt = max(1, len(_dumps(messages)) // 4)
-    completion = max(1, len((reply.content or "") + (reply.tool_arguments or "")
-                            + (reply.reasoning or "")) // 4)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    completion = max(
+        1, len((reply.content or "") + (reply.tool_arguments or "") + (reply.reasoning or "")) // 4
+    )
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def new_chat_id() -> str:
@@ -98,8 +102,11 @@ def new_chat_id() -> str:
 
 
 def _tool_call(reply: Reply, call_id: str) -> dict[str, Any]:
-    return {"id": call_id, "type": "function",
-            "function": {"name": reply.tool_name, "arguments": reply.tool_arguments}}
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": reply.tool_name, "arguments": reply.tool_arguments},
+    }
 
 
 def render_json(chat_id: str, model: str, reply: Reply, messages: Any) -> bytes:
@@ -111,7 +118,10 @@ def render_json(chat_id: str, model: str, reply: Reply, messages: Any) -> bytes:
         message["tool_calls"] = [_tool_call(reply, "call_" + chat_id[-12:])]
         finish = "tool_calls"
     body = {
-        "id": chat_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "id": chat_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
         "usage": _usage(messages, reply),
     }
@@ -119,19 +129,23 @@ def render_json(chat_id: str, model: str, reply: Reply, messages: Any) -> bytes:
 
 
 def _pieces(text: str, size: int = 12) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def render_sse_events(chat_id: str, model: str, reply: Reply, messages: Any,
-                      *, include_usage: bool) -> list[bytes]:
+def render_sse_events(
+    chat_id: str, model: str, reply: Reply, messages: Any, *, include_usage: bool
+) -> list[bytes]:
     """The stream as a list of complete ``data: …\\n\\n`` events, ending with ``[DONE]``."""
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        body = {"id": chat_id, "object": "chat.completion.chunk", "created": created,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}]}
+        body = {
+            "id": chat_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
         return b"data: " + _dumps(body).encode() + b"\n\n"
 
     events = [chunk({"role": "assistant", "content": ""})]
@@ -141,15 +155,23 @@ def render_sse_events(chat_id: str, model: str, reply: Reply, messages: Any,
         call = _tool_call(reply, "call_" + chat_id[-12:])
         call["function"]["arguments"] = ""
         events.append(chunk({"tool_calls": [{"index": 0, **call}]}))
-        events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
-                   for p in _pieces(reply.tool_arguments or "")]
+        events += [
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
+            for p in _pieces(reply.tool_arguments or "")
+        ]
         events.append(chunk({}, "tool_calls"))
     else:
         events += [chunk({"content": p}) for p in _pieces(reply.content or "")]
         events.append(chunk({}, "stop"))
     if include_usage:
-        usage = {"id": chat_id, "object": "chat.completion.chunk", "created": created,
-                 "model": model, "choices": [], "usage": _usage(messages, reply)}
+        usage = {
+            "id": chat_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": _usage(messages, reply),
+        }
         events.append(b"data: " + _dumps(usage).encode() + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return events

@@ -49,8 +49,9 @@ def make_nvidia_payload(nonce_hex: str, gpu_count: int, seed: bytes) -> str:
     for i in range(gpu_count):
         ev = hashlib.sha512(seed + f"|gpu{i}|".encode() + nonce_hex.encode()).digest()
         cert = base64.b64encode(f"EMULATED GPU {i} CERTIFICATE CHAIN".encode()).decode()
-        evidence.append({"certificate": cert, "evidence": base64.b64encode(ev).decode(),
-                         "arch": "HOPPER"})
+        evidence.append(
+            {"certificate": cert, "evidence": base64.b64encode(ev).decode(), "arch": "HOPPER"}
+        )
     return json.dumps({"nonce": nonce_hex, "evidence_list": evidence, "arch": "HOPPER"})
 
 
@@ -65,11 +66,28 @@ class NrasService:
 
     def jwks(self) -> dict[str, Any]:
         pub = self._key.public_key().public_numbers()
-        return {"keys": [{"kty": "EC", "crv": "P-384", "kid": self.kid, "use": "sig",
-                          "alg": "ES384", "x": _b64url(pub.x), "y": _b64url(pub.y)}]}
+        return {
+            "keys": [
+                {
+                    "kty": "EC",
+                    "crv": "P-384",
+                    "kid": self.kid,
+                    "use": "sig",
+                    "alg": "ES384",
+                    "x": _b64url(pub.x),
+                    "y": _b64url(pub.y),
+                }
+            ]
+        }
 
-    def attest(self, body: bytes, *, wrong_nonce: bool = False, unknown_key: bool = False,
-               now: float | None = None) -> list[Any]:
+    def attest(
+        self,
+        body: bytes,
+        *,
+        wrong_nonce: bool = False,
+        unknown_key: bool = False,
+        now: float | None = None,
+    ) -> list[Any]:
         try:
             payload = json.loads(body)
         except ValueError as exc:
@@ -83,37 +101,52 @@ class NrasService:
             bytes.fromhex(nonce)
         except ValueError as exc:
             raise PayloadError("nonce must be hex") from exc
-        if (not isinstance(evidence, list) or not evidence or len(evidence) > 16
-                or not all(isinstance(e, dict) and isinstance(e.get("evidence"), str)
-                           for e in evidence)):
+        if (
+            not isinstance(evidence, list)
+            or not evidence
+            or len(evidence) > 16
+            or not all(isinstance(e, dict) and isinstance(e.get("evidence"), str) for e in evidence)
+        ):
             raise PayloadError("evidence_list must list 1-16 evidence objects")
         if wrong_nonce:
             nonce = hashlib.sha256(b"wrong" + nonce.encode()).hexdigest()
         iat = int(now if now is not None else time.time())
         key, kid = (self._rogue, "emulator-nras-rogue") if unknown_key else (self._key, self.kid)
-        common = {"iss": self.issuer, "iat": iat, "nbf": iat, "exp": iat + 3600,
-                  "eat_nonce": nonce}
+        common = {"iss": self.issuer, "iat": iat, "nbf": iat, "exp": iat + 3600, "eat_nonce": nonce}
         gpu_tokens: dict[str, str] = {}
         for i, _ev in enumerate(evidence):
-            claims = {**common, "jti": str(uuid.uuid4()), "hwmodel": "EMULATED-GH100",
-                      "ueid": str(int.from_bytes(hashlib.sha256(f"ueid{i}".encode()).digest()[:16],
-                                                 "big")),
-                      "oemid": "5703", "dbgstat": "disabled", "secboot": True,
-                      "measres": "success",
-                      "x-nvidia-gpu-arch-check": True,
-                      "x-nvidia-gpu-attestation-report-signature-verified": True,
-                      "x-nvidia-gpu-attestation-report-nonce-match": True,
-                      "x-nvidia-gpu-attestation-report-cert-chain-validated": True,
-                      "x-nvidia-gpu-driver-rim-measurements-available": True,
-                      "x-nvidia-gpu-vbios-rim-measurements-available": True,
-                      "x-nvidia-gpu-driver-version": "570.172.08",
-                      "x-nvidia-gpu-vbios-version": "96.00.CF.00.02",
-                      "x-nvidia-attestation-warning": "EMULATOR: not a real GPU"}
+            claims = {
+                **common,
+                "jti": str(uuid.uuid4()),
+                "hwmodel": "EMULATED-GH100",
+                "ueid": str(
+                    int.from_bytes(hashlib.sha256(f"ueid{i}".encode()).digest()[:16], "big")
+                ),
+                "oemid": "5703",
+                "dbgstat": "disabled",
+                "secboot": True,
+                "measres": "success",
+                "x-nvidia-gpu-arch-check": True,
+                "x-nvidia-gpu-attestation-report-signature-verified": True,
+                "x-nvidia-gpu-attestation-report-nonce-match": True,
+                "x-nvidia-gpu-attestation-report-cert-chain-validated": True,
+                "x-nvidia-gpu-driver-rim-measurements-available": True,
+                "x-nvidia-gpu-vbios-rim-measurements-available": True,
+                "x-nvidia-gpu-driver-version": "570.172.08",
+                "x-nvidia-gpu-vbios-version": "96.00.CF.00.02",
+                "x-nvidia-attestation-warning": "EMULATOR: not a real GPU",
+            }
             gpu_tokens[f"GPU-{i}"] = sign_es384(claims, key, kid)
-        platform = {**common, "sub": "NVIDIA-PLATFORM-ATTESTATION", "x-nvidia-ver": "2.0",
-                    "jti": str(uuid.uuid4()), "x-nvidia-overall-att-result": True,
-                    "submods": {name: ["DIGEST", ["SHA-256",
-                                                  hashlib.sha256(tok.encode()).hexdigest()]]
-                                for name, tok in gpu_tokens.items()}}
+        platform = {
+            **common,
+            "sub": "NVIDIA-PLATFORM-ATTESTATION",
+            "x-nvidia-ver": "2.0",
+            "jti": str(uuid.uuid4()),
+            "x-nvidia-overall-att-result": True,
+            "submods": {
+                name: ["DIGEST", ["SHA-256", hashlib.sha256(tok.encode()).hexdigest()]]
+                for name, tok in gpu_tokens.items()
+            },
+        }
         platform_token = sign_es384(platform, key, kid)
         return [["JWT", platform_token], gpu_tokens]

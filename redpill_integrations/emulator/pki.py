@@ -28,10 +28,14 @@ SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
 
 def derive_ec_key(seed: bytes, label: str, curve: ec.EllipticCurve) -> ec.EllipticCurvePrivateKey:
     """A deterministic EC key for ``label`` (seeded test keys only)."""
-    order = {"secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-             "secp384r1": int(
-                 "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
-                 "581A0DB248B0A77AECEC196ACCC52973", 16)}[curve.name]
+    order = {
+        "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+        "secp384r1": int(
+            "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+            "581A0DB248B0A77AECEC196ACCC52973",
+            16,
+        ),
+    }[curve.name]
     digest = hashlib.sha512(seed + b"|" + label.encode()).digest()
     scalar = int.from_bytes(digest, "big") % (order - 1) + 1
     return ec.derive_private_key(scalar, curve)
@@ -44,6 +48,7 @@ def raw_signature(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
 
 
 # --- a minimal DER encoder, enough for the SGX PCK extension --------------------------------
+
 
 def _der(tag: int, body: bytes) -> bytes:
     n = len(body)
@@ -91,11 +96,13 @@ def sgx_extension_value(fmspc: bytes = FMSPC) -> bytes:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Redpill Emulator (TEST PKI, NOT INTEL)"),
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "ZZ"),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Redpill Emulator (TEST PKI, NOT INTEL)"),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "ZZ"),
+        ]
+    )
 
 
 def _serial(seed: bytes, label: str) -> int:
@@ -121,8 +128,9 @@ class TestPki:
     pck_crl_der: bytes
 
     @classmethod
-    def create(cls, seed: bytes, *, now: dt.datetime | None = None,
-               revoke_pck: bool = False) -> TestPki:
+    def create(
+        cls, seed: bytes, *, now: dt.datetime | None = None, revoke_pck: bool = False
+    ) -> TestPki:
         now = now or dt.datetime.now(dt.UTC)
         start, end = now - dt.timedelta(days=2), now + dt.timedelta(days=3650)
         curve = ec.SECP256R1()
@@ -132,43 +140,86 @@ class TestPki:
         tcb_key = derive_ec_key(seed, "tcb", curve)
         root_name = _name("Redpill Emulator SGX Root CA")
 
-        def build(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey,
-                  signer: ec.EllipticCurvePrivateKey, label: str, ca: bool,
-                  extra: x509.UnrecognizedExtension | None = None) -> x509.Certificate:
-            b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                 .public_key(key.public_key()).serial_number(_serial(seed, label))
-                 .not_valid_before(start).not_valid_after(end)
-                 .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        def build(
+            subject: x509.Name,
+            issuer: x509.Name,
+            key: ec.EllipticCurvePrivateKey,
+            signer: ec.EllipticCurvePrivateKey,
+            label: str,
+            ca: bool,
+            extra: x509.UnrecognizedExtension | None = None,
+        ) -> x509.Certificate:
+            b = (
+                x509.CertificateBuilder()
+                .subject_name(subject)
+                .issuer_name(issuer)
+                .public_key(key.public_key())
+                .serial_number(_serial(seed, label))
+                .not_valid_before(start)
+                .not_valid_after(end)
+                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            )
             if extra is not None:
                 b = b.add_extension(extra, critical=False)
             return b.sign(signer, hashes.SHA256())
 
         root = build(root_name, root_name, root_key, root_key, "root", True)
-        pck_ca = build(_name("Redpill Emulator SGX PCK Processor CA"), root.subject, pck_ca_key,
-                       root_key, "pck-ca", True)
-        ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(SGX_EXTENSION_OID),
-                                         sgx_extension_value())
-        pck = build(_name("Redpill Emulator SGX PCK Certificate"), pck_ca.subject, pck_key,
-                    pck_ca_key, "pck", False, ext)
-        tcb = build(_name("Redpill Emulator SGX TCB Signing"), root.subject, tcb_key, root_key,
-                    "tcb", False)
+        pck_ca = build(
+            _name("Redpill Emulator SGX PCK Processor CA"),
+            root.subject,
+            pck_ca_key,
+            root_key,
+            "pck-ca",
+            True,
+        )
+        ext = x509.UnrecognizedExtension(
+            x509.ObjectIdentifier(SGX_EXTENSION_OID), sgx_extension_value()
+        )
+        pck = build(
+            _name("Redpill Emulator SGX PCK Certificate"),
+            pck_ca.subject,
+            pck_key,
+            pck_ca_key,
+            "pck",
+            False,
+            ext,
+        )
+        tcb = build(
+            _name("Redpill Emulator SGX TCB Signing"), root.subject, tcb_key, root_key, "tcb", False
+        )
 
-        def crl(issuer: x509.Certificate, key: ec.EllipticCurvePrivateKey,
-                revoked: list[int]) -> bytes:
-            b = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
-                 .last_update(start).next_update(end)
-                 .add_extension(x509.CRLNumber(1), critical=False)
-                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                     key.public_key()), critical=False))
+        def crl(
+            issuer: x509.Certificate, key: ec.EllipticCurvePrivateKey, revoked: list[int]
+        ) -> bytes:
+            b = (
+                x509.CertificateRevocationListBuilder()
+                .issuer_name(issuer.subject)
+                .last_update(start)
+                .next_update(end)
+                .add_extension(x509.CRLNumber(1), critical=False)
+                .add_extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+                    critical=False,
+                )
+            )
             for serial in revoked:
                 b = b.add_revoked_certificate(
-                    x509.RevokedCertificateBuilder().serial_number(serial)
-                    .revocation_date(start).build())
+                    x509.RevokedCertificateBuilder()
+                    .serial_number(serial)
+                    .revocation_date(start)
+                    .build()
+                )
             return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
         return cls(
-            root_key=root_key, root_cert=root, pck_ca_key=pck_ca_key, pck_ca_cert=pck_ca,
-            pck_key=pck_key, pck_cert=pck, tcb_key=tcb_key, tcb_cert=tcb,
+            root_key=root_key,
+            root_cert=root,
+            pck_ca_key=pck_ca_key,
+            pck_ca_cert=pck_ca,
+            pck_key=pck_key,
+            pck_cert=pck,
+            tcb_key=tcb_key,
+            tcb_cert=tcb,
             root_crl_der=crl(root, root_key, []),
             pck_crl_der=crl(pck_ca, pck_ca_key, [pck.serial_number] if revoke_pck else []),
         )

@@ -38,7 +38,8 @@ class _QuoteSigner:
     def __init__(self, pki: TestPki, seed: bytes) -> None:
         self.att_key = derive_ec_key(seed, "attestation-key", ec.SECP256R1())
         pub = self.att_key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)[1:]
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )[1:]
         self.att_pub = pub
         qe_auth = hashlib.sha256(seed + b"|qe-auth").digest()
         report = bytearray(384)
@@ -52,8 +53,13 @@ class _QuoteSigner:
         qe_report = bytes(report)
         chain = pki.pck_chain_pem.encode()
         inner = struct.pack("<HI", 5, len(chain)) + chain
-        body = (qe_report + raw_signature(pki.pck_key, qe_report)
-                + struct.pack("<H", len(qe_auth)) + qe_auth + inner)
+        body = (
+            qe_report
+            + raw_signature(pki.pck_key, qe_report)
+            + struct.pack("<H", len(qe_auth))
+            + qe_auth
+            + inner
+        )
         self.cert_data = struct.pack("<HI", 6, len(body)) + body
 
 
@@ -63,13 +69,15 @@ class QuoteFactory:
     def __init__(self, pki: TestPki, seed: bytes) -> None:
         self._signer = _QuoteSigner(pki, seed)
 
-    def build(self, measurements: TdMeasurements, report_data: bytes, *,
-              debug: bool = False) -> bytes:
+    def build(
+        self, measurements: TdMeasurements, report_data: bytes, *, debug: bool = False
+    ) -> bytes:
         return build_quote(self._signer, measurements, report_data, debug=debug)
 
 
-def build_quote(signer: _QuoteSigner, measurements: TdMeasurements, report_data: bytes,
-                *, debug: bool = False) -> bytes:
+def build_quote(
+    signer: _QuoteSigner, measurements: TdMeasurements, report_data: bytes, *, debug: bool = False
+) -> bytes:
     """A TDX v4 quote over ``report_data`` (64 bytes)."""
     if len(report_data) != 64:
         raise ValueError("report_data must be 64 bytes")
@@ -83,9 +91,8 @@ def build_quote(signer: _QuoteSigner, measurements: TdMeasurements, report_data:
     body[136:184] = measurements.mr_td
     body[184:232] = measurements.mr_config_id
     for i, rtmr in enumerate(measurements.rtmrs):
-        body[328 + 48 * i:376 + 48 * i] = rtmr
+        body[328 + 48 * i : 376 + 48 * i] = rtmr
     body[520:584] = report_data
     signed = header + bytes(body)
     auth = raw_signature(signer.att_key, signed) + signer.att_pub + signer.cert_data
     return signed + struct.pack("<I", len(auth)) + auth
-

@@ -29,17 +29,27 @@ def _report_data(state: EmulatorState, keys: SigningKeys, algo: str, nonce: byte
     return first + nonce
 
 
-def _node_attestation(state: EmulatorState, node: CvmIdentity, keys: SigningKeys, algo: str,
-                      nonce_hex: str, faults: Faults, *, model: str | None,
-                      gpu: bool) -> dict[str, Any]:
+def _node_attestation(
+    state: EmulatorState,
+    node: CvmIdentity,
+    keys: SigningKeys,
+    algo: str,
+    nonce_hex: str,
+    faults: Faults,
+    *,
+    model: str | None,
+    gpu: bool,
+) -> dict[str, Any]:
     nonce = bytes.fromhex(nonce_hex)
-    quote = state.quotes.build(node.measurements, _report_data(state, keys, algo, nonce),
-                               debug=state.config.debug_td)
+    quote = state.quotes.build(
+        node.measurements, _report_data(state, keys, algo, nonce), debug=state.config.debug_td
+    )
     events = [dict(e) for e in node.event_log]
     if faults.rtmr_mismatch:
         # a digest that no longer replays to the quote's RTMR3
-        events[-1]["digest"] = hashlib.sha384(b"tampered " + events[-1]["digest"].encode()
-                                              ).hexdigest()
+        events[-1]["digest"] = hashlib.sha384(
+            b"tampered " + events[-1]["digest"].encode()
+        ).hexdigest()
     app_compose = None
     if faults.compose_mismatch:
         app_compose = node.app_compose.replace("redpill-emulator:dev", "redpill-emulator:other")
@@ -65,8 +75,9 @@ def _node_attestation(state: EmulatorState, node: CvmIdentity, keys: SigningKeys
     return out
 
 
-def build_report(state: EmulatorState, *, model: str, nonce_hex: str, algo: str,
-                 faults: Faults) -> dict[str, Any]:
+def build_report(
+    state: EmulatorState, *, model: str, nonce_hex: str, algo: str, faults: Faults
+) -> dict[str, Any]:
     """The report for one request; each call makes a fresh quote over that request's nonce."""
     nonce_used = STALE_NONCE if faults.ignore_nonce else nonce_hex
     state.nonce_models[nonce_used] = model
@@ -74,18 +85,29 @@ def build_report(state: EmulatorState, *, model: str, nonce_hex: str, algo: str,
         return {
             "attestation_type": "chutes",
             "nonce": STALE_NONCE[:60],
-            "all_attestations": [{
-                "instance_id": "emulator-chutes-0",
-                "nonce": STALE_NONCE[:60],
-                "quote": base64.b64encode(b"emulated chutes quote").decode(),
-                "gpu_evidence": [],
-            }],
+            "all_attestations": [
+                {
+                    "instance_id": "emulator-chutes-0",
+                    "nonce": STALE_NONCE[:60],
+                    "quote": base64.b64encode(b"emulated chutes quote").decode(),
+                    "gpu_evidence": [],
+                }
+            ],
         }
-    node = _node_attestation(state, state.node, state.keys, algo, nonce_used, faults,
-                             model=model, gpu=True)
+    node = _node_attestation(
+        state, state.node, state.keys, algo, nonce_used, faults, model=model, gpu=True
+    )
     if state.config.report_shape == "two-layer":
-        gateway = _node_attestation(state, state.gateway, state.gateway_keys, algo, nonce_used,
-                                    faults, model=None, gpu=False)
+        gateway = _node_attestation(
+            state,
+            state.gateway,
+            state.gateway_keys,
+            algo,
+            nonce_used,
+            faults,
+            model=None,
+            gpu=False,
+        )
         return {"gateway_attestation": gateway, "model_attestations": [node]}
     node_copy = {k: v for k, v in node.items()}
     node["all_attestations"] = [node_copy]

@@ -9,8 +9,13 @@ from collections.abc import Callable, Sequence
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["EMULATOR_HEADER", "EventStreamResponse", "InjectedReset", "ResetResponse",
-           "install_reset_log_filter"]
+__all__ = [
+    "EMULATOR_HEADER",
+    "EventStreamResponse",
+    "InjectedReset",
+    "ResetResponse",
+    "install_reset_log_filter",
+]
 
 EMULATOR_HEADER = (b"x-redpill-emulator", b"1")
 
@@ -51,11 +56,16 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: Sequence[bytes], *, on_complete: Callable[[], None] | None = None,
-                 reset_after: int | None = None, headers: dict[str, str] | None = None,
-                 interval: float = 0.0) -> None:
-        super().__init__(content=None, status_code=200, headers=headers,
-                         media_type=self.media_type)
+    def __init__(
+        self,
+        events: Sequence[bytes],
+        *,
+        on_complete: Callable[[], None] | None = None,
+        reset_after: int | None = None,
+        headers: dict[str, str] | None = None,
+        interval: float = 0.0,
+    ) -> None:
+        super().__init__(content=None, status_code=200, headers=headers, media_type=self.media_type)
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._events = events
         self._on_complete = on_complete
@@ -63,8 +73,9 @@ class EventStreamResponse(Response):
         self._interval = interval
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code,
-                    "headers": self.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
         last = len(self._events) - 1
         for i, event in enumerate(self._events):
             if self._reset_after is not None and i >= self._reset_after:
@@ -85,6 +96,11 @@ class ResetResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 3],
-                    "more_body": True})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": self.body[: len(self.body) // 3],
+                "more_body": True,
+            }
+        )
         raise InjectedReset("attestation_reset")

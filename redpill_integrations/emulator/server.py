@@ -74,11 +74,19 @@ class Emulator:
         port: int = 0,
     ) -> None:
         config = EmulatorConfig(
-            signing_algo=signing_algo, report_shape=report_shape,
-            signed_text_parts=signed_text_parts, tls_bound=tls_bound, tcb_status=tcb_status,
-            debug_td=debug_td, signature_ttl=signature_ttl, signature_delay=signature_delay,
-            gpu_count=gpu_count, seed=seed, gzip=gzip,
-            stream_interval=stream_interval)
+            signing_algo=signing_algo,
+            report_shape=report_shape,
+            signed_text_parts=signed_text_parts,
+            tls_bound=tls_bound,
+            tcb_status=tcb_status,
+            debug_td=debug_td,
+            signature_ttl=signature_ttl,
+            signature_delay=signature_delay,
+            gpu_count=gpu_count,
+            seed=seed,
+            gzip=gzip,
+            stream_interval=stream_interval,
+        )
         self._sock = _bind(host, port)
         self.port: int = self._sock.getsockname()[1]
         self.origin = f"http://{host}:{self.port}"
@@ -131,9 +139,14 @@ class Emulator:
 
     @property
     def trust(self) -> TrustAnchors:
-        return TrustAnchors(kind="redpill-emulator", intel_root_ca_der=self.root_ca_der,
-                           pccs_url=self.pccs_url, nras_url=self.nras_url,
-                           nras_jwks_url=self.nras_jwks_url, base_url=self.base_url)
+        return TrustAnchors(
+            kind="redpill-emulator",
+            intel_root_ca_der=self.root_ca_der,
+            pccs_url=self.pccs_url,
+            nras_url=self.nras_url,
+            nras_jwks_url=self.nras_jwks_url,
+            base_url=self.base_url,
+        )
 
     def trust_dict(self) -> dict[str, Any]:
         """The SPEC §5 trust file content."""
@@ -182,25 +195,32 @@ class Emulator:
         if self._thread is not None:
             return self
         install_reset_log_filter()
-        config = uvicorn.Config(create_app(self._state), log_level="warning", access_log=False,
-                                lifespan="off", http="h11", loop="asyncio",
-                                timeout_keep_alive=30, backlog=2048)
+        config = uvicorn.Config(
+            create_app(self._state),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            loop="asyncio",
+            timeout_keep_alive=30,
+            backlog=2048,
+        )
         self._server = uvicorn.Server(config)
         server, sock = self._server, self._sock
 
         def run() -> None:
             asyncio.run(server.serve(sockets=[sock]))
 
-        self._thread = threading.Thread(target=run, name=f"redpill-emulator-{self.port}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=run, name=f"redpill-emulator-{self.port}", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the emulator failed to start")
             time.sleep(0.005)
-        logger.warning("Redpill EMULATOR listening on %s (test PKI: NOT a real TEE)",
-                       self.base_url)
+        logger.warning("Redpill EMULATOR listening on %s (test PKI: NOT a real TEE)", self.base_url)
         return self
 
     def stop(self) -> None:
@@ -214,8 +234,14 @@ class Emulator:
     def serve_forever(self) -> None:
         """Run in the foreground until interrupted (the CLI)."""
         install_reset_log_filter()
-        config = uvicorn.Config(create_app(self._state), log_level="info", lifespan="off",
-                                http="h11", loop="asyncio", backlog=2048)
+        config = uvicorn.Config(
+            create_app(self._state),
+            log_level="info",
+            lifespan="off",
+            http="h11",
+            loop="asyncio",
+            backlog=2048,
+        )
         server = uvicorn.Server(config)
         try:
             asyncio.run(server.serve(sockets=[self._sock]))
@@ -225,15 +251,23 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     async def __aenter__(self) -> Emulator:
         return await asyncio.to_thread(self.start)
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await asyncio.to_thread(self.stop)
 
     def __repr__(self) -> str:

@@ -31,8 +31,7 @@ def _keccak(data: bytes) -> bytes:
 def _checksum(address_hex: str) -> str:
     """EIP-55 mixed-case address."""
     h = _keccak(address_hex.encode()).hex()
-    return "0x" + "".join(c.upper() if int(h[i], 16) >= 8 else c
-                          for i, c in enumerate(address_hex))
+    return "0x" + "".join(c.upper() if int(h[i], 16) >= 8 else c for i, c in enumerate(address_hex))
 
 
 class SigningKeys:
@@ -44,9 +43,11 @@ class SigningKeys:
         pub = self._k1.public_key.format(compressed=False)[1:]
         self._address = _checksum(_keccak(pub)[-20:].hex())
         self._ed = Ed25519PrivateKey.from_private_bytes(
-            hashlib.sha256(seed + b"|ed|" + label.encode()).digest())
+            hashlib.sha256(seed + b"|ed|" + label.encode()).digest()
+        )
         self.ed25519_public = self._ed.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
 
     def address(self, algo: str) -> str:
         """ecdsa: checksummed 0x address; ed25519: public key hex (SPEC §2.2)."""
@@ -92,8 +93,9 @@ class ChatRecord:
 class SignatureStore:
     """chat id → :class:`ChatRecord`, with expiry; thread-safe, bounded."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = 100_000) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, max_entries: int = 100_000
+    ) -> None:
         self._clock = clock
         self._records: dict[str, ChatRecord] = {}
         self._lock = threading.Lock()

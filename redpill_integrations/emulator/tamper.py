@@ -18,7 +18,7 @@ def tamper_json(body: bytes, mode: str | None) -> bytes:
 
 
 def _altered(event: bytes) -> bytes:
-    data = json.loads(event[len(b"data: "):])
+    data = json.loads(event[len(b"data: ") :])
     choices = data.get("choices") or [{}]
     delta = choices[0].setdefault("delta", {})
     delta["content"] = (delta.get("content") or "") + " [altered]"

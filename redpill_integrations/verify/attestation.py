@@ -153,8 +153,14 @@ def _verify(
     if report.gateway is not None:
         _check_gateway(report.gateway, nonce, evidence, policy, trust, now, log)
 
-    expiries = [t for t in (facts.quote.valid_until if facts.quote else None,
-                            gpu.valid_until if gpu else None) if t is not None]
+    expiries = [
+        t
+        for t in (
+            facts.quote.valid_until if facts.quote else None,
+            gpu.valid_until if gpu else None,
+        )
+        if t is not None
+    ]
     valid_until = min(expiries) if expiries else None
     td, qv, ident = facts.td, facts.quote, facts.identity
     summary = AttestationSummary(
@@ -188,8 +194,11 @@ def _pick_node(report: AttestationReport, signer: str | None, log: _Log) -> Node
         return report.nodes[0] if len(report.nodes) == 1 else None
     node = report.node_for(signer)
     if node is None:
-        log.fail("signer_attested", Reason.SIGNER_NOT_ATTESTED,
-                 "no node of the report has the signer's key")
+        log.fail(
+            "signer_attested",
+            Reason.SIGNER_NOT_ATTESTED,
+            "no node of the report has the signer's key",
+        )
     else:
         log.ok("signer_attested")
     return node
@@ -229,8 +238,11 @@ def _verify_node(
     if facts.td.report_data == expected_report_data(node, bytes.fromhex(nonce)):
         log.ok("report_data")
     else:
-        log.fail("report_data", Reason.REPORT_DATA_MISMATCH,
-                 "quote report_data does not bind the signing key and our nonce")
+        log.fail(
+            "report_data",
+            Reason.REPORT_DATA_MISMATCH,
+            "quote report_data does not bind the signing key and our nonce",
+        )
 
     collateral = evidence.collateral.get(fmspc)
     if collateral is None:
@@ -238,8 +250,9 @@ def _verify_node(
         log.skip("quote", why or Reason.DEPENDENCY_UNAVAILABLE, f"no collateral for FMSPC {fmspc}")
         log.skip("tcb")
     else:
-        facts.quote = verify_quote(node.intel_quote, collateral,
-                                   root_ca_der=trust.intel_root_ca_der, now=now)
+        facts.quote = verify_quote(
+            node.intel_quote, collateral, root_ca_der=trust.intel_root_ca_der, now=now
+        )
         _judge_quote(facts.quote, policy, log)
 
     problem, identity = check_event_log(node.event_log, facts.td.rtmrs)
@@ -269,18 +282,29 @@ def _judge_quote(qv: QuoteVerification, policy: VerificationPolicy, log: _Log) -
         if qv.status in policy.accepted_tcb_statuses:
             log.ok("tcb")
         else:
-            log.fail("tcb", Reason.TCB_STATUS_REJECTED,
-                     f"TCB status {qv.status} is not accepted by the policy")
+            log.fail(
+                "tcb",
+                Reason.TCB_STATUS_REJECTED,
+                f"TCB status {qv.status} is not accepted by the policy",
+            )
 
 
 def _check_measurements(facts: _NodeFacts, policy: VerificationPolicy, log: _Log) -> None:
     td, ident = facts.td, facts.identity
     wanted = [
-        ("compose hash", policy.allowed_compose_hashes, ident.compose_hash if ident else None,
-         ident is not None),
+        (
+            "compose hash",
+            policy.allowed_compose_hashes,
+            ident.compose_hash if ident else None,
+            ident is not None,
+        ),
         ("app id", policy.allowed_app_ids, ident.app_id if ident else None, ident is not None),
-        ("os image hash", policy.allowed_os_image_hashes,
-         ident.os_image_hash if ident else None, ident is not None),
+        (
+            "os image hash",
+            policy.allowed_os_image_hashes,
+            ident.os_image_hash if ident else None,
+            ident is not None,
+        ),
         ("MRTD", policy.allowed_mrtds, td.mrtd.hex() if td else None, td is not None),
     ]
     for i, allowed in enumerate((policy.allowed_rtmr0, policy.allowed_rtmr1, policy.allowed_rtmr2)):
@@ -292,8 +316,11 @@ def _check_measurements(facts: _NodeFacts, policy: VerificationPolicy, log: _Log
             log.skip("measurements", detail=f"{label} unknown: an earlier check did not pass")
             return
         if value is None or value not in allowed:
-            log.fail("measurements", Reason.MEASUREMENT_NOT_ALLOWED,
-                     f"{label} {value} is not in the policy's allowlist")
+            log.fail(
+                "measurements",
+                Reason.MEASUREMENT_NOT_ALLOWED,
+                f"{label} {value} is not in the policy's allowlist",
+            )
             return
     log.ok("measurements")
 
@@ -334,8 +361,14 @@ def _check_gpu(
                 log.skip("gpu", why, f"{key} could not be fetched")
             return None
     assert evidence.nras_response is not None and evidence.nras_jwks is not None
-    result = verify_nras(evidence.nras_response, evidence.nras_jwks, nonce=nonce,
-                         issuer=trust.nras_issuer, now=now, expected_gpus=count)
+    result = verify_nras(
+        evidence.nras_response,
+        evidence.nras_jwks,
+        nonce=nonce,
+        issuer=trust.nras_issuer,
+        now=now,
+        expected_gpus=count,
+    )
     if result.reason is None:
         log.ok("gpu")
     else:

@@ -102,8 +102,9 @@ def as_str(value: Any, *, what: str, max_len: int) -> str:
     return value
 
 
-def norm_hex(value: Any, *, what: str, nbytes: int | tuple[int, ...] | None = None,
-             max_len: int = 1 << 20) -> str:
+def norm_hex(
+    value: Any, *, what: str, nbytes: int | tuple[int, ...] | None = None, max_len: int = 1 << 20
+) -> str:
     """Validate a hex string (optional ``0x``) and return it lower-case without the prefix."""
     text = as_str(value, what=what, max_len=max_len + 2)
     if text[:2] in ("0x", "0X"):
@@ -117,8 +118,9 @@ def norm_hex(value: Any, *, what: str, nbytes: int | tuple[int, ...] | None = No
     return text.lower()
 
 
-def decode_hex(value: Any, *, what: str, nbytes: int | tuple[int, ...] | None = None,
-               max_len: int = 1 << 20) -> bytes:
+def decode_hex(
+    value: Any, *, what: str, nbytes: int | tuple[int, ...] | None = None, max_len: int = 1 << 20
+) -> bytes:
     return bytes.fromhex(norm_hex(value, what=what, nbytes=nbytes, max_len=max_len))
 
 

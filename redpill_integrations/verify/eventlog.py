@@ -70,8 +70,10 @@ def check_event_log(
         if event["imr"] == 3 and event["event_type"] == DSTACK_RUNTIME_EVENT:
             digest = runtime_event_digest(event["event"], bytes.fromhex(event["event_payload"]))
             if digest.hex() != event["digest"]:
-                return f"runtime event {i} ({event['event'][:40]!r}) digest does not recompute", \
-                    identity
+                return (
+                    f"runtime event {i} ({event['event'][:40]!r}) digest does not recompute",
+                    identity,
+                )
     replayed = replay_rtmrs(events)
     for imr in range(4):
         if replayed[imr] != rtmrs[imr]:

@@ -120,10 +120,12 @@ def verify_jwt(
     if len(parts) != 3:
         raise _Rejected(bad, "token is not a compact JWS")
     try:
-        header = as_dict(loads_strict(_b64url(parts[0], "JWT header"), what="JWT header"),
-                         what="JWT header")
-        claims = as_dict(loads_strict(_b64url(parts[1], "JWT payload"), what="JWT payload"),
-                         what="JWT payload")
+        header = as_dict(
+            loads_strict(_b64url(parts[0], "JWT header"), what="JWT header"), what="JWT header"
+        )
+        claims = as_dict(
+            loads_strict(_b64url(parts[1], "JWT payload"), what="JWT payload"), what="JWT payload"
+        )
     except EvidenceError as exc:
         raise _Rejected(bad, f"token does not decode: {exc}") from exc
     if header.get("alg") != "ES384":
@@ -168,10 +170,18 @@ def _instant(seconds: float) -> datetime | None:
 
 
 def _gpu_summary(claims: dict[str, Any]) -> dict[str, Any]:
-    keys = ("hwmodel", "measres", "dbgstat", "x-nvidia-gpu-driver-version",
-            "x-nvidia-gpu-vbios-version")
-    return {k.removeprefix("x-nvidia-gpu-"): claims.get(k) for k in keys
-            if isinstance(claims.get(k), str | bool | int)}
+    keys = (
+        "hwmodel",
+        "measres",
+        "dbgstat",
+        "x-nvidia-gpu-driver-version",
+        "x-nvidia-gpu-vbios-version",
+    )
+    return {
+        k.removeprefix("x-nvidia-gpu-"): claims.get(k)
+        for k in keys
+        if isinstance(claims.get(k), str | bool | int)
+    }
 
 
 def verify_nras(
@@ -185,8 +195,14 @@ def verify_nras(
 ) -> GpuVerification:
     """Verify NRAS's answer for ``nonce``. Never raises for bad evidence."""
     try:
-        return _verify_nras(response, jwks, nonce=nonce, issuer=issuer, now=epoch_seconds(now),
-                            expected_gpus=expected_gpus)
+        return _verify_nras(
+            response,
+            jwks,
+            nonce=nonce,
+            issuer=issuer,
+            now=epoch_seconds(now),
+            expected_gpus=expected_gpus,
+        )
     except _Rejected as exc:
         return GpuVerification(reason=exc.reason, detail=exc.detail)
     except EvidenceError as exc:
@@ -201,9 +217,15 @@ def _verify_nras(
     bad = Reason.GPU_TOKEN_INVALID
     keys = _jwks_keys(bytes(jwks))
     answer = loads_strict(response, what="NRAS response", max_bytes=MAX_NRAS_BYTES)
-    if not (isinstance(answer, list) and len(answer) == 2 and isinstance(answer[0], list)
-            and len(answer[0]) == 2 and answer[0][0] == "JWT" and isinstance(answer[1], dict)):
-        raise _Rejected(bad, "NRAS response is not [[\"JWT\", token], {gpu: token}]")
+    if not (
+        isinstance(answer, list)
+        and len(answer) == 2
+        and isinstance(answer[0], list)
+        and len(answer[0]) == 2
+        and answer[0][0] == "JWT"
+        and isinstance(answer[1], dict)
+    ):
+        raise _Rejected(bad, 'NRAS response is not [["JWT", token], {gpu: token}]')
     platform = verify_jwt(answer[0][1], keys, issuer=issuer, now=now)
     if platform.get("eat_nonce") != nonce:
         raise _Rejected(Reason.GPU_NONCE_MISMATCH, "NRAS eat_nonce is not our nonce")
@@ -219,10 +241,15 @@ def _verify_nras(
         token = gpu_tokens[name]
         claims = verify_jwt(token, keys, issuer=issuer, now=now)
         digest = submods[name]
-        if not (isinstance(digest, list) and len(digest) == 2 and digest[0] == "DIGEST"
-                and isinstance(digest[1], list) and len(digest[1]) == 2
-                and str(digest[1][0]).upper().replace("-", "") == "SHA256"
-                and digest[1][1] == hashlib.sha256(token.encode()).hexdigest()):
+        if not (
+            isinstance(digest, list)
+            and len(digest) == 2
+            and digest[0] == "DIGEST"
+            and isinstance(digest[1], list)
+            and len(digest[1]) == 2
+            and str(digest[1][0]).upper().replace("-", "") == "SHA256"
+            and digest[1][1] == hashlib.sha256(token.encode()).hexdigest()
+        ):
             raise _Rejected(bad, f"{name[:16]} token digest differs from the platform submod")
         if "eat_nonce" in claims and claims["eat_nonce"] != nonce:
             raise _Rejected(Reason.GPU_NONCE_MISMATCH, f"{name[:16]} eat_nonce is not our nonce")
@@ -235,8 +262,10 @@ def _verify_nras(
         expiries.append(float(claims["exp"]))
         per_gpu[name] = _gpu_summary(claims)
     if expected_gpus is not None and expected_gpus != len(gpu_tokens):
-        raise _Rejected(Reason.GPU_CLAIMS_REJECTED,
-                        f"{len(gpu_tokens)} GPU tokens for {expected_gpus} GPUs of evidence")
+        raise _Rejected(
+            Reason.GPU_CLAIMS_REJECTED,
+            f"{len(gpu_tokens)} GPU tokens for {expected_gpus} GPUs of evidence",
+        )
     return GpuVerification(
         reason=None,
         gpu_count=len(gpu_tokens),

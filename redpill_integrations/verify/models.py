@@ -55,8 +55,13 @@ class SignatureRecord:
             raise MalformedEvidence("signature body has wrongly typed 'signing_algo'/'address'")
         if len(text) > 4096 or len(signature) > 1024:
             raise MalformedEvidence("signature body fields are implausibly long")
-        return cls(text=text, signature=signature, signing_algo=algo.lower(),
-                   signing_address=address, raw=bytes(body))
+        return cls(
+            text=text,
+            signature=signature,
+            signing_algo=algo.lower(),
+            signing_address=address,
+            raw=bytes(body),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"raw_b64": base64.b64encode(self.raw).decode()}

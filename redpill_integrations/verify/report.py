@@ -87,8 +87,10 @@ def parse_report(body: bytes) -> AttestationReport:
         label = kind[:32] if isinstance(kind, str) else type(kind).__name__
         raise UnsupportedProtocol(f"attestation reports of type {label!r} are not supported")
     if "gateway_attestation" in data or "model_attestations" in data:
-        gateway = _parse_node(as_dict(data.get("gateway_attestation"), what="gateway_attestation"),
-                              what="gateway_attestation")
+        gateway = _parse_node(
+            as_dict(data.get("gateway_attestation"), what="gateway_attestation"),
+            what="gateway_attestation",
+        )
         models = data.get("model_attestations")
         if not isinstance(models, list) or not models:
             raise MalformedEvidence("model_attestations is not a non-empty list")
@@ -100,8 +102,9 @@ def parse_report(body: bytes) -> AttestationReport:
         if extra is not None:
             if not isinstance(extra, list):
                 raise MalformedEvidence("all_attestations is not a list")
-            nodes += tuple(n for n in _parse_nodes(extra, what="all_attestations")
-                           if n not in nodes)
+            nodes += tuple(
+                n for n in _parse_nodes(extra, what="all_attestations") if n not in nodes
+            )
         return AttestationReport(shape="flat", nodes=nodes)
     raise UnsupportedProtocol("unknown attestation report shape")
 
@@ -109,8 +112,10 @@ def parse_report(body: bytes) -> AttestationReport:
 def _parse_nodes(items: list[Any], *, what: str) -> tuple[NodeAttestation, ...]:
     if len(items) > MAX_NODES:
         raise MalformedEvidence(f"{what} lists more than {MAX_NODES} nodes")
-    return tuple(_parse_node(as_dict(item, what=f"{what}[{i}]"), what=f"{what}[{i}]")
-                 for i, item in enumerate(items))
+    return tuple(
+        _parse_node(as_dict(item, what=f"{what}[{i}]"), what=f"{what}[{i}]")
+        for i, item in enumerate(items)
+    )
 
 
 def _parse_node(data: dict[str, Any], *, what: str) -> NodeAttestation:
@@ -120,8 +125,9 @@ def _parse_node(data: dict[str, Any], *, what: str) -> NodeAttestation:
     if not isinstance(algo, str) or algo.lower() != inferred:
         raise MalformedEvidence(f"{what}.signing_algo does not match its signing_address length")
     nonce = data.get("request_nonce")
-    quote = decode_hex_or_base64(data.get("intel_quote"), what=f"{what}.intel_quote",
-                                 max_len=2 * MAX_QUOTE_BYTES)
+    quote = decode_hex_or_base64(
+        data.get("intel_quote"), what=f"{what}.intel_quote", max_len=2 * MAX_QUOTE_BYTES
+    )
     if len(quote) < 636:
         raise MalformedEvidence(f"{what}.intel_quote is too short to be a TDX quote")
     info = _parse_info(data.get("info"), what=f"{what}.info")
@@ -133,16 +139,19 @@ def _parse_node(data: dict[str, Any], *, what: str) -> NodeAttestation:
     return NodeAttestation(
         signing_address=address,
         signing_algo=inferred,
-        request_nonce=None if nonce is None else norm_hex(nonce, what=f"{what}.request_nonce",
-                                                          nbytes=32),
+        request_nonce=None
+        if nonce is None
+        else norm_hex(nonce, what=f"{what}.request_nonce", nbytes=32),
         intel_quote=quote,
         nvidia_payload=_parse_nvidia_payload(data.get("nvidia_payload"), what=what),
         event_log=_parse_event_log(raw_log, what=f"{what}.event_log"),
         info=info,
-        tls_cert_fingerprint=None if tls is None else norm_hex(
-            tls, what=f"{what}.tls_cert_fingerprint", nbytes=32),
-        model_name=None if model is None else as_str(model, what=f"{what}.model_name",
-                                                     max_len=1024),
+        tls_cert_fingerprint=None
+        if tls is None
+        else norm_hex(tls, what=f"{what}.tls_cert_fingerprint", nbytes=32),
+        model_name=None
+        if model is None
+        else as_str(model, what=f"{what}.model_name", max_len=1024),
     )
 
 
@@ -198,6 +207,9 @@ def _parse_event(value: Any, *, what: str) -> dict[str, Any]:
         "event_type": etype,
         "digest": norm_hex(event.get("digest"), what=f"{what}.digest", nbytes=48),
         "event": as_str(name, what=f"{what}.event", max_len=1024),
-        "event_payload": norm_hex(event.get("event_payload", ""), what=f"{what}.event_payload",
-                                  max_len=MAX_EVENT_PAYLOAD_HEX),
+        "event_payload": norm_hex(
+            event.get("event_payload", ""),
+            what=f"{what}.event_payload",
+            max_len=MAX_EVENT_PAYLOAD_HEX,
+        ),
     }

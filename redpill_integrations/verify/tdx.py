@@ -83,8 +83,12 @@ def parse_td_quote(quote: bytes) -> TdFields:
     return TdFields(
         mrtd=bytes(report.mr_td),
         mr_config_id=bytes(report.mr_config_id),
-        rtmrs=(bytes(report.rt_mr0), bytes(report.rt_mr1), bytes(report.rt_mr2),
-               bytes(report.rt_mr3)),
+        rtmrs=(
+            bytes(report.rt_mr0),
+            bytes(report.rt_mr1),
+            bytes(report.rt_mr2),
+            bytes(report.rt_mr3),
+        ),
         report_data=bytes(report.report_data),
         td_attributes=bytes(report.td_attributes),
     )
@@ -134,8 +138,9 @@ def verify_quote(
     try:
         collateral = dcap_qvl.QuoteCollateralV3.from_json(collateral_json)
     except (ValueError, TypeError) as exc:
-        return QuoteVerification(status=None, error=f"collateral unusable: {str(exc)[:200]}",
-                                 collateral_unusable=True)
+        return QuoteVerification(
+            status=None, error=f"collateral unusable: {str(exc)[:200]}", collateral_unusable=True
+        )
     at = epoch_seconds(now)
     try:
         if root_ca_der is None:

@@ -93,8 +93,11 @@ def decoder_for(
     if all(e in ("gzip", "x-gzip", "deflate") for e in encodings):
         return BoundedDecoder(encodings, limit)
     if allow_unbounded:  # like httpx: encodings it does not know pass through undecoded
-        found = [_decoders.SUPPORTED_DECODERS[e]() for e in encodings
-                 if e in _decoders.SUPPORTED_DECODERS]
+        found = [
+            _decoders.SUPPORTED_DECODERS[e]()
+            for e in encodings
+            if e in _decoders.SUPPORTED_DECODERS
+        ]
         if not found:
             return None
         return found[0] if len(found) == 1 else _decoders.MultiDecoder(children=found)

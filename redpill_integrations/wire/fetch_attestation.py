@@ -259,7 +259,12 @@ def cached_attestation_flow(
     outcome: AttestationOutcome = yield Shared(
         key,
         lambda: attestation_flow(
-            endpoints, model=model, signer=signer, policy=policy, trust=trust, now=now,
+            endpoints,
+            model=model,
+            signer=signer,
+            policy=policy,
+            trust=trust,
+            now=now,
             monotonic=monotonic,
         ),
         ttl,

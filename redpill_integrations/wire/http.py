@@ -66,6 +66,8 @@ def default_transport() -> httpx.HTTPTransport:
 
 def default_async_transport() -> httpx.AsyncHTTPTransport:
     return httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=CHAT_LIMITS)
+
+
 _FAILURES = (httpx.HTTPError, httpx.StreamError, OSError)
 
 

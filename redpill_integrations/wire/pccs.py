@@ -103,7 +103,12 @@ def _signed_json(answer: Fetched, member: str) -> tuple[str, bytes, datetime]:
         signature = bytes.fromhex(data["signature"])
         next_update = datetime.fromisoformat(data[member]["nextUpdate"].replace("Z", "+00:00"))
     except (
-        UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, EvidenceError
+        UnicodeDecodeError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        EvidenceError,
     ) as exc:
         raise MalformedEvidence(f"PCCS {member} answer is malformed") from exc
     return json_member_text(text, member), signature, next_update
@@ -160,9 +165,7 @@ def _fetch_collateral(
     }
     answers: dict[str, Fetched] = {}
     for name, (url, params) in urls.items():
-        answer = yield from endpoints.fetch(
-            budget, "GET", url, MAX_COLLATERAL_BYTES, params=params
-        )
+        answer = yield from endpoints.fetch(budget, "GET", url, MAX_COLLATERAL_BYTES, params=params)
         if isinstance(answer, FetchFailed):
             return Collateral(None, f"PCCS {name}: {answer.detail}")
         if answer.status_code != 200:

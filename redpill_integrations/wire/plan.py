@@ -115,8 +115,12 @@ def finish(
     except Exception:
         logger.exception("assembling the verdict crashed; verdict is unverifiable")
         return VerificationResult.unverifiable(
-            Reason.CHECK_NOT_RUN, chat_id=chat_id, model=model, verified_at=at,
-            receipt_id=receipt_id, detail="assembling the verdict crashed",
+            Reason.CHECK_NOT_RUN,
+            chat_id=chat_id,
+            model=model,
+            verified_at=at,
+            receipt_id=receipt_id,
+            detail="assembling the verdict crashed",
         )
 
 
@@ -142,7 +146,10 @@ def judge(
     instant the evidence was fetched and judged, the assembly the instant of the verdict.
     """
     sig = signature_check(
-        record, request_body=request_body, response_body=response_body, streamed=streamed,
+        record,
+        request_body=request_body,
+        response_body=response_body,
+        streamed=streamed,
         policy=policy,
     )
     verdict: AttestationVerdict | None = None
@@ -172,8 +179,14 @@ class VerifyPlan:
         self, model: str, *, signer: str | None, progress: Progress
     ) -> Flow[AttestationOutcome]:
         return attestation_flow(
-            self.endpoints, model=model, signer=signer, policy=self.policy, trust=self.trust,
-            now=self.clock, progress=progress, monotonic=self.monotonic,
+            self.endpoints,
+            model=model,
+            signer=signer,
+            policy=self.policy,
+            trust=self.trust,
+            now=self.clock,
+            progress=progress,
+            monotonic=self.monotonic,
         )
 
     def verify(self, exchange: CapturedExchange | None) -> Flow[Receipt]:
@@ -192,8 +205,13 @@ class VerifyPlan:
         assert exchange.chat_id is not None and exchange.model is not None
         age = (now - exchange.finished_at).total_seconds() if exchange.finished_at else None
         fetched: SignatureFetch = yield from signature_flow(
-            self.endpoints, chat_id=exchange.chat_id, model=exchange.model, policy=self.policy,
-            monotonic=self.monotonic, finished_age=age, signature_ttl=self.signature_ttl,
+            self.endpoints,
+            chat_id=exchange.chat_id,
+            model=exchange.model,
+            policy=self.policy,
+            monotonic=self.monotonic,
+            finished_age=age,
+            signature_ttl=self.signature_ttl,
             backoff=self.backoff,
         )
         if fetched.record is None:
@@ -201,20 +219,33 @@ class VerifyPlan:
             result = self._unverifiable(exchange, reason, fetched.detail, self.clock())
             return (yield from self._keep(receipt_id, result, exchange, fetched=fetched))
         sig = signature_check(
-            fetched.record, request_body=exchange.request_body,
-            response_body=exchange.response_body, streamed=exchange.streamed, policy=self.policy,
+            fetched.record,
+            request_body=exchange.request_body,
+            response_body=exchange.response_body,
+            streamed=exchange.streamed,
+            policy=self.policy,
         )
         outcome: AttestationOutcome | None = None
         if signature_passed(sig):
             assert sig.signer is not None
             outcome = yield from cached_attestation_flow(
-                self.endpoints, model=exchange.model, signer=sig.signer, policy=self.policy,
-                trust=self.trust, now=self.clock, monotonic=self.monotonic,
+                self.endpoints,
+                model=exchange.model,
+                signer=sig.signer,
+                policy=self.policy,
+                trust=self.trust,
+                now=self.clock,
+                monotonic=self.monotonic,
             )
         at = self.clock()
         result = finish(
-            sig, outcome.verdict if outcome else None, chat_id=exchange.chat_id,
-            model=exchange.model, policy=self.policy, at=at, receipt_id=receipt_id,
+            sig,
+            outcome.verdict if outcome else None,
+            chat_id=exchange.chat_id,
+            model=exchange.model,
+            policy=self.policy,
+            at=at,
+            receipt_id=receipt_id,
         )
         detail = "; ".join(d for d in (result.detail, fetched.detail) if d)
         result = result.with_updates(detail=detail)
@@ -241,8 +272,13 @@ class VerifyPlan:
         self, ex: CapturedExchange, reason: Reason, detail: str, at: datetime
     ) -> VerificationResult:
         return VerificationResult.unverifiable(
-            reason, chat_id=ex.chat_id, model=ex.model, request_sha256=_sha(ex.request_body),
-            response_sha256=_sha(ex.response_body), verified_at=at, detail=detail,
+            reason,
+            chat_id=ex.chat_id,
+            model=ex.model,
+            request_sha256=_sha(ex.request_body),
+            response_sha256=_sha(ex.response_body),
+            verified_at=at,
+            detail=detail,
         )
 
     def _keep(

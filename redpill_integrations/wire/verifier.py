@@ -157,8 +157,7 @@ class RedpillVerifier:
     def __repr__(self) -> str:
         key = "set" if self._key is not None else "none"
         return (
-            f"RedpillVerifier(base_url={self.base_url!r}, api_key={key}, "
-            f"trust={self.trust.kind!r})"
+            f"RedpillVerifier(base_url={self.base_url!r}, api_key={key}, trust={self.trust.kind!r})"
         )
 
     @property

@@ -31,10 +31,17 @@ def raw(store: ReceiptStore) -> None:
     i = 0
     while True:
         rid, chat_id = uuid.uuid4().hex, f"chatcmpl-raw-{i}"
-        result = VerificationResult.unverifiable(Reason.SIGNATURE_UNAVAILABLE, chat_id=chat_id,
-                                                 receipt_id=rid)
-        receipt = Receipt(receipt_id=rid, created_at=datetime.now(UTC), result=result,
-                          chat_id=chat_id, request_body=body, response_body=body[::-1])
+        result = VerificationResult.unverifiable(
+            Reason.SIGNATURE_UNAVAILABLE, chat_id=chat_id, receipt_id=rid
+        )
+        receipt = Receipt(
+            receipt_id=rid,
+            created_at=datetime.now(UTC),
+            result=result,
+            chat_id=chat_id,
+            request_body=body,
+            response_body=body[::-1],
+        )
         store.put(receipt)
         report(rid, chat_id)
         i += 1
@@ -46,14 +53,23 @@ def chat(store: ReceiptStore, trust_file: str, model: str, kind: str) -> None:
 
     trust = TrustAnchors.from_file(trust_file)
     assert trust.base_url is not None
-    verifier = RedpillVerifier(base_url=trust.base_url, api_key="sk-crash", trust=trust,
-                               receipt_store=store,
-                               policy=VerificationPolicy(signature_deadline=5.0))
+    verifier = RedpillVerifier(
+        base_url=trust.base_url,
+        api_key="sk-crash",
+        trust=trust,
+        receipt_store=store,
+        policy=VerificationPolicy(signature_deadline=5.0),
+    )
     if kind == "lc":
         from redpill_integrations.langchain import ChatRedpill
 
-        lc = ChatRedpill(model=model, api_key=SecretStr("sk-crash"), base_url=trust.base_url,
-                         verification="annotate", verifier=verifier)
+        lc = ChatRedpill(
+            model=model,
+            api_key=SecretStr("sk-crash"),
+            base_url=trust.base_url,
+            verification="annotate",
+            verifier=verifier,
+        )
 
         def ask(i: int) -> dict[str, Any]:
             return lc.invoke(f"crash test {i}").response_metadata
@@ -62,12 +78,18 @@ def chat(store: ReceiptStore, trust_file: str, model: str, kind: str) -> None:
 
         from redpill_integrations.llama_index import Redpill
 
-        li = Redpill(model=model, api_key="sk-crash", api_base=trust.base_url,
-                     verification="annotate", verifier=verifier)
+        li = Redpill(
+            model=model,
+            api_key="sk-crash",
+            api_base=trust.base_url,
+            verification="annotate",
+            verifier=verifier,
+        )
 
         def ask(i: int) -> dict[str, Any]:
             msgs = [ChatMessage(role="user", content=f"crash test {i}")]
             return dict(li.chat(msgs).additional_kwargs)
+
     i = 0
     while True:
         verdict = ask(i)["redpill_verification"]

@@ -37,8 +37,13 @@ def main(kind: str, eth: bool, rows: list[tuple[str, int]]) -> None:
         import eth_account  # noqa: F401 - the side effect is the point
     with Emulator() as emu:
         hostile = Hostile(emu).start()
-        warm = build(kind, base_url=emu.base_url, trust=emu.trust, mode="annotate",
-                     store_path=Path(tempfile.mkdtemp()) / "w.db")
+        warm = build(
+            kind,
+            base_url=emu.base_url,
+            trust=emu.trust,
+            mode="annotate",
+            store_path=Path(tempfile.mkdtemp()) / "w.db",
+        )
         assert call(warm, "warm up").verdict["status"] == "verified"  # a process in use
         for target, depth in rows:
             one(emu, hostile, kind, target, depth)
@@ -49,10 +54,21 @@ def one(emu: Emulator, hostile: Hostile, kind: str, target: str, depth: int) -> 
     nest = deep(depth)
 
     def chat_body(req: dict[str, Any]) -> tuple[str, bytes, bytes]:
-        body = json.dumps({
-            "id": "chatcmpl-deep", "object": "chat.completion", "created": 1,
-            "model": req["model"], "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                "role": "assistant", "content": "deep"}}]}).encode()
+        body = json.dumps(
+            {
+                "id": "chatcmpl-deep",
+                "object": "chat.completion",
+                "created": 1,
+                "model": req["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "deep"},
+                    }
+                ],
+            }
+        ).encode()
         body = body[:-1] + b', "x": ' + nest + b"}"
         return "chatcmpl-deep", body, body
 
@@ -75,9 +91,14 @@ def one(emu: Emulator, hostile: Hostile, kind: str, target: str, depth: int) -> 
         trust = dataclasses.replace(trust, pccs_url=hostile.origin)
     if target == "nras":
         trust = dataclasses.replace(trust, nras_url=hostile.origin + "/v3/attest/gpu")
-    rig = build(kind, base_url=hostile.base_url, trust=trust, mode="annotate",
-                store_path=Path(tempfile.mkdtemp()) / "r.db",
-                policy=VerificationPolicy(signature_deadline=3.0))
+    rig = build(
+        kind,
+        base_url=hostile.base_url,
+        trust=trust,
+        mode="annotate",
+        store_path=Path(tempfile.mkdtemp()) / "r.db",
+        policy=VerificationPolicy(signature_deadline=3.0),
+    )
     start = time.monotonic()
     report: dict[str, Any] = {"target": target, "escaped": None}
     try:
@@ -89,22 +110,28 @@ def one(emu: Emulator, hostile: Hostile, kind: str, target: str, depth: int) -> 
     else:
         (sent,) = rig.chats()
         report.update(
-            status=out.verdict["status"], reasons=out.verdict["reasons"],
+            status=out.verdict["status"],
+            reasons=out.verdict["reasons"],
             # the deep chat body itself is never parsed here (that is what may crash)
-            content_ok=out.content == ("deep" if target == "chat"
-                                       else server_content(bytes(sent.received))))
+            content_ok=out.content
+            == ("deep" if target == "chat" else server_content(bytes(sent.received))),
+        )
     receipts = rig.store.list()
-    report.update(seconds=time.monotonic() - start, receipts=len(receipts),
-                  recursion_limit=sys.getrecursionlimit())
+    report.update(
+        seconds=time.monotonic() - start,
+        receipts=len(receipts),
+        recursion_limit=sys.getrecursionlimit(),
+    )
     if len(receipts) == 1:
         (sent,) = rig.chats()
-        report.update(receipt_status=receipts[0].result.status.value,
-                      receipt_reasons=[r.value for r in receipts[0].result.reasons],
-                      receipt_ok=receipts[0].response_body == bytes(sent.received))
+        report.update(
+            receipt_status=receipts[0].result.status.value,
+            receipt_reasons=[r.value for r in receipts[0].result.reasons],
+            receipt_ok=receipts[0].response_body == bytes(sent.received),
+        )
     print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":
     eth = sys.argv[2] == "eth"
-    main(sys.argv[1], eth, [(t, int(d)) for t, d in
-                            (a.split(":") for a in sys.argv[2 + eth:])])
+    main(sys.argv[1], eth, [(t, int(d)) for t, d in (a.split(":") for a in sys.argv[2 + eth :])])

@@ -48,11 +48,14 @@ def head(status: int, headers: dict[str, str] | None = None) -> bytes:
     return ("\r\n".join([*lines, "Connection: close", "", ""])).encode()
 
 
-def answer(status: int, body: bytes, ctype: str = "application/json",
-           extra: dict[str, str] | None = None) -> Action:
+def answer(
+    status: int, body: bytes, ctype: str = "application/json", extra: dict[str, str] | None = None
+) -> Action:
     async def act(req: Req, w: asyncio.StreamWriter) -> None:
-        w.write(head(status, {"Content-Type": ctype, "Content-Length": str(len(body)),
-                              **(extra or {})}) + body)
+        w.write(
+            head(status, {"Content-Type": ctype, "Content-Length": str(len(body)), **(extra or {})})
+            + body
+        )
         await w.drain()
 
     return act
@@ -60,10 +63,16 @@ def answer(status: int, body: bytes, ctype: str = "application/json",
 
 def reset(partial: bytes = b"") -> Action:
     """Send ``partial`` (maybe nothing), then drop the connection with a TCP RST."""
+
     async def act(req: Req, w: asyncio.StreamWriter) -> None:
         if partial:
-            w.write(head(200, {"Content-Type": "application/json",
-                               "Content-Length": str(len(partial) * 3)}) + partial)
+            w.write(
+                head(
+                    200,
+                    {"Content-Type": "application/json", "Content-Length": str(len(partial) * 3)},
+                )
+                + partial
+            )
             await w.drain()
         sock = w.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -74,6 +83,7 @@ def reset(partial: bytes = b"") -> Action:
 
 def drip(seconds: float, interval: float = 0.05) -> Action:
     """A 200 whose body arrives one byte per ``interval`` (always valid-looking JSON so far)."""
+
     async def act(req: Req, w: asyncio.StreamWriter) -> None:
         w.write(head(200, {"Content-Type": "application/json", "Content-Length": "1000000"}))
         w.write(b'{"text": "')
@@ -89,6 +99,7 @@ def drip(seconds: float, interval: float = 0.05) -> Action:
 
 def endless(announced: int = 5 * 1024**3, seconds: float = 20.0) -> Action:
     """A 200 announcing ``announced`` bytes (5 GiB) and streaming zeros until the client quits."""
+
     async def act(req: Req, w: asyncio.StreamWriter) -> None:
         w.write(head(200, {"Content-Type": "application/json", "Content-Length": str(announced)}))
         block = b"0" * 65536
@@ -117,11 +128,20 @@ def make_bomb(mib: int = 1024) -> bytes:
 
 def gzip_bomb(bomb: bytes) -> Action:
     """A 200 ``Content-Encoding: gzip`` body that inflates a thousandfold (see make_bomb)."""
+
     async def act(req: Req, w: asyncio.StreamWriter) -> None:
-        w.write(head(200, {"Content-Type": "application/json", "Content-Encoding": "gzip",
-                           "Content-Length": str(len(bomb))}))
+        w.write(
+            head(
+                200,
+                {
+                    "Content-Type": "application/json",
+                    "Content-Encoding": "gzip",
+                    "Content-Length": str(len(bomb)),
+                },
+            )
+        )
         for i in range(0, len(bomb), 65536):
-            w.write(bomb[i:i + 65536])
+            w.write(bomb[i : i + 65536])
             await w.drain()
 
     return act
@@ -186,8 +206,10 @@ class Hostile:
             raw = await r.readuntil(b"\r\n\r\n")
             first, *lines = raw.decode("latin-1").split("\r\n")
             method, target, _ = first.split(" ", 2)
-            headers = {k.strip().lower(): v.strip()
-                       for k, v in (ln.split(":", 1) for ln in lines if ":" in ln)}
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, v in (ln.split(":", 1) for ln in lines if ":" in ln)
+            }
             body = await r.readexactly(int(headers.get("content-length", "0")))
             req = Req(method, target, headers, body)
             self.log.append(req)
@@ -201,7 +223,7 @@ class Hostile:
 
     def _default(self, req: Req) -> Action:
         if req.path.startswith("/v1/signature/"):
-            chat_id = unquote(req.path[len("/v1/signature/"):])
+            chat_id = unquote(req.path[len("/v1/signature/") :])
             if chat_id in self.signed:
                 return answer(200, self.signature_body(self.signed[chat_id]))
         return self._forward
@@ -209,12 +231,18 @@ class Hostile:
     async def _forward(self, req: Req, w: asyncio.StreamWriter) -> None:
         skip = {"host", "content-length", "connection", "transfer-encoding"}
         request = self._client.build_request(
-            req.method, req.target, content=req.body,
-            headers={k: v for k, v in req.headers.items() if k not in skip})
+            req.method,
+            req.target,
+            content=req.body,
+            headers={k: v for k, v in req.headers.items() if k not in skip},
+        )
         response = await self._client.send(request, stream=True)
         try:
-            keep = {k: v for k, v in response.headers.items()
-                    if k.lower() not in {"content-length", "connection", "transfer-encoding"}}
+            keep = {
+                k: v
+                for k, v in response.headers.items()
+                if k.lower() not in {"content-length", "connection", "transfer-encoding"}
+            }
             w.write(head(response.status_code, keep))
             async for chunk in response.aiter_raw():
                 w.write(chunk)
@@ -225,14 +253,20 @@ class Hostile:
     def lying_length(self, announced: int = 5 * 1024**3) -> Action:
         """Forward to the emulator, but announce ``announced`` bytes (5 GiB) and close after the
         real body: the client waits for bytes that never come, until the connection ends."""
+
         async def act(req: Req, w: asyncio.StreamWriter) -> None:
             skip = {"host", "content-length", "connection", "transfer-encoding"}
             got = await self._client.request(
-                req.method, req.target, content=req.body,
-                headers={k: v for k, v in req.headers.items() if k not in skip})
+                req.method,
+                req.target,
+                content=req.body,
+                headers={k: v for k, v in req.headers.items() if k not in skip},
+            )
             ctype = got.headers.get("content-type", "application/json")
-            w.write(head(got.status_code, {"Content-Type": ctype,
-                                           "Content-Length": str(announced)}) + got.content)
+            w.write(
+                head(got.status_code, {"Content-Type": ctype, "Content-Length": str(announced)})
+                + got.content
+            )
             await w.drain()
 
         return act
@@ -241,13 +275,19 @@ class Hostile:
 
     def signature_body(self, text: str) -> bytes:
         keys = self.upstream.state.keys
-        return json.dumps({"text": text, "signature": keys.sign("ecdsa", text),
-                           "signing_address": keys.address("ecdsa"),
-                           "signing_algo": "ecdsa"}).encode()
+        return json.dumps(
+            {
+                "text": text,
+                "signature": keys.sign("ecdsa", text),
+                "signing_address": keys.address("ecdsa"),
+                "signing_algo": "ecdsa",
+            }
+        ).encode()
 
     def mint_chat(self, make_body: Callable[[dict[str, Any]], tuple[str, bytes, bytes]]) -> Action:
         """Answer a chat with ``make_body(request_json) -> (chat_id, body_sent, body_signed)``;
         its signature (by the attested key) covers the request and ``body_signed``."""
+
         async def act(req: Req, w: asyncio.StreamWriter) -> None:
             chat_id, sent, signed = make_body(json.loads(req.body))
             sha = hashlib.sha256

@@ -82,9 +82,12 @@ class Tee(httpx.BaseTransport):
         wire = self._wire(request)
         response = self._inner.handle_request(request)
         wire.status = response.status_code
-        return httpx.Response(response.status_code, headers=response.headers,
-                              stream=_TeeStream(response.stream, wire),
-                              extensions=response.extensions)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_TeeStream(response.stream, wire),
+            extensions=response.extensions,
+        )
 
 
 class ATee(httpx.AsyncBaseTransport):
@@ -97,9 +100,12 @@ class ATee(httpx.AsyncBaseTransport):
         self.log.append(wire)
         response = await self._inner.handle_async_request(request)
         wire.status = response.status_code
-        return httpx.Response(response.status_code, headers=response.headers,
-                              stream=_TeeStream(response.stream, wire),
-                              extensions=response.extensions)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_TeeStream(response.stream, wire),
+            extensions=response.extensions,
+        )
 
 
 @dataclasses.dataclass
@@ -118,42 +124,78 @@ class Rig:
         return [w for w in self.chat_wire if w.url.path.endswith("/chat/completions")]
 
 
-def build(kind: str, *, base_url: str, trust: TrustAnchors, store_path: Path,
-          api_key: str = "sk-redpill-emulator", mode: str = "strict", model: str = MODEL,
-          policy: VerificationPolicy | None = None, real_time: bool = False,
-          clock_skew: float = 0.0, fake: Any = None, backoff: Any = None,
-          **llm_kwargs: Any) -> Rig:
+def build(
+    kind: str,
+    *,
+    base_url: str,
+    trust: TrustAnchors,
+    store_path: Path,
+    api_key: str = "sk-redpill-emulator",
+    mode: str = "strict",
+    model: str = MODEL,
+    policy: VerificationPolicy | None = None,
+    real_time: bool = False,
+    clock_skew: float = 0.0,
+    fake: Any = None,
+    backoff: Any = None,
+    **llm_kwargs: Any,
+) -> Rig:
     """``fake``: the clock object (``FakeTime()`` by default; anything with its methods);
     ``backoff``: the verifier's tenacity wait between signature attempts."""
     fake = fake or FakeTime()
     chat_wire: list[Wire] = []
     fetch_wire: list[Wire] = []
-    timing: dict[str, Any] = {} if real_time else {
-        "sleep": fake.sleep, "asleep": fake.asleep, "monotonic": fake.monotonic}
+    timing: dict[str, Any] = (
+        {}
+        if real_time
+        else {"sleep": fake.sleep, "asleep": fake.asleep, "monotonic": fake.monotonic}
+    )
     if clock_skew:
         timing["clock"] = lambda: datetime.now(UTC) + timedelta(seconds=clock_skew)
     elif hasattr(fake, "clock"):
         timing["clock"] = fake.clock
     store = ReceiptStore(store_path)
     verifier = RedpillVerifier(
-        base_url=base_url, api_key=api_key, trust=trust, receipt_store=store,
+        base_url=base_url,
+        api_key=api_key,
+        trust=trust,
+        receipt_store=store,
         policy=policy or VerificationPolicy(signature_deadline=30.0),
-        transport=Tee(fetch_wire), async_transport=ATee(fetch_wire), backoff=backoff, **timing)
+        transport=Tee(fetch_wire),
+        async_transport=ATee(fetch_wire),
+        backoff=backoff,
+        **timing,
+    )
     sync_http = httpx.Client(transport=Tee(chat_wire))
     async_http = httpx.AsyncClient(transport=ATee(chat_wire))
     if kind == "lc":  # adapters imported lazily: child processes load only the one they use
         from redpill_integrations.langchain import ChatRedpill
 
-        llm: Any = ChatRedpill(model=model, api_key=SecretStr(api_key), base_url=base_url,
-                               verification=cast(Any, mode), verifier=verifier, max_retries=0,
-                               http_client=sync_http, http_async_client=async_http,
-                               **llm_kwargs)
+        llm: Any = ChatRedpill(
+            model=model,
+            api_key=SecretStr(api_key),
+            base_url=base_url,
+            verification=cast(Any, mode),
+            verifier=verifier,
+            max_retries=0,
+            http_client=sync_http,
+            http_async_client=async_http,
+            **llm_kwargs,
+        )
     else:
         from redpill_integrations.llama_index import Redpill
 
-        llm = Redpill(model=model, api_key=api_key, api_base=base_url, verification=mode,
-                      verifier=verifier, max_retries=0, http_client=sync_http,
-                      async_http_client=async_http, **llm_kwargs)
+        llm = Redpill(
+            model=model,
+            api_key=api_key,
+            api_base=base_url,
+            verification=mode,
+            verifier=verifier,
+            max_retries=0,
+            http_client=sync_http,
+            async_http_client=async_http,
+            **llm_kwargs,
+        )
     return Rig(kind, llm, verifier, store, fake, chat_wire, fetch_wire)
 
 
@@ -170,8 +212,9 @@ def _lc_text(message: Any) -> str:
     return message.content
 
 
-def _settle(rig: Rig, got: Any, chunks: list[Any] | None,
-            failed: VerificationFailed | None) -> Outcome:
+def _settle(
+    rig: Rig, got: Any, chunks: list[Any] | None, failed: VerificationFailed | None
+) -> Outcome:
     if rig.kind == "lc":
         streamed = "".join(str(c.content) for c in chunks) if chunks is not None else None
         if failed is not None:
@@ -183,8 +226,9 @@ def _settle(rig: Rig, got: Any, chunks: list[Any] | None,
         return Outcome(_lc_text(got), got.response_metadata[KEY], None)
     streamed = "".join(c.delta or "" for c in chunks) if chunks is not None else None
     if failed is not None:
-        return Outcome(failed.response.message.content or "", failed.result.to_dict(), failed,
-                       streamed)
+        return Outcome(
+            failed.response.message.content or "", failed.result.to_dict(), failed, streamed
+        )
     response = chunks[-1] if chunks is not None else got
     if chunks is not None:
         assert [c for c in chunks if KEY in c.additional_kwargs] == [response]
@@ -252,11 +296,19 @@ def server_content(body: bytes) -> str:
     return str(json.loads(body)["choices"][0]["message"].get("content") or "")
 
 
-def assert_exchange(rig: Rig, out: Outcome, status: str, reasons: tuple[str, ...],
-                    *, mode: str = "strict", wire: Wire | None = None) -> Any:
+def assert_exchange(
+    rig: Rig,
+    out: Outcome,
+    status: str,
+    reasons: tuple[str, ...],
+    *,
+    mode: str = "strict",
+    wire: Wire | None = None,
+) -> Any:
     """Exact verdict, nothing lost, exactly one receipt; returns the receipt."""
-    assert (out.verdict["status"], tuple(out.verdict["reasons"])) == (status, reasons), \
+    assert (out.verdict["status"], tuple(out.verdict["reasons"])) == (status, reasons), (
         out.verdict.get("detail")
+    )
     assert (out.raised is not None) == (mode == "strict" and status != "verified")
     if out.raised is not None:
         assert out.raised.result.to_dict() == out.verdict

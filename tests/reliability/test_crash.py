@@ -30,9 +30,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run_and_kill(argv: list[str], at_least: int, rng: random.Random) -> list[tuple[str, str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.reliability._crash_child", *argv],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability._crash_child", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+    )
     assert proc.stdout is not None
     done: list[tuple[str, str]] = []
     try:
@@ -87,9 +93,9 @@ def test_sigkill_during_raw_receipt_writes(tmp_path: Path, seed: int) -> None:
 def test_sigkill_during_verified_calls(emu: Emulator, tmp_path: Path, kind: str) -> None:
     path = tmp_path / "receipts.sqlite3"
     trust = emu.write_trust_file(tmp_path / "trust.json")
-    done = _run_and_kill(["chat", str(path), str(trust), MODEL, kind], 15,
-                         random.Random(kind))
+    done = _run_and_kill(["chat", str(path), str(trust), MODEL, kind], 15, random.Random(kind))
     _check_store(path, done)
     with ReceiptStore(path) as store:
         assert {store.get(rid).result.status.value for rid, _ in done} == {  # type: ignore[union-attr]
-            "verified"}
+            "verified"
+        }

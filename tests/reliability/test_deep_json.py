@@ -44,8 +44,13 @@ def children() -> dict[str, tuple[int, dict[str, Any], str]]:
     for name, args in CHILDREN.items():
         rows = [f"{t}:{d}" for child, t, d, *_ in ROWS.values() if child == name]
         procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability._deep_child", *args, *rows], cwd=ROOT,
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "tests.reliability._deep_child", *args, *rows],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     out = {}
     for name, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=240)
@@ -54,10 +59,14 @@ def children() -> dict[str, tuple[int, dict[str, Any], str]]:
     return out
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, marks=[pytest.mark.xfail(strict=True, reason=x)]
-                                              if x else []) for r, (*_, x) in ROWS.items()])
-def test_deeply_nested_json(children: dict[str, tuple[int, dict[str, Any], str]],
-                            row: str) -> None:
+@pytest.mark.parametrize(
+    "row",
+    [
+        pytest.param(r, marks=[pytest.mark.xfail(strict=True, reason=x)] if x else [])
+        for r, (*_, x) in ROWS.items()
+    ],
+)
+def test_deeply_nested_json(children: dict[str, tuple[int, dict[str, Any], str]], row: str) -> None:
     child, target, _, status, reasons, _ = ROWS[row]
     rc, reports, stderr = children[child]
     assert target in reports, f"child died before this row (rc {rc}): {stderr[-600:]}"

@@ -38,11 +38,25 @@ SIGNATURE_ROWS: dict[str, tuple[Faults, str, tuple[str, ...], int | None]] = {
     "429-no-retry-after": (Faults(rate_limited=2, retry_after=None), V, (), 3),
     "429-forever": (Faults(rate_limited=FOREVER), U, ("RATE_LIMITED",), None),
     "503-x2": (Faults(server_error=2), V, (), 3),
-    "502-forever": (Faults(server_error=FOREVER, server_error_status=502), U,
-                    ("UPSTREAM_HTTP_ERROR",), None),
+    "502-forever": (
+        Faults(server_error=FOREVER, server_error_status=502),
+        U,
+        ("UPSTREAM_HTTP_ERROR",),
+        None,
+    ),
     "200-error-envelope-x2": (Faults(error_code_envelope=2), V, (), 3),
-    "mixed-404-429-503-envelope": (Faults(signature_not_ready=1, wrong_node=1, rate_limited=1,
-                                          server_error=1, error_code_envelope=1), V, (), 6),
+    "mixed-404-429-503-envelope": (
+        Faults(
+            signature_not_ready=1,
+            wrong_node=1,
+            rate_limited=1,
+            server_error=1,
+            error_code_envelope=1,
+        ),
+        V,
+        (),
+        6,
+    ),
     "tampered-alter": (Faults(tamper_response="alter"), F, ("RESPONSE_HASH_MISMATCH",), 1),
     "tampered-inject": (Faults(tamper_response="inject"), F, ("RESPONSE_HASH_MISMATCH",), 1),
     "tampered-drop": (Faults(tamper_response="drop"), F, ("RESPONSE_HASH_MISMATCH",), 1),
@@ -51,8 +65,11 @@ SIGNATURE_ROWS: dict[str, tuple[Faults, str, tuple[str, ...], int | None]] = {
     "foreign-signer": (Faults(foreign_signer=True), F, ("SIGNER_NOT_ATTESTED",), 1),
 }
 ATTESTATION_ROWS: dict[str, tuple[Faults, str, tuple[str, ...]]] = {
-    "report-ignores-nonce": (Faults(ignore_nonce=True), F,
-                             ("NONCE_MISMATCH", "REPORT_DATA_MISMATCH", "GPU_NONCE_MISMATCH")),
+    "report-ignores-nonce": (
+        Faults(ignore_nonce=True),
+        F,
+        ("NONCE_MISMATCH", "REPORT_DATA_MISMATCH", "GPU_NONCE_MISMATCH"),
+    ),
     "compose-mismatch": (Faults(compose_mismatch=True), F, ("COMPOSE_MISMATCH",)),
     "rtmr-mismatch": (Faults(rtmr_mismatch=True), F, ("EVENT_LOG_MISMATCH",)),
     "unknown-report-shape": (Faults(unknown_report_shape=True), F, ("UNSUPPORTED_PROTOCOL",)),
@@ -60,14 +77,19 @@ ATTESTATION_ROWS: dict[str, tuple[Faults, str, tuple[str, ...]]] = {
     "gpu-unknown-key": (Faults(gpu_unknown_key=True), F, ("GPU_TOKEN_INVALID",)),
     "report-connection-reset": (Faults(attestation_reset=1), U, ("UPSTREAM_HTTP_ERROR",)),
 }
-STYLES = [pytest.param(k, m, s, id=f"{k}-{m}-{'sse' if s else 'json'}")
-          for k in ("lc", "li") for m in ("strict", "annotate") for s in (False, True)]
+STYLES = [
+    pytest.param(k, m, s, id=f"{k}-{m}-{'sse' if s else 'json'}")
+    for k in ("lc", "li")
+    for m in ("strict", "annotate")
+    for s in (False, True)
+]
 
 
 @pytest.mark.parametrize(("kind", "mode", "stream"), STYLES)
 @pytest.mark.parametrize("row", list(SIGNATURE_ROWS))
-def test_signature_and_response_faults(emu: Emulator, rig: Any, row: str, kind: str, mode: str,
-                                       stream: bool) -> None:
+def test_signature_and_response_faults(
+    emu: Emulator, rig: Any, row: str, kind: str, mode: str, stream: bool
+) -> None:
     faults, status, reasons, attempts = SIGNATURE_ROWS[row]
     emu.set_faults(faults, model=MODEL)
     r = rig(kind, mode=mode, policy=VerificationPolicy(signature_deadline=DEADLINE))
@@ -85,8 +107,9 @@ def test_signature_and_response_faults(emu: Emulator, rig: Any, row: str, kind: 
 
 @pytest.mark.parametrize(("kind", "mode", "stream"), [*STYLES[::3], STYLES[5]])
 @pytest.mark.parametrize("row", list(ATTESTATION_ROWS))
-def test_attestation_faults(emu: Emulator, rig: Any, row: str, kind: str, mode: str,
-                            stream: bool) -> None:
+def test_attestation_faults(
+    emu: Emulator, rig: Any, row: str, kind: str, mode: str, stream: bool
+) -> None:
     faults, status, reasons = ATTESTATION_ROWS[row]
     emu.set_faults(faults, model=MODEL)
     r = rig(kind, mode=mode)
@@ -100,18 +123,19 @@ def test_attestation_faults(emu: Emulator, rig: Any, row: str, kind: str, mode: 
 
 @pytest.fixture(scope="module", params=["Revoked", "debug-td"])
 def bad_tee(request: pytest.FixtureRequest) -> Iterator[tuple[Emulator, str]]:
-    kw: dict[str, Any] = {"debug_td": True} if request.param == "debug-td" else {
-        "tcb_status": "Revoked"}
+    kw: dict[str, Any] = (
+        {"debug_td": True} if request.param == "debug-td" else {"tcb_status": "Revoked"}
+    )
     with Emulator(**kw) as emu:
         yield emu, request.param
 
 
 @pytest.mark.parametrize(("kind", "mode", "stream"), [*STYLES[::3], STYLES[5]])
-def test_revoked_tcb_and_debug_td(bad_tee: tuple[Emulator, str], tmp_path: Path, kind: str,
-                                  mode: str, stream: bool) -> None:
+def test_revoked_tcb_and_debug_td(
+    bad_tee: tuple[Emulator, str], tmp_path: Path, kind: str, mode: str, stream: bool
+) -> None:
     emu, _ = bad_tee
-    r = build(kind, base_url=emu.base_url, trust=emu.trust, store_path=tmp_path / "r.db",
-              mode=mode)
+    r = build(kind, base_url=emu.base_url, trust=emu.trust, store_path=tmp_path / "r.db", mode=mode)
     out = call(r, "on a bad TEE", stream=stream)
     assert_exchange(r, out, F, ("QUOTE_INVALID",), mode=mode)
     assert out.verdict["checks"]["quote"] == "fail"
@@ -122,8 +146,9 @@ def test_expired_signature(emu: Emulator, rig: Any, kind: str, mode: str, stream
     """The node forgot the signature (TTL 0) and the verification runs 1300 s after the exchange
     (past the 1200 s retention): "not found" means "expired", not "not yet"."""
     emu.set_faults(Faults(signature_ttl=0), model=MODEL)
-    r = rig(kind, mode=mode, clock_skew=1300.0,
-            policy=VerificationPolicy(signature_deadline=DEADLINE))
+    r = rig(
+        kind, mode=mode, clock_skew=1300.0, policy=VerificationPolicy(signature_deadline=DEADLINE)
+    )
     out = call(r, "too late", stream=stream)
     assert_exchange(r, out, U, ("SIGNATURE_EXPIRED",), mode=mode)
 

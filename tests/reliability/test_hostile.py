@@ -36,8 +36,9 @@ TARGETS: dict[str, Callable[[Req], bool]] = {
 RSS_BUDGET_KB = 300 * 1024  # peak RSS may grow by at most this much during one exchange
 
 
-def on(target: str, make: Callable[[], Action], times: int | None = None
-       ) -> Callable[[Req], Action | None]:
+def on(
+    target: str, make: Callable[[], Action], times: int | None = None
+) -> Callable[[Req], Action | None]:
     left = [times]
 
     def route(req: Req) -> Action | None:
@@ -73,23 +74,36 @@ Route = Callable[[Req], Action | None]
 # route factory (fresh counters per test), status, reasons, signature attempts
 RESETS: dict[str, tuple[Callable[[], Route], str, tuple[str, ...], int | None]] = {
     "signature-rst-x2": (lambda: on("signature", reset, 2), V, (), 3),
-    "signature-rst-after-partial-x2": (lambda: on("signature", lambda: reset(b'{"text": "'), 2),
-                                       V, (), 3),
+    "signature-rst-after-partial-x2": (
+        lambda: on("signature", lambda: reset(b'{"text": "'), 2),
+        V,
+        (),
+        3,
+    ),
     "signature-rst-forever": (lambda: on("signature", reset), U, ("UPSTREAM_HTTP_ERROR",), None),
-    "report-rst": (lambda: on("report", lambda: reset(b'{"signing_address": "'), 1), U,
-                   ("UPSTREAM_HTTP_ERROR",), 1),
+    "report-rst": (
+        lambda: on("report", lambda: reset(b'{"signing_address": "'), 1),
+        U,
+        ("UPSTREAM_HTTP_ERROR",),
+        1,
+    ),
     "nras-rst": (lambda: on("nras", reset), U, ("DEPENDENCY_UNAVAILABLE",), 1),
 }
 
 
 @pytest.mark.parametrize("kind", ["lc", "li"])
 @pytest.mark.parametrize("row", list(RESETS))
-def test_connection_resets(emu: Emulator, hostile: Hostile, rig: Any, row: str,
-                           kind: str) -> None:
+def test_connection_resets(emu: Emulator, hostile: Hostile, rig: Any, row: str, kind: str) -> None:
     make_route, status, reasons, attempts = RESETS[row]
     hostile.route = make_route()
-    r = _rig(rig, hostile, emu, kind, via="nras" if row.startswith("nras") else "",
-             policy=VerificationPolicy(signature_deadline=10.0))
+    r = _rig(
+        rig,
+        hostile,
+        emu,
+        kind,
+        via="nras" if row.startswith("nras") else "",
+        policy=VerificationPolicy(signature_deadline=10.0),
+    )
     out = call(r, f"reset row {row}", stream=kind == "li")
     receipt = assert_exchange(r, out, status, reasons)
     if attempts is not None:
@@ -100,10 +114,21 @@ def test_connection_resets(emu: Emulator, hostile: Hostile, rig: Any, row: str,
 
 # -- bodies crafted and signed by the attested key (fake clock) -----------------------------------
 
+
 def _chat_body(req: dict[str, Any], chat_id: str) -> dict[str, Any]:
-    return {"id": chat_id, "object": "chat.completion", "created": 1, "model": req["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "the real answer"}}]}
+    return {
+        "id": chat_id,
+        "object": "chat.completion",
+        "created": 1,
+        "model": req["model"],
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "the real answer"},
+            }
+        ],
+    }
 
 
 def _duplicate_key(req: dict[str, Any]) -> tuple[str, bytes, bytes]:
@@ -111,9 +136,10 @@ def _duplicate_key(req: dict[str, Any]) -> tuple[str, bytes, bytes]:
     (the normalised form some proxies sign), which a last-key-wins parser agrees with."""
     chat_id = "chatcmpl-dupkey"
     signed = json.dumps(_chat_body(req, chat_id)).encode()
-    sent = signed.replace(b'"content": "the real answer"',
-                          b'"content": "what a first-key-wins parser sees", '
-                          b'"content": "the real answer"')
+    sent = signed.replace(
+        b'"content": "the real answer"',
+        b'"content": "what a first-key-wins parser sees", "content": "the real answer"',
+    )
     assert json.dumps(json.loads(sent)).encode() == signed
     return chat_id, sent, signed
 
@@ -127,21 +153,40 @@ def _path_chars(req: dict[str, Any]) -> tuple[str, bytes, bytes]:
 
 
 def _dup_signature(req: Req, w: Any) -> Any:
-    return answer(200, b'{"text": "x:y", "text": "a:b", "signature": "00", '
-                       b'"signing_algo": "ecdsa"}')(req, w)
+    return answer(
+        200, b'{"text": "x:y", "text": "a:b", "signature": "00", "signing_algo": "ecdsa"}'
+    )(req, w)
 
 
-CRAFTED: dict[str, tuple[str, Callable[[Hostile], Callable[[Req], Action | None]], str,
-                         tuple[str, ...]]] = {
-    "duplicate-json-key-in-chat": ("chat", lambda h: on("chat", lambda: h.mint_chat(
-        _duplicate_key)), F, ("DUPLICATE_JSON_KEY",)),
-    "chat-id-with-path-characters": ("chat", lambda h: on("chat", lambda: h.mint_chat(
-        _path_chars)), V, ()),
-    "duplicate-json-key-in-signature": ("signature", lambda h: on(
-        "signature", lambda: _dup_signature), U, ("MALFORMED_RESPONSE",)),
-    "duplicate-json-key-in-report": ("report", lambda h: on("report", lambda: answer(
-        200, b'{"signing_address": "0x00", "signing_address": "0x01"}')), F,
-        ("DUPLICATE_JSON_KEY",)),
+CRAFTED: dict[
+    str, tuple[str, Callable[[Hostile], Callable[[Req], Action | None]], str, tuple[str, ...]]
+] = {
+    "duplicate-json-key-in-chat": (
+        "chat",
+        lambda h: on("chat", lambda: h.mint_chat(_duplicate_key)),
+        F,
+        ("DUPLICATE_JSON_KEY",),
+    ),
+    "chat-id-with-path-characters": (
+        "chat",
+        lambda h: on("chat", lambda: h.mint_chat(_path_chars)),
+        V,
+        (),
+    ),
+    "duplicate-json-key-in-signature": (
+        "signature",
+        lambda h: on("signature", lambda: _dup_signature),
+        U,
+        ("MALFORMED_RESPONSE",),
+    ),
+    "duplicate-json-key-in-report": (
+        "report",
+        lambda h: on(
+            "report", lambda: answer(200, b'{"signing_address": "0x00", "signing_address": "0x01"}')
+        ),
+        F,
+        ("DUPLICATE_JSON_KEY",),
+    ),
 }
 
 
@@ -156,11 +201,14 @@ def test_crafted_bodies(emu: Emulator, hostile: Hostile, rig: Any, row: str, kin
     if row == "chat-id-with-path-characters":
         assert out.verdict["chat_id"] == PATH_ID
         lookups = [q.target for q in hostile.log if TARGETS["signature"](q)]
-        assert lookups == [f"/v1/signature/{quote(PATH_ID, safe='')}"
-                           "?model=phala%2Fgpt-oss-120b&signing_algo=ecdsa"]
+        assert lookups == [
+            f"/v1/signature/{quote(PATH_ID, safe='')}?model=phala%2Fgpt-oss-120b&signing_algo=ecdsa"
+        ]
         assert {q.path for q in hostile.log} == {
-            "/v1/chat/completions", "/v1/signature/" + quote(PATH_ID, safe=""),
-            "/v1/attestation/report"}
+            "/v1/chat/completions",
+            "/v1/signature/" + quote(PATH_ID, safe=""),
+            "/v1/attestation/report",
+        }
 
 
 # -- resource exhaustion (real clock, short deadlines) --------------------------------------------
@@ -168,25 +216,44 @@ def test_crafted_bodies(emu: Emulator, hostile: Hostile, rig: Any, row: str, kin
 SIG_DEADLINE, ATT_DEADLINE = 2.0, 3.0
 # row: (target, action factory (given the bomb), reasons, adapters)
 RESOURCES: dict[str, tuple[str, Callable[[bytes], Action], tuple[str, ...], tuple[str, ...]]] = {
-    "signature-5GiB-content-length": ("signature", lambda b: endless(), ("RESPONSE_TOO_LARGE",),
-                                      ("lc", "li")),
+    "signature-5GiB-content-length": (
+        "signature",
+        lambda b: endless(),
+        ("RESPONSE_TOO_LARGE",),
+        ("lc", "li"),
+    ),
     "signature-gzip-bomb": ("signature", gzip_bomb, ("RESPONSE_TOO_LARGE",), ("lc", "li")),
     "signature-slow-drip": ("signature", lambda b: drip(6.0), ("TIMEOUT",), ("lc",)),
-    "report-5GiB-content-length": ("report", lambda b: endless(), ("RESPONSE_TOO_LARGE",),
-                                   ("lc", "li")),
+    "report-5GiB-content-length": (
+        "report",
+        lambda b: endless(),
+        ("RESPONSE_TOO_LARGE",),
+        ("lc", "li"),
+    ),
     "report-gzip-bomb": ("report", gzip_bomb, ("RESPONSE_TOO_LARGE",), ("lc", "li")),
     "report-slow-drip": ("report", lambda b: drip(6.0), ("TIMEOUT",), ("li",)),
-    "nras-5GiB-content-length": ("nras", lambda b: endless(), ("DEPENDENCY_UNAVAILABLE",),
-                                 ("lc", "li")),
+    "nras-5GiB-content-length": (
+        "nras",
+        lambda b: endless(),
+        ("DEPENDENCY_UNAVAILABLE",),
+        ("lc", "li"),
+    ),
     "nras-gzip-bomb": ("nras", gzip_bomb, ("DEPENDENCY_UNAVAILABLE",), ("lc", "li")),
     "nras-slow-drip": ("nras", lambda b: drip(6.0), ("DEPENDENCY_UNAVAILABLE",), ("lc",)),
-    "pccs-5GiB-content-length": ("pccs", lambda b: endless(), ("DEPENDENCY_UNAVAILABLE",),
-                                 ("lc", "li")),
+    "pccs-5GiB-content-length": (
+        "pccs",
+        lambda b: endless(),
+        ("DEPENDENCY_UNAVAILABLE",),
+        ("lc", "li"),
+    ),
     "pccs-gzip-bomb": ("pccs", gzip_bomb, ("DEPENDENCY_UNAVAILABLE",), ("lc", "li")),
     "pccs-slow-drip": ("pccs", lambda b: drip(6.0), ("DEPENDENCY_UNAVAILABLE",), ("li",)),
 }
-RESOURCE_CASES = [pytest.param(row, kind, id=f"{row}-{kind}")
-                  for row, (_, _, _, kinds) in RESOURCES.items() for kind in kinds]
+RESOURCE_CASES = [
+    pytest.param(row, kind, id=f"{row}-{kind}")
+    for row, (_, _, _, kinds) in RESOURCES.items()
+    for kind in kinds
+]
 
 
 @pytest.fixture(scope="module")
@@ -195,12 +262,22 @@ def bomb() -> bytes:
 
 
 @pytest.mark.parametrize(("row", "kind"), RESOURCE_CASES)
-def test_resource_exhaustion(emu: Emulator, hostile: Hostile, rig: Any, bomb: bytes, row: str,
-                             kind: str) -> None:
+def test_resource_exhaustion(
+    emu: Emulator, hostile: Hostile, rig: Any, bomb: bytes, row: str, kind: str
+) -> None:
     target, make, reasons, _ = RESOURCES[row]
     hostile.route = on(target, lambda: make(bomb))
-    r = _rig(rig, hostile, emu, kind, via=target, real_time=True, policy=VerificationPolicy(
-        signature_deadline=SIG_DEADLINE, attestation_deadline=ATT_DEADLINE))
+    r = _rig(
+        rig,
+        hostile,
+        emu,
+        kind,
+        via=target,
+        real_time=True,
+        policy=VerificationPolicy(
+            signature_deadline=SIG_DEADLINE, attestation_deadline=ATT_DEADLINE
+        ),
+    )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.monotonic()
     out = call(r, f"resource row {row}", stream=kind == "li")

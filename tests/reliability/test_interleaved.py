@@ -64,23 +64,35 @@ ROWS: dict[str, tuple[str, Faults | None, Faults | None, str, tuple[str, ...]]] 
     "never-ready": ("main", Faults(signature_not_ready=INF), None, U, ("SIGNATURE_UNAVAILABLE",)),
     "wrong-node": ("main", Faults(wrong_node=2), None, V, ()),
     "429": ("main", Faults(rate_limited=1, retry_after=2.0), None, V, ()),
-    "429-forever": ("main", Faults(rate_limited=INF, retry_after=None), None, U,
-                    ("RATE_LIMITED",)),
+    "429-forever": ("main", Faults(rate_limited=INF, retry_after=None), None, U, ("RATE_LIMITED",)),
     "5xx": ("main", Faults(server_error=2), None, V, ()),
     "expired": ("main", Faults(signature_ttl=0), None, U, ("SIGNATURE_EXPIRED",)),
-    "tamper-alter": ("main", Faults(tamper_response="alter"), None, F,
-                     ("RESPONSE_HASH_MISMATCH",)),
-    "tamper-reorder": ("main", Faults(tamper_response="reorder"), None, F,
-                       ("RESPONSE_HASH_MISMATCH",)),
-    "other-request": ("main", Faults(sign_other_request=True), None, F,
-                      ("REQUEST_HASH_MISMATCH",)),
+    "tamper-alter": ("main", Faults(tamper_response="alter"), None, F, ("RESPONSE_HASH_MISMATCH",)),
+    "tamper-reorder": (
+        "main",
+        Faults(tamper_response="reorder"),
+        None,
+        F,
+        ("RESPONSE_HASH_MISMATCH",),
+    ),
+    "other-request": ("main", Faults(sign_other_request=True), None, F, ("REQUEST_HASH_MISMATCH",)),
     "foreign-signer": ("main", Faults(foreign_signer=True), None, F, ("SIGNER_NOT_ATTESTED",)),
-    "ignore-nonce": ("main", None, Faults(ignore_nonce=True), F,
-                     ("NONCE_MISMATCH", "REPORT_DATA_MISMATCH", "GPU_NONCE_MISMATCH")),
+    "ignore-nonce": (
+        "main",
+        None,
+        Faults(ignore_nonce=True),
+        F,
+        ("NONCE_MISMATCH", "REPORT_DATA_MISMATCH", "GPU_NONCE_MISMATCH"),
+    ),
     "compose": ("main", None, Faults(compose_mismatch=True), F, ("COMPOSE_MISMATCH",)),
     "rtmr": ("main", None, Faults(rtmr_mismatch=True), F, ("EVENT_LOG_MISMATCH",)),
-    "unknown-shape": ("main", None, Faults(unknown_report_shape=True), F,
-                      ("UNSUPPORTED_PROTOCOL",)),
+    "unknown-shape": (
+        "main",
+        None,
+        Faults(unknown_report_shape=True),
+        F,
+        ("UNSUPPORTED_PROTOCOL",),
+    ),
     "gpu-nonce": ("main", None, Faults(gpu_wrong_nonce=True), F, ("GPU_NONCE_MISMATCH",)),
     "gpu-key": ("main", None, Faults(gpu_unknown_key=True), F, ("GPU_TOKEN_INVALID",)),
     "revoked": ("revoked", None, None, F, ("QUOTE_INVALID",)),
@@ -99,8 +111,11 @@ def _model(row: str) -> str:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[dict[str, Any]]:
-    with Emulator(seed="mix") as main, Emulator(tcb_status="Revoked") as revoked, \
-            Emulator(debug_td=True) as debug:
+    with (
+        Emulator(seed="mix") as main,
+        Emulator(tcb_status="Revoked") as revoked,
+        Emulator(debug_td=True) as debug,
+    ):
         for row, (_, _, att, *_) in ROWS.items():
             if att is not None:
                 model = _model(row)
@@ -129,15 +144,19 @@ def _minted(row: str, n: str, req: dict[str, Any]) -> tuple[str, bytes, bytes]:
     if row == "duplicate-key":
         chat_id, sent, signed = _duplicate_key(req)
         new = f"chatcmpl-dupkey-{n}"
-        return new, sent.replace(chat_id.encode(), new.encode()), signed.replace(
-            chat_id.encode(), new.encode())
+        return (
+            new,
+            sent.replace(chat_id.encode(), new.encode()),
+            signed.replace(chat_id.encode(), new.encode()),
+        )
     chat_id = f"chatcmpl-rst-{n}" if row == "signature-rst-x2" else f"chatcmpl-../{n}?x=#/"
     body = json.dumps(_chat_body(req, chat_id)).encode()
     return chat_id, body, body
 
 
-async def test_500_interleaved_calls_each_get_their_own_verdict(world: dict[str, Any],
-                                                               tmp_path: Path) -> None:
+async def test_500_interleaved_calls_each_get_their_own_verdict(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
     clocks = TaskTime()
     rigs: dict[tuple[str, str, bool], Rig] = {}
     for target in ("main", "revoked", "debug", "hostile"):
@@ -147,11 +166,18 @@ async def test_500_interleaved_calls_each_get_their_own_verdict(world: dict[str,
             # fixed 1 s waits: the last attempt always keeps >= 1 s of its (fake) deadline, so
             # a loaded machine cannot turn it into TIMEOUT (see README "observations")
             rigs[(target, kind, False)] = build(
-                kind, base_url=base, trust=trust, mode=mode, fake=clocks,
-                backoff=tenacity.wait_fixed(1.0), store_path=tmp_path / f"{target}-{kind}.db")
+                kind,
+                base_url=base,
+                trust=trust,
+                mode=mode,
+                fake=clocks,
+                backoff=tenacity.wait_fixed(1.0),
+                store_path=tmp_path / f"{target}-{kind}.db",
+            )
     rng = random.Random(9)
-    plan = [(rng.choice(list(ROWS)), rng.choice(["lc", "li"]), rng.random() < 0.5)
-            for _ in range(CALLS)]
+    plan = [
+        (rng.choice(list(ROWS)), rng.choice(["lc", "li"]), rng.random() < 0.5) for _ in range(CALLS)
+    ]
     plan = [(row, kind, stream and row in STREAMABLE) for row, kind, stream in plan]
     gate = asyncio.Semaphore(CONCURRENCY)
 

@@ -27,8 +27,10 @@ CANARY = "sk-canary-" + secrets.token_hex(12)
 
 def redirect(to: str) -> Action:
     async def act(req: Req, w: Any) -> None:
-        w.write(f"HTTP/1.1 307 X\r\nLocation: {to}{req.target}\r\nContent-Length: 0\r\n"
-                "Connection: close\r\n\r\n".encode())
+        w.write(
+            f"HTTP/1.1 307 X\r\nLocation: {to}{req.target}\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
         await w.drain()
 
     return act
@@ -51,9 +53,14 @@ def _wire_text(w: Wire) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["lc", "li"])
-def test_canary_key_goes_nowhere_but_the_base_origin(emu: Emulator, hostile: Hostile, rig: Any,
-                                                      caplog: pytest.LogCaptureFixture,
-                                                      tmp_path: Path, kind: str) -> None:
+def test_canary_key_goes_nowhere_but_the_base_origin(
+    emu: Emulator,
+    hostile: Hostile,
+    rig: Any,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    kind: str,
+) -> None:
     caplog.set_level(logging.DEBUG)
     lookups = [0]
 
@@ -81,10 +88,13 @@ def test_canary_key_goes_nowhere_but_the_base_origin(emu: Emulator, hostile: Hos
     outcomes.append(call(annotate, "annotated warning"))
 
     verdicts = [(o.verdict["status"], tuple(o.verdict["reasons"])) for o in outcomes]
-    assert verdicts == [("unverifiable", ("UPSTREAM_HTTP_ERROR",)),  # the redirected lookup
-                        ("verified", ()), ("failed", ("RESPONSE_HASH_MISMATCH",)),
-                        ("unverifiable", ("SIGNATURE_UNAVAILABLE",)),
-                        ("failed", ("SIGNER_NOT_ATTESTED",))]
+    assert verdicts == [
+        ("unverifiable", ("UPSTREAM_HTTP_ERROR",)),  # the redirected lookup
+        ("verified", ()),
+        ("failed", ("RESPONSE_HASH_MISMATCH",)),
+        ("unverifiable", ("SIGNATURE_UNAVAILABLE",)),
+        ("failed", ("SIGNER_NOT_ATTESTED",)),
+    ]
     sent = r.chat_wire + r.fetch_wire + annotate.chat_wire + annotate.fetch_wire
     to_base = [w for w in sent if w.url.port == hostile.port]
     elsewhere = [w for w in sent if w.url.port != hostile.port]
@@ -117,15 +127,18 @@ def test_canary_key_goes_nowhere_but_the_base_origin(emu: Emulator, hostile: Hos
     assert not [t[:200] for t in texts if _leaks(t)]
 
 
-def test_key_never_follows_a_redirect_of_the_verifiers_own_fetches(emu: Emulator,
-                                                                   hostile: Hostile,
-                                                                   rig: Any) -> None:
+def test_key_never_follows_a_redirect_of_the_verifiers_own_fetches(
+    emu: Emulator, hostile: Hostile, rig: Any
+) -> None:
     """Every signature lookup redirected to a key-accepting host: unverifiable, key kept home."""
-    hostile.route = lambda req: (redirect(emu.origin) if req.path.startswith("/v1/signature/")
-                                 else None)
+    hostile.route = lambda req: (
+        redirect(emu.origin) if req.path.startswith("/v1/signature/") else None
+    )
     r: Rig = rig("li", base_url=hostile.base_url, api_key=CANARY, mode="annotate")
     out = call(r, "redirected forever")
     assert (out.verdict["status"], out.verdict["reasons"]) == (
-        "unverifiable", ["UPSTREAM_HTTP_ERROR"])
+        "unverifiable",
+        ["UPSTREAM_HTTP_ERROR"],
+    )
     assert all(w.url.port == hostile.port for w in r.fetch_wire if w.url.path.startswith("/v1/"))
     assert not any(_leaks(_wire_text(w)) for w in r.fetch_wire if w.url.port != hostile.port)

@@ -32,8 +32,7 @@ def test_quick_benchmark_runs_every_section_with_targets(tmp_path: Path) -> None
 
     assert table.errors == []  # every verified call was verified
     sections = {row.section.split(" (")[0] for row in table.rows}
-    assert sections == {"our CPU", "attestation", "latency", "streaming", "concurrency",
-                        "memory"}
+    assert sections == {"our CPU", "attestation", "latency", "streaming", "concurrency", "memory"}
     targets = [row for row in table.rows if row.target]
     # own CPU, cold attestation CPU, memory growth; per framework: latency, TTFT, throughput
     assert len(targets) == 11  # + throughput of the streamed (long) calls, per framework

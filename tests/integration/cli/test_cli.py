@@ -37,8 +37,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_chat_verified_prints_answer_verdict_and_trust_chain(
     env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "chat", "hello", "--model", MODEL,
-                       "--trust", env["trust"], "--store", env["store"])
+    code, out, _ = run(
+        capsys, "chat", "hello", "--model", MODEL, "--trust", env["trust"], "--store", env["store"]
+    )
     assert code == EXIT_CODES["verified"] == 0
     assert "verdict     VERIFIED" in out
     assert "NVIDIA NRAS: 1 GPU(s)" in out
@@ -46,8 +47,19 @@ def test_chat_verified_prints_answer_verdict_and_trust_chain(
 
 
 def test_chat_json_stream(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "chat", "hello", "--model", MODEL, "--stream", "--json",
-                       "--trust", env["trust"], "--store", env["store"])
+    code, out, _ = run(
+        capsys,
+        "chat",
+        "hello",
+        "--model",
+        MODEL,
+        "--stream",
+        "--json",
+        "--trust",
+        env["trust"],
+        "--store",
+        env["store"],
+    )
     data = json.loads(out)
     assert code == 0
     assert data["verification"]["status"] == "verified"
@@ -58,8 +70,18 @@ def test_chat_tampered_response_exits_failed(
     emu: Emulator, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     emu.set_faults(Faults(tamper_response="alter"))
-    code, out, _ = run(capsys, "chat", "hello", "--model", MODEL, "--json",
-                       "--trust", env["trust"], "--store", env["store"])
+    code, out, _ = run(
+        capsys,
+        "chat",
+        "hello",
+        "--model",
+        MODEL,
+        "--json",
+        "--trust",
+        env["trust"],
+        "--store",
+        env["store"],
+    )
     assert code == EXIT_CODES["failed"] == 1
     assert json.loads(out)["verification"]["reasons"] == ["RESPONSE_HASH_MISMATCH"]
 
@@ -67,8 +89,18 @@ def test_chat_tampered_response_exits_failed(
 def test_chat_non_tee_model_exits_unverifiable(
     env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "chat", "hello", "--model", "openai/gpt-4o-mini", "--json",
-                       "--trust", env["trust"], "--store", env["store"])
+    code, out, _ = run(
+        capsys,
+        "chat",
+        "hello",
+        "--model",
+        "openai/gpt-4o-mini",
+        "--json",
+        "--trust",
+        env["trust"],
+        "--store",
+        env["store"],
+    )
     assert code == EXIT_CODES["unverifiable"] == 3
     assert json.loads(out)["verification"]["reasons"] == ["MODEL_NOT_TEE"]
 
@@ -84,8 +116,17 @@ def test_attest_shows_trust_chain(env: dict[str, str], capsys: pytest.CaptureFix
 def test_attest_with_unattested_signer_exits_failed(
     env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "attest", "--model", MODEL, "--trust", env["trust"], "--json",
-                       "--signer", "0x" + "11" * 20)
+    code, out, _ = run(
+        capsys,
+        "attest",
+        "--model",
+        MODEL,
+        "--trust",
+        env["trust"],
+        "--json",
+        "--signer",
+        "0x" + "11" * 20,
+    )
     assert code == 1
     assert json.loads(out)["attestation"]["reasons"] == ["SIGNER_NOT_ATTESTED"]
 
@@ -102,8 +143,21 @@ def test_attest_stale_nonce_exits_failed(
 def test_receipts_list_show_export_and_offline_verify(
     env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert run(capsys, "chat", "hi", "--model", MODEL, "--json",
-               "--trust", env["trust"], "--store", env["store"])[0] == 0
+    assert (
+        run(
+            capsys,
+            "chat",
+            "hi",
+            "--model",
+            MODEL,
+            "--json",
+            "--trust",
+            env["trust"],
+            "--store",
+            env["store"],
+        )[0]
+        == 0
+    )
     code, out, _ = run(capsys, "receipts", "list", "--json", "--store", env["store"])
     rows = json.loads(out)
     assert code == 0 and len(rows) == 1 and rows[0]["status"] == "verified"
@@ -182,7 +236,9 @@ def test_emulator_command_accepts_the_documented_flags(tmp_path: Path) -> None:
     trust = tmp_path / "trust.json"
     proc = subprocess.Popen(
         [sys.executable, "-c", RUN_CLI, "emulator", "--port", "0", "--trust-out", str(trust)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

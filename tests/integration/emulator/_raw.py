@@ -15,13 +15,20 @@ TEE_MODEL = "phala/gpt-oss-120b"
 
 
 def client(emu: Emulator, **headers: str) -> httpx.Client:
-    return httpx.Client(base_url=emu.base_url, timeout=10,
-                        headers={"Authorization": f"Bearer {emu.api_key}",
-                                 "Accept-Encoding": "identity", **headers})
+    return httpx.Client(
+        base_url=emu.base_url,
+        timeout=10,
+        headers={
+            "Authorization": f"Bearer {emu.api_key}",
+            "Accept-Encoding": "identity",
+            **headers,
+        },
+    )
 
 
-def chat_body(*, stream: bool, model: str = TEE_MODEL, text: str = "hello",
-              usage: bool = True) -> bytes:
+def chat_body(
+    *, stream: bool, model: str = TEE_MODEL, text: str = "hello", usage: bool = True
+) -> bytes:
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": text}]}
     if stream:
         body["stream"] = True
@@ -33,12 +40,13 @@ def chat_body(*, stream: bool, model: str = TEE_MODEL, text: str = "hello",
 
 def chat(c: httpx.Client, body: bytes, **headers: str) -> tuple[str, bytes, httpx.Response]:
     """POST the body; returns (chat id, exact response bytes, response)."""
-    r = c.post("/chat/completions", content=body,
-               headers={"Content-Type": "application/json", **headers})
+    r = c.post(
+        "/chat/completions", content=body, headers={"Content-Type": "application/json", **headers}
+    )
     assert r.status_code == 200, r.text
     raw = r.content
     if raw.startswith(b"data: "):
-        chat_id = json.loads(raw.split(b"\n", 1)[0][len(b"data: "):])["id"]
+        chat_id = json.loads(raw.split(b"\n", 1)[0][len(b"data: ") :])["id"]
     else:
         chat_id = json.loads(raw)["id"]
     return chat_id, raw, r
@@ -48,17 +56,28 @@ def sse_events(raw: bytes) -> list[bytes]:
     return [e for e in raw.split(b"\n\n") if e]
 
 
-def signature(c: httpx.Client, chat_id: str, *, model: str = TEE_MODEL,
-              algo: str = "ecdsa", **headers: str) -> httpx.Response:
-    return c.get(f"/signature/{chat_id}", params={"model": model, "signing_algo": algo},
-                 headers=headers)
+def signature(
+    c: httpx.Client, chat_id: str, *, model: str = TEE_MODEL, algo: str = "ecdsa", **headers: str
+) -> httpx.Response:
+    return c.get(
+        f"/signature/{chat_id}", params={"model": model, "signing_algo": algo}, headers=headers
+    )
 
 
-def report(c: httpx.Client, *, model: str = TEE_MODEL, algo: str = "ecdsa",
-           nonce: str | None = None, **headers: str) -> tuple[str, dict[str, Any]]:
+def report(
+    c: httpx.Client,
+    *,
+    model: str = TEE_MODEL,
+    algo: str = "ecdsa",
+    nonce: str | None = None,
+    **headers: str,
+) -> tuple[str, dict[str, Any]]:
     nonce = nonce or os.urandom(32).hex()
-    r = c.get("/attestation/report", params={"model": model, "nonce": nonce,
-                                             "signing_algo": algo}, headers=headers)
+    r = c.get(
+        "/attestation/report",
+        params={"model": model, "nonce": nonce, "signing_algo": algo},
+        headers=headers,
+    )
     assert r.status_code == 200, r.text
     return nonce, r.json()
 
@@ -71,7 +90,7 @@ def replay(events: list[dict[str, Any]]) -> list[str]:
 
 
 def quote_rtmrs(quote: bytes) -> list[str]:
-    return [quote[376 + 48 * i:424 + 48 * i].hex() for i in range(4)]
+    return [quote[376 + 48 * i : 424 + 48 * i].hex() for i in range(4)]
 
 
 def report_data(quote: bytes) -> bytes:

@@ -23,10 +23,15 @@ CLIENTS = 20
 
 async def test_200_concurrent_streams_each_signed(emu: Emulator) -> None:
     limits = httpx.Limits(max_connections=N // CLIENTS)
-    headers = {"Authorization": f"Bearer {emu.api_key}", "Accept-Encoding": "identity",
-               "Content-Type": "application/json"}
-    clients = [httpx.AsyncClient(base_url=emu.base_url, headers=headers, limits=limits,
-                                 timeout=60) for _ in range(CLIENTS)]
+    headers = {
+        "Authorization": f"Bearer {emu.api_key}",
+        "Accept-Encoding": "identity",
+        "Content-Type": "application/json",
+    }
+    clients = [
+        httpx.AsyncClient(base_url=emu.base_url, headers=headers, limits=limits, timeout=60)
+        for _ in range(CLIENTS)
+    ]
     try:
 
         async def one(i: int) -> tuple[bytes, bytes, dict[str, str]]:
@@ -50,9 +55,11 @@ async def test_200_concurrent_streams_each_signed(emu: Emulator) -> None:
     assert len({r[2]["text"] for r in results}) == N
     for body, raw, sig in results:
         assert raw.endswith(b"data: [DONE]\n\n")
-        assert sig["text"] == (f"{hashlib.sha256(body).hexdigest()}:"
-                               f"{hashlib.sha256(raw).hexdigest()}")
-        signer = Account.recover_message(encode_defunct(text=sig["text"]),
-                                         signature=sig["signature"])
+        assert sig["text"] == (
+            f"{hashlib.sha256(body).hexdigest()}:{hashlib.sha256(raw).hexdigest()}"
+        )
+        signer = Account.recover_message(
+            encode_defunct(text=sig["text"]), signature=sig["signature"]
+        )
         assert signer == emu.signing_address
     assert emu.stats.chats_completed == N

@@ -26,10 +26,12 @@ from ._raw import chat, chat_body, client, signature
 POLICY = VerificationPolicy()
 
 
-async def _evidence(emu: Emulator, nonce: str, algo: str = "ecdsa", **headers: str
-                    ) -> AttestationEvidence:
-    async with httpx.AsyncClient(base_url=emu.base_url, headers={
-            "Authorization": f"Bearer {emu.api_key}"}) as c:
+async def _evidence(
+    emu: Emulator, nonce: str, algo: str = "ecdsa", **headers: str
+) -> AttestationEvidence:
+    async with httpx.AsyncClient(
+        base_url=emu.base_url, headers={"Authorization": f"Bearer {emu.api_key}"}
+    ) as c:
         params = {"model": "phala/gpt-oss-120b", "nonce": nonce, "signing_algo": algo}
         r = await c.get("/attestation/report", params=params, headers=headers)
         nras_url, jwks_url = emu.trust.nras_url, emu.trust.nras_jwks_url
@@ -44,12 +46,23 @@ async def _evidence(emu: Emulator, nonce: str, algo: str = "ecdsa", **headers: s
         if fmspc not in collateral:
             col = await dcap_qvl.get_collateral(emu.trust.pccs_url, node.intel_quote)
             collateral[fmspc] = col.to_json()
-    return AttestationEvidence(report=r.content, nonce=nonce, collateral=collateral,
-                               nras_response=nras.content, nras_jwks=jwks.content)
+    return AttestationEvidence(
+        report=r.content,
+        nonce=nonce,
+        collateral=collateral,
+        nras_response=nras.content,
+        nras_jwks=jwks.content,
+    )
 
 
-async def _verify(emu: Emulator, *, stream: bool, report_faults: Faults | None = None,
-                  nonce: str = "ab" * 32, policy: VerificationPolicy = POLICY):
+async def _verify(
+    emu: Emulator,
+    *,
+    stream: bool,
+    report_faults: Faults | None = None,
+    nonce: str = "ab" * 32,
+    policy: VerificationPolicy = POLICY,
+):
     body = chat_body(stream=stream)
     algo = policy.signing_algo
     with client(emu) as c:
@@ -57,13 +70,16 @@ async def _verify(emu: Emulator, *, stream: bool, report_faults: Faults | None =
         record = SignatureRecord.from_json(signature(c, chat_id, algo=algo).content)
         headers = {"X-Emulator-Faults": report_faults.to_header()} if report_faults else {}
     evidence = await _evidence(emu, nonce, algo, **headers)
-    sig = check_signature(record, request_body=body, response_body=raw, streamed=stream,
-                          policy=policy)
+    sig = check_signature(
+        record, request_body=body, response_body=raw, streamed=stream, policy=policy
+    )
     now = dt.datetime.now(dt.UTC)
-    verdict = verify_attestation(evidence, signer=sig.signer, policy=policy, trust=emu.trust,
-                                 now=now)
-    return assemble_result(sig, verdict, chat_id=chat_id, model="phala/gpt-oss-120b",
-                           policy=policy, now=now)
+    verdict = verify_attestation(
+        evidence, signer=sig.signer, policy=policy, trust=emu.trust, now=now
+    )
+    return assemble_result(
+        sig, verdict, chat_id=chat_id, model="phala/gpt-oss-120b", policy=policy, now=now
+    )
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -85,10 +101,7 @@ async def test_two_layer_report_verifies(emulator_factory) -> None:  # type: ign
     assert result.verified, (result.reasons, result.checks)
 
 
-
-
 async def test_ed25519_three_part_tls_bound_multi_gpu(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(signing_algo="ed25519", signed_text_parts=3, tls_bound=True,
-                           gpu_count=4)
+    emu = emulator_factory(signing_algo="ed25519", signed_text_parts=3, tls_bound=True, gpu_count=4)
     result = await _verify(emu, stream=True, policy=VerificationPolicy(signing_algo="ed25519"))
     assert result.verified, (result.reasons, result.checks)

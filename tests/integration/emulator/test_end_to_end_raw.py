@@ -43,8 +43,9 @@ async def test_quote_verifies_with_collateral_from_emulator_pccs(emu: Emulator) 
         nonce, rep = report(c)
     quote = bytes.fromhex(rep["intel_quote"])
     collateral = await dcap_qvl.get_collateral(emu.trust.pccs_url, quote)
-    verified = dcap_qvl.verify_with_root_ca(quote, collateral, emu.trust.intel_root_ca_der,
-                                            int(time.time()))
+    verified = dcap_qvl.verify_with_root_ca(
+        quote, collateral, emu.trust.intel_root_ca_der, int(time.time())
+    )
     assert verified.status == "UpToDate"
     assert emu.stats.pccs_calls["/tdx/certification/v4/tcb"] == 1
     # the real Intel root rejects the emulator's quote
@@ -69,8 +70,9 @@ def test_event_log_replays_and_binds_compose(emu: Emulator) -> None:
     assert runtime["app-id"]["event_payload"] == info["app_id"]
     for e in runtime.values():
         payload = bytes.fromhex(e["event_payload"])
-        digest = hashlib.sha384(struct.pack("<I", 0x08000001) + b":" + e["event"].encode()
-                                + b":" + payload).hexdigest()
+        digest = hashlib.sha384(
+            struct.pack("<I", 0x08000001) + b":" + e["event"].encode() + b":" + payload
+        ).hexdigest()
         assert e["digest"] == digest
     assert quote[232:280] == b"\x01" + bytes.fromhex(compose_hash) + bytes(15)  # mr_config_id
     assert "emulator" in info["app_name"]

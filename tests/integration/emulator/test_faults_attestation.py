@@ -72,8 +72,12 @@ def test_gpu_wrong_nonce(emu: Emulator) -> None:
     nonce, answer, jwks = _nras(emu, Faults(gpu_wrong_nonce=True))
     keys = jwt.PyJWKSet.from_dict(jwks)
     for token in [answer[0][1], *answer[1].values()]:  # type: ignore[index, attr-defined]
-        claims = jwt.decode(token, keys[jwt.get_unverified_header(token)["kid"]].key,
-                            algorithms=["ES384"], issuer=emu.origin)
+        claims = jwt.decode(
+            token,
+            keys[jwt.get_unverified_header(token)["kid"]].key,
+            algorithms=["ES384"],
+            issuer=emu.origin,
+        )
         assert claims["eat_nonce"] != nonce
 
 

@@ -23,8 +23,15 @@ def _statuses(c: httpx.Client, chat_id: str, n: int) -> list[int]:
 
 
 def test_counted_lookup_faults_in_order(emu: Emulator) -> None:
-    emu.set_faults(Faults(signature_not_ready=2, wrong_node=1, rate_limited=1, server_error=1,
-                          error_code_envelope=1))
+    emu.set_faults(
+        Faults(
+            signature_not_ready=2,
+            wrong_node=1,
+            rate_limited=1,
+            server_error=1,
+            error_code_envelope=1,
+        )
+    )
     with client(emu) as c:
         chat_id, _, _ = chat(c, chat_body(stream=False))
         answers = [signature(c, chat_id) for _ in range(7)]
@@ -38,8 +45,9 @@ def test_counted_lookup_faults_in_order(emu: Emulator) -> None:
 
 
 def test_rate_limit_without_retry_after_and_custom_5xx(emu: Emulator) -> None:
-    emu.set_faults(Faults(rate_limited=1, retry_after=None, server_error=1,
-                          server_error_status=502))
+    emu.set_faults(
+        Faults(rate_limited=1, retry_after=None, server_error=1, server_error_status=502)
+    )
     with client(emu) as c:
         chat_id, _, _ = chat(c, chat_body(stream=False))
         first, second = signature(c, chat_id), signature(c, chat_id)
@@ -98,8 +106,11 @@ def test_reset_mid_stream_drops_connection_and_signature(emu: Emulator, stream: 
     emu.set_faults(Faults(reset_mid_stream=True))
     with client(emu) as c:
         with pytest.raises(httpx.RemoteProtocolError):
-            c.post("/chat/completions", content=chat_body(stream=stream),
-                   headers={"Content-Type": "application/json"})
+            c.post(
+                "/chat/completions",
+                content=chat_body(stream=stream),
+                headers={"Content-Type": "application/json"},
+            )
         assert emu.stats.chats_completed == (1 if not stream else 0)
 
 
@@ -154,8 +165,9 @@ def test_non_tee_model_has_no_signature_or_report(emu: Emulator) -> None:
     with client(emu) as c:
         chat_id, _, _ = chat(c, chat_body(stream=False, model="openai/gpt-4o-mini"))
         sig = signature(c, chat_id, model="openai/gpt-4o-mini")
-        rep = c.get("/attestation/report", params={"model": "openai/gpt-4o-mini",
-                                                   "nonce": "00" * 32})
+        rep = c.get(
+            "/attestation/report", params={"model": "openai/gpt-4o-mini", "nonce": "00" * 32}
+        )
     assert sig.status_code == 404 and rep.status_code == 404
     assert rep.json()["error"]["code"] == "model_not_verifiable"
     assert emu.models["openai/gpt-4o-mini"] is False and emu.models[TEE_MODEL] is True

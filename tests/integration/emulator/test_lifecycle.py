@@ -19,8 +19,9 @@ async def test_async_context_manager_and_fast_start() -> None:
     async with Emulator(seed="async") as emu:
         assert time.process_time() - start < 1.0
         async with httpx.AsyncClient() as c:
-            r = await c.get(f"{emu.base_url}/models",
-                            headers={"Authorization": f"Bearer {emu.api_key}"})
+            r = await c.get(
+                f"{emu.base_url}/models", headers={"Authorization": f"Bearer {emu.api_key}"}
+            )
         assert r.status_code == 200 and r.headers["x-redpill-emulator"] == "1"
         port = emu.port
     # stopped: the port no longer answers
@@ -37,10 +38,22 @@ async def test_async_context_manager_and_fast_start() -> None:
 def test_cli_runs_in_foreground_and_writes_trust_file(tmp_path: Path) -> None:
     trust = tmp_path / "trust.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "redpill_integrations.emulator", "--port", "0",
-         "--trust-out", str(trust), "--signature-not-ready", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        cwd=Path(__file__).resolve().parents[3])
+        [
+            sys.executable,
+            "-m",
+            "redpill_integrations.emulator",
+            "--port",
+            "0",
+            "--trust-out",
+            str(trust),
+            "--signature-not-ready",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     try:
         assert proc.stdout is not None
         base_url = proc.stdout.readline().strip()

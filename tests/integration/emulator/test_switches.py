@@ -30,7 +30,8 @@ def test_ed25519_and_three_part_text(emulator_factory) -> None:  # type: ignore[
     assert (req, resp) == (hashlib.sha256(body).hexdigest(), hashlib.sha256(raw).hexdigest())
     assert sig["signing_algo"] == "ed25519" and sig["signing_address"] == emu.signing_address
     Ed25519PublicKey.from_public_bytes(bytes.fromhex(sig["signing_address"])).verify(
-        bytes.fromhex(sig["signature"]), sig["text"].encode())
+        bytes.fromhex(sig["signature"]), sig["text"].encode()
+    )
     key = bytes.fromhex(emu.signing_address)
     assert report_data(bytes.fromhex(rep["intel_quote"])) == key + bytes.fromhex(nonce)
 
@@ -68,8 +69,9 @@ async def test_tcb_status_switch(emulator_factory, status: str) -> None:  # type
         with pytest.raises(ValueError, match="Revoked"):
             dcap_qvl.verify_with_root_ca(quote, collateral, emu.root_ca_der, int(time.time()))
     else:
-        verified = dcap_qvl.verify_with_root_ca(quote, collateral, emu.root_ca_der,
-                                                int(time.time()))
+        verified = dcap_qvl.verify_with_root_ca(
+            quote, collateral, emu.root_ca_der, int(time.time())
+        )
         assert verified.status == status
 
 
@@ -84,8 +86,12 @@ async def test_debug_td_is_rejected(emulator_factory) -> None:  # type: ignore[n
 
 
 def test_scripted_replies_json_and_sse(emu: Emulator) -> None:
-    emu.script(replies=[Reply.tool_call("get_weather", {"city": "Paris"}),
-                        Reply.text("ok", reasoning="thinking")])
+    emu.script(
+        replies=[
+            Reply.tool_call("get_weather", {"city": "Paris"}),
+            Reply.text("ok", reasoning="thinking"),
+        ]
+    )
     emu.script("phala/qwen-2.5-7b-instruct", [Reply.json({"a": 1})])
     with client(emu) as c:
         _, raw, _ = chat(c, chat_body(stream=False))
@@ -117,11 +123,17 @@ def test_auth_models_and_gzip(emulator_factory) -> None:  # type: ignore[no-unty
         body = chat_body(stream=False)
         _, identity_raw, r = chat(c, body)
         assert "content-encoding" not in r.headers
-        zipped = c.post("/chat/completions", content=body,
-                        headers={"Accept-Encoding": "gzip", "Content-Type": "application/json"})
+        zipped = c.post(
+            "/chat/completions",
+            content=body,
+            headers={"Accept-Encoding": "gzip", "Content-Type": "application/json"},
+        )
         assert zipped.headers["content-encoding"] == "gzip"
-        plain = gzip.decompress(zipped.read()) if zipped.content[:2] == b"\x1f\x8b" else (
-            zipped.content)  # httpx decodes gzip itself
+        plain = (
+            gzip.decompress(zipped.read())
+            if zipped.content[:2] == b"\x1f\x8b"
+            else (zipped.content)
+        )  # httpx decodes gzip itself
         sig = signature(c, json.loads(plain)["id"]).json()
     assert sig["text"].split(":")[1] == hashlib.sha256(plain).hexdigest()  # over decoded bytes
     assert identity_raw.startswith(b"{")
@@ -130,8 +142,14 @@ def test_auth_models_and_gzip(emulator_factory) -> None:  # type: ignore[no-unty
 def test_trust_file_and_loopback_only(emu: Emulator, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = emu.write_trust_file(tmp_path / "trust.json")
     data = json.loads(path.read_text())
-    assert set(data) == {"kind", "intel_root_ca_der_b64", "pccs_url", "nras_url",
-                         "nras_jwks_url", "base_url"}
+    assert set(data) == {
+        "kind",
+        "intel_root_ca_der_b64",
+        "pccs_url",
+        "nras_url",
+        "nras_jwks_url",
+        "base_url",
+    }
     assert data["kind"] == "redpill-emulator" and data["base_url"] == emu.base_url
     loaded = TrustAnchors.from_file(path)
     assert loaded.intel_root_ca_der == emu.root_ca_der and loaded.nras_issuer == emu.origin

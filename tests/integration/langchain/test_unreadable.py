@@ -36,8 +36,10 @@ def _chat_body(body: bytes, status: int = 200) -> Callable[[httpx.Request], http
 
 def _clients(body: bytes, status: int = 200) -> dict[str, Any]:
     handler = _chat_body(body, status)
-    return {"http_client": httpx.Client(transport=httpx.MockTransport(handler)),
-            "http_async_client": httpx.AsyncClient(transport=httpx.MockTransport(handler))}
+    return {
+        "http_client": httpx.Client(transport=httpx.MockTransport(handler)),
+        "http_async_client": httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+    }
 
 
 @pytest.mark.parametrize("body", [DEEP, b"{not json"], ids=["nested-100000", "not-json"])

@@ -27,13 +27,17 @@ from tests.support_llama_index import Collector
 MODEL = "phala/gpt-oss-120b"
 
 
-def make_llm(emu: Emulator, *, receipt_store: ReceiptStore | None = None,
-             **kwargs: Any) -> Redpill:
+def make_llm(emu: Emulator, *, receipt_store: ReceiptStore | None = None, **kwargs: Any) -> Redpill:
     clock = FakeTime(start=1000.0)
     verifier = RedpillVerifier(
-        base_url=emu.base_url, api_key=emu.api_key, trust=emu.trust,
-        policy=VerificationPolicy(), receipt_store=receipt_store,
-        sleep=clock.sleep, asleep=clock.asleep, monotonic=clock.monotonic,
+        base_url=emu.base_url,
+        api_key=emu.api_key,
+        trust=emu.trust,
+        policy=VerificationPolicy(),
+        receipt_store=receipt_store,
+        sleep=clock.sleep,
+        asleep=clock.asleep,
+        monotonic=clock.monotonic,
     )
     kwargs.setdefault("model", MODEL)
     kwargs.setdefault("max_retries", 0)

@@ -45,32 +45,34 @@ def test_chat(emu: Emulator, llm: Redpill, collector: Collector, store: ReceiptS
     _check(response, collector, store, "LLMChatStartEvent")
 
 
-async def test_achat(emu: Emulator, llm: Redpill, collector: Collector,
-                     store: ReceiptStore) -> None:
+async def test_achat(
+    emu: Emulator, llm: Redpill, collector: Collector, store: ReceiptStore
+) -> None:
     emu.script(replies=[Reply.text(TEXT)])
     response = await llm.achat(MSGS)
     assert response.message.content == TEXT
     _check(response, collector, store, "LLMChatStartEvent")
 
 
-def test_complete(emu: Emulator, llm: Redpill, collector: Collector,
-                  store: ReceiptStore) -> None:
+def test_complete(emu: Emulator, llm: Redpill, collector: Collector, store: ReceiptStore) -> None:
     emu.script(replies=[Reply.text(TEXT)])
     response = llm.complete("Where does this run?")
     assert response.text == TEXT
     _check(response, collector, store, "LLMCompletionStartEvent")
 
 
-async def test_acomplete(emu: Emulator, llm: Redpill, collector: Collector,
-                         store: ReceiptStore) -> None:
+async def test_acomplete(
+    emu: Emulator, llm: Redpill, collector: Collector, store: ReceiptStore
+) -> None:
     emu.script(replies=[Reply.text(TEXT)])
     response = await llm.acomplete("Where does this run?")
     assert response.text == TEXT
     _check(response, collector, store, "LLMCompletionStartEvent")
 
 
-def _check_stream(chunks: list[Any], collector: Collector, store: ReceiptStore,
-                  start_event: str) -> None:
+def _check_stream(
+    chunks: list[Any], collector: Collector, store: ReceiptStore, start_event: str
+) -> None:
     assert len(chunks) > 3
     carrying = [c for c in chunks if VERIFICATION_KEY in c.additional_kwargs]
     assert carrying == [chunks[-1]] and chunks[-1].delta == ""
@@ -78,8 +80,9 @@ def _check_stream(chunks: list[Any], collector: Collector, store: ReceiptStore,
     _check(chunks[-1], collector, store, start_event)
 
 
-def test_stream_chat(emu: Emulator, llm: Redpill, collector: Collector,
-                     store: ReceiptStore) -> None:
+def test_stream_chat(
+    emu: Emulator, llm: Redpill, collector: Collector, store: ReceiptStore
+) -> None:
     emu.script(replies=[Reply.text(TEXT)])
     chunks = list(llm.stream_chat(MSGS))
     assert chunks[-1].message.content == TEXT
@@ -88,24 +91,27 @@ def test_stream_chat(emu: Emulator, llm: Redpill, collector: Collector,
     assert end.response is chunks[-1]
 
 
-async def test_astream_chat(emu: Emulator, llm: Redpill, collector: Collector,
-                            store: ReceiptStore) -> None:
+async def test_astream_chat(
+    emu: Emulator, llm: Redpill, collector: Collector, store: ReceiptStore
+) -> None:
     emu.script(replies=[Reply.text(TEXT)])
     chunks = [c async for c in await llm.astream_chat(MSGS)]
     assert chunks[-1].message.content == TEXT
     _check_stream(chunks, collector, store, "LLMChatStartEvent")
 
 
-def test_stream_complete(emu: Emulator, llm: Redpill, collector: Collector,
-                         store: ReceiptStore) -> None:
+def test_stream_complete(
+    emu: Emulator, llm: Redpill, collector: Collector, store: ReceiptStore
+) -> None:
     emu.script(replies=[Reply.text(TEXT)])
     chunks = list(llm.stream_complete("Where does this run?"))
     assert chunks[-1].text == TEXT
     _check_stream(chunks, collector, store, "LLMCompletionStartEvent")
 
 
-async def test_astream_complete(emu: Emulator, llm: Redpill, collector: Collector,
-                                store: ReceiptStore) -> None:
+async def test_astream_complete(
+    emu: Emulator, llm: Redpill, collector: Collector, store: ReceiptStore
+) -> None:
     emu.script(replies=[Reply.text(TEXT)])
     chunks = [c async for c in await llm.astream_complete("Where does this run?")]
     assert chunks[-1].text == TEXT

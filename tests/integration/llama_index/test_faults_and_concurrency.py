@@ -25,8 +25,12 @@ FAULTS = [  # (faults, streamed, status, reasons)
     (Faults(tamper_response="alter"), True, "failed", ["RESPONSE_HASH_MISMATCH"]),
     (Faults(foreign_signer=True), False, "failed", ["SIGNER_NOT_ATTESTED"]),
     (Faults(sign_other_request=True), True, "failed", ["REQUEST_HASH_MISMATCH"]),
-    (Faults(ignore_nonce=True), False, "failed",
-     ["GPU_NONCE_MISMATCH", "NONCE_MISMATCH", "REPORT_DATA_MISMATCH"]),
+    (
+        Faults(ignore_nonce=True),
+        False,
+        "failed",
+        ["GPU_NONCE_MISMATCH", "NONCE_MISMATCH", "REPORT_DATA_MISMATCH"],
+    ),
     (Faults(compose_mismatch=True), False, "failed", ["COMPOSE_MISMATCH"]),
     (Faults(gpu_wrong_nonce=True), True, "failed", ["GPU_NONCE_MISMATCH"]),
     (Faults(truncate_stream=True), True, "unverifiable", ["STREAM_INCOMPLETE"]),
@@ -36,7 +40,11 @@ FAULTS = [  # (faults, streamed, status, reasons)
 
 @pytest.mark.parametrize(("faults", "streamed", "status", "reasons"), FAULTS)
 def test_strict_fault_raises_with_exact_verdict_and_full_content(
-    emu: Emulator, collector: Collector, faults: Faults, streamed: bool, status: str,
+    emu: Emulator,
+    collector: Collector,
+    faults: Faults,
+    streamed: bool,
+    status: str,
     reasons: list[str],
 ) -> None:
     emu.set_faults(faults, model=MODEL)
@@ -64,8 +72,15 @@ def test_strict_fault_raises_with_exact_verdict_and_full_content(
     assert event.verification == result.to_dict()
 
 
-@pytest.mark.parametrize("faults", [Faults(signature_not_ready=2), Faults(rate_limited=1),
-                                    Faults(wrong_node=2), Faults(server_error=1)])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(signature_not_ready=2),
+        Faults(rate_limited=1),
+        Faults(wrong_node=2),
+        Faults(server_error=1),
+    ],
+)
 def test_transient_signature_faults_still_verify(emu: Emulator, faults: Faults) -> None:
     emu.set_faults(faults, model=MODEL)
     assert verdict(make_llm(emu).chat(MSGS))["status"] == "verified"

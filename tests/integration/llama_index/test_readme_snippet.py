@@ -9,7 +9,7 @@ import pytest
 
 from redpill_integrations.emulator import Emulator
 
-SNIPPET = '''
+SNIPPET = """
 from llama_index.core.llms import ChatMessage
 from redpill_integrations import ReceiptStore, VerificationFailed
 from redpill_integrations.llama_index import Redpill
@@ -22,11 +22,15 @@ except VerificationFailed as failed:  # nothing is lost: failed.response holds t
     raise SystemExit(f"not verified: {failed.result.reasons}")
 verdict = response.additional_kwargs["redpill_verification"]
 print(verdict["status"], verdict["chat_id"], verdict["receipt_id"])
-'''
+"""
 
 
-def test_readme_snippet_runs(emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_snippet_runs(
+    emu: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("REDPILL_API_KEY", emu.api_key)
     monkeypatch.setenv("REDPILL_BASE_URL", emu.base_url)
     monkeypatch.setenv("REDPILL_TRUST_FILE", str(emu.write_trust_file(tmp_path / "trust.json")))

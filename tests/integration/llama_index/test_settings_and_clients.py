@@ -23,7 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:inspect")
 
 
 def test_trust_file_from_env_is_honoured_with_a_warning(
-    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    emu: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("REDPILL_TRUST_FILE", str(emu.write_trust_file(tmp_path / "trust.json")))
@@ -52,8 +54,11 @@ async def test_users_http_clients_are_kept_and_captured(emu: Emulator) -> None:
     async def ahook(request: httpx.Request) -> None:
         seen.append(request.url.path)
 
-    llm = make_llm(emu, http_client=httpx.Client(event_hooks={"request": [hook]}),
-                   async_http_client=httpx.AsyncClient(event_hooks={"request": [ahook]}))
+    llm = make_llm(
+        emu,
+        http_client=httpx.Client(event_hooks={"request": [hook]}),
+        async_http_client=httpx.AsyncClient(event_hooks={"request": [ahook]}),
+    )
     assert verdict(llm.chat(MSGS))["status"] == "verified"
     assert verdict(await llm.achat(MSGS))["status"] == "verified"
     assert seen == ["/v1/chat/completions", "/v1/chat/completions"]

@@ -65,16 +65,20 @@ async def test_function_agent(emu: Emulator, llm: Redpill, collector: Collector)
 
 def test_structured_predict(emu: Emulator, llm: Redpill, collector: Collector) -> None:
     emu.script(replies=[Reply.tool_call("Album", {"title": "Blue Train", "year": 1958})])
-    album = llm.structured_predict(Album, PromptTemplate("Name an album by {artist}."),
-                                   artist="John Coltrane")
+    album = llm.structured_predict(
+        Album, PromptTemplate("Name an album by {artist}."), artist="John Coltrane"
+    )
     assert album == Album(title="Blue Train", year=1958)
     _verified_responses(collector)
 
 
-def test_rag_query_engine_answer_is_verified(emu: Emulator, llm: Redpill,
-                                              collector: Collector) -> None:
-    docs = [Document(text="The signing key never leaves the TEE."),
-            Document(text="Receipts re-verify offline.")]
+def test_rag_query_engine_answer_is_verified(
+    emu: Emulator, llm: Redpill, collector: Collector
+) -> None:
+    docs = [
+        Document(text="The signing key never leaves the TEE."),
+        Document(text="Receipts re-verify offline."),
+    ]
     index = VectorStoreIndex.from_documents(docs, embed_model=MockEmbedding(embed_dim=8))
     emu.script(replies=[Reply.text("It never leaves the TEE.")])
     answer = index.as_query_engine(llm=llm).query("Where is the signing key?")

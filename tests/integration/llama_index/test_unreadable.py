@@ -38,8 +38,10 @@ def _clients(body: bytes, status: int = 200) -> dict[str, Any]:
     def handle(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, headers={"content-type": "application/json"}, content=body)
 
-    return {"http_client": httpx.Client(transport=httpx.MockTransport(handle)),
-            "async_http_client": httpx.AsyncClient(transport=httpx.MockTransport(handle))}
+    return {
+        "http_client": httpx.Client(transport=httpx.MockTransport(handle)),
+        "async_http_client": httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+    }
 
 
 @pytest.mark.parametrize("body", [DEEP, b"{not json"], ids=["nested-100000", "not-json"])
@@ -69,8 +71,12 @@ async def test_unparsable_body_is_verified_and_raised_as_ours(
 async def test_http_error_keeps_the_sdk_error_and_no_receipt(
     emu: Emulator, store: ReceiptStore
 ) -> None:
-    llm = make_llm(emu, receipt_store=store, verification="annotate",
-                   **_clients(b'{"error": {"message": "no"}}', 500))
+    llm = make_llm(
+        emu,
+        receipt_store=store,
+        verification="annotate",
+        **_clients(b'{"error": {"message": "no"}}', 500),
+    )
     with pytest.raises(openai.InternalServerError):
         llm.chat(HI)
     with pytest.raises(openai.InternalServerError):

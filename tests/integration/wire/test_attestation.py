@@ -52,8 +52,12 @@ def test_foreign_signer_is_not_attested(emu: Emulator) -> None:
 
 def test_unreachable_nras_and_pccs_are_dependency_unavailable(emu: Emulator) -> None:
     dead = "http://127.0.0.1:9"  # discard port: connection refused
-    trust = dataclasses.replace(emu.trust, nras_url=f"{dead}/v3/attest/gpu",
-                                nras_jwks_url=f"{dead}/.well-known/jwks.json", pccs_url=dead)
+    trust = dataclasses.replace(
+        emu.trust,
+        nras_url=f"{dead}/v3/attest/gpu",
+        nras_jwks_url=f"{dead}/.well-known/jwks.json",
+        pccs_url=dead,
+    )
     v = RedpillVerifier(base_url=emu.base_url, api_key=emu.api_key, trust=trust)
     result = chat_and_verify(v, emu)
     assert result.status is Status.UNVERIFIABLE
@@ -70,8 +74,12 @@ def test_non_tee_model_fetches_nothing(emu: Emulator) -> None:
 
 
 def test_production_anchors_never_accept_the_emulator(emu: Emulator) -> None:
-    trust = dataclasses.replace(TrustAnchors.production(), pccs_url=emu.trust.pccs_url,
-                                nras_url=emu.trust.nras_url, nras_jwks_url=emu.trust.nras_jwks_url)
+    trust = dataclasses.replace(
+        TrustAnchors.production(),
+        pccs_url=emu.trust.pccs_url,
+        nras_url=emu.trust.nras_url,
+        nras_jwks_url=emu.trust.nras_jwks_url,
+    )
     v = RedpillVerifier(base_url=emu.base_url, api_key=emu.api_key, trust=trust)
     result = chat_and_verify(v, emu)
     assert result.status is Status.FAILED and Reason.QUOTE_INVALID in result.reasons

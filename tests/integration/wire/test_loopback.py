@@ -39,8 +39,15 @@ class NoWait:
 def verifier(emu: Emulator, tmp_path: Path | None = None, **kw) -> RedpillVerifier:  # type: ignore[no-untyped-def]
     nw = NoWait()
     store = ReceiptStore(tmp_path / "receipts.sqlite3") if tmp_path else None
-    return RedpillVerifier(base_url=emu.base_url, api_key=CANARY, trust=emu.trust,
-                           receipt_store=store, sleep=nw.sleep, asleep=nw.asleep, **kw)
+    return RedpillVerifier(
+        base_url=emu.base_url,
+        api_key=CANARY,
+        trust=emu.trust,
+        receipt_store=store,
+        sleep=nw.sleep,
+        asleep=nw.asleep,
+        **kw,
+    )
 
 
 def assert_server_hashes(result) -> None:  # type: ignore[no-untyped-def]
@@ -55,8 +62,12 @@ def test_sync_sdk_capture_verifies(emu: Emulator, stream: bool, tmp_path: Path, 
     v = verifier(emu, tmp_path)
     sdk = openai.OpenAI(base_url=emu.base_url, api_key=CANARY, http_client=v.http_client())
     tag = v.recorder.new_tag()
-    out = sdk.chat.completions.create(model=MODEL, messages=MSG, stream=stream,  # type: ignore[call-overload]
-                                      extra_headers={CAPTURE_HEADER: tag})
+    out = sdk.chat.completions.create(
+        model=MODEL,
+        messages=MSG,
+        stream=stream,  # type: ignore[call-overload]
+        extra_headers={CAPTURE_HEADER: tag},
+    )
     if stream:
         chunks = list(out)
         chat_id = chunks[0].id
@@ -83,18 +94,26 @@ class GzipProxy(httpx.BaseTransport):
         answer = self.inner.handle_request(request)
         body = answer.read()
         headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
-        return httpx.Response(answer.status_code, content=gzip.compress(body),
-                              headers={**headers, "Content-Encoding": "gzip"})
+        return httpx.Response(
+            answer.status_code,
+            content=gzip.compress(body),
+            headers={**headers, "Content-Encoding": "gzip"},
+        )
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_compressed_answers_are_decoded_for_the_hash(emu: Emulator, stream: bool) -> None:
     v = verifier(emu)
-    sdk = openai.OpenAI(base_url=emu.base_url, api_key=CANARY,
-                        http_client=v.http_client(GzipProxy()))
+    sdk = openai.OpenAI(
+        base_url=emu.base_url, api_key=CANARY, http_client=v.http_client(GzipProxy())
+    )
     tag = v.recorder.new_tag()
-    out = sdk.chat.completions.create(model=MODEL, messages=MSG, stream=stream,  # type: ignore[call-overload]
-                                      extra_headers={CAPTURE_HEADER: tag})
+    out = sdk.chat.completions.create(
+        model=MODEL,
+        messages=MSG,
+        stream=stream,  # type: ignore[call-overload]
+        extra_headers={CAPTURE_HEADER: tag},
+    )
     if stream:
         list(out)
     exchange = v.recorder.take(tag)
@@ -105,11 +124,16 @@ def test_compressed_answers_are_decoded_for_the_hash(emu: Emulator, stream: bool
 @pytest.mark.parametrize("stream", [False, True])
 async def test_async_sdk_capture_verifies(emu: Emulator, stream: bool) -> None:
     v = verifier(emu)
-    sdk = openai.AsyncOpenAI(base_url=emu.base_url, api_key=CANARY,
-                             http_client=v.async_http_client())
+    sdk = openai.AsyncOpenAI(
+        base_url=emu.base_url, api_key=CANARY, http_client=v.async_http_client()
+    )
     tag = v.recorder.new_tag()
-    out = await sdk.chat.completions.create(model=MODEL, messages=MSG, stream=stream,  # type: ignore[call-overload]
-                                            extra_headers={CAPTURE_HEADER: tag})
+    out = await sdk.chat.completions.create(
+        model=MODEL,
+        messages=MSG,
+        stream=stream,  # type: ignore[call-overload]
+        extra_headers={CAPTURE_HEADER: tag},
+    )
     if stream:
         async for _ in out:
             pass
@@ -123,8 +147,9 @@ def test_early_break_is_stream_incomplete_and_immediate(emu: Emulator) -> None:
     v = verifier(emu)
     sdk = openai.OpenAI(base_url=emu.base_url, api_key=CANARY, http_client=v.http_client())
     tag = v.recorder.new_tag()
-    stream = sdk.chat.completions.create(model=MODEL, messages=MSG, stream=True,
-                                         extra_headers={CAPTURE_HEADER: tag})
+    stream = sdk.chat.completions.create(
+        model=MODEL, messages=MSG, stream=True, extra_headers={CAPTURE_HEADER: tag}
+    )
     start = time.monotonic()
     for _ in stream:
         break
@@ -137,11 +162,13 @@ def test_early_break_is_stream_incomplete_and_immediate(emu: Emulator) -> None:
 async def test_async_early_break_is_stream_incomplete_and_immediate(emu: Emulator) -> None:
     emu.script(MODEL, [Reply.text("word " * 3000)])
     v = verifier(emu)
-    sdk = openai.AsyncOpenAI(base_url=emu.base_url, api_key=CANARY,
-                             http_client=v.async_http_client())
+    sdk = openai.AsyncOpenAI(
+        base_url=emu.base_url, api_key=CANARY, http_client=v.async_http_client()
+    )
     tag = v.recorder.new_tag()
-    stream = await sdk.chat.completions.create(model=MODEL, messages=MSG, stream=True,
-                                               extra_headers={CAPTURE_HEADER: tag})
+    stream = await sdk.chat.completions.create(
+        model=MODEL, messages=MSG, stream=True, extra_headers={CAPTURE_HEADER: tag}
+    )
     start = time.monotonic()
     async for _ in stream:
         break
@@ -175,21 +202,25 @@ def test_tampered_response_fails_with_hash_mismatch(emu: Emulator) -> None:
 
 async def test_200_concurrent_exchanges_get_their_own_verdicts(emu: Emulator) -> None:
     v = verifier(emu)
-    sdk = openai.AsyncOpenAI(base_url=emu.base_url, api_key=CANARY,
-                             http_client=v.async_http_client(), max_retries=0)
+    sdk = openai.AsyncOpenAI(
+        base_url=emu.base_url, api_key=CANARY, http_client=v.async_http_client(), max_retries=0
+    )
 
     async def one(i: int) -> tuple[str, str | None, Status]:
         tag = v.recorder.new_tag()
         out = await sdk.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": f"q{i}"}],
-            extra_headers={CAPTURE_HEADER: tag})
+            model=MODEL,
+            messages=[{"role": "user", "content": f"q{i}"}],
+            extra_headers={CAPTURE_HEADER: tag},
+        )
         result = await v.averify(v.recorder.take(tag))
         return out.id, result.chat_id, result.status
 
     got = await asyncio.gather(*[one(i) for i in range(200)])
     assert len({chat_id for chat_id, _, _ in got}) == 200
-    assert all(chat_id == verified_id and status is Status.VERIFIED
-               for chat_id, verified_id, status in got)
+    assert all(
+        chat_id == verified_id and status is Status.VERIFIED for chat_id, verified_id, status in got
+    )
     assert emu.stats.attestation_fetches == 1
     await v.aclose()
 
@@ -209,15 +240,18 @@ def test_100_concurrent_first_calls_fetch_attestation_once(emu: Emulator) -> Non
 
 
 def test_receipt_reverifies_offline_and_detects_one_changed_byte(
-        emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     v = verifier(emu, tmp_path)
     sdk = openai.OpenAI(base_url=emu.base_url, api_key=CANARY, http_client=v.http_client())
     tag = v.recorder.new_tag()
-    sdk.chat.completions.create(model=MODEL, messages=MSG, stream=True,
-                                extra_headers={CAPTURE_HEADER: tag}).close()
+    sdk.chat.completions.create(
+        model=MODEL, messages=MSG, stream=True, extra_headers={CAPTURE_HEADER: tag}
+    ).close()
     tag2 = v.recorder.new_tag()
-    for _ in sdk.chat.completions.create(model=MODEL, messages=MSG, stream=True,
-                                         extra_headers={CAPTURE_HEADER: tag2}):
+    for _ in sdk.chat.completions.create(
+        model=MODEL, messages=MSG, stream=True, extra_headers={CAPTURE_HEADER: tag2}
+    ):
         pass
     original = v.verify(v.recorder.take(tag2))
     assert original.verified
@@ -231,7 +265,10 @@ def test_receipt_reverifies_offline_and_detects_one_changed_byte(
     monkeypatch.setattr(socket.socket, "connect", no_network)
     again = reverify(receipt, trust=emu.trust)
     assert (again.status, again.reasons, dict(again.checks)) == (
-        original.status, original.reasons, dict(original.checks))
+        original.status,
+        original.reasons,
+        dict(original.checks),
+    )
     assert reverify(receipt).status is not Status.VERIFIED  # production anchors by default
 
     body = bytearray(receipt.response_body or b"")
@@ -242,7 +279,8 @@ def test_receipt_reverifies_offline_and_detects_one_changed_byte(
     req = bytearray(receipt.request_body or b"")
     req[-2] ^= 0x01
     assert reverify(_replace(receipt, request_body=bytes(req)), trust=emu.trust).reasons == (
-        Reason.REQUEST_HASH_MISMATCH,)
+        Reason.REQUEST_HASH_MISMATCH,
+    )
 
 
 def _replace(receipt: Receipt, **changes: object) -> Receipt:

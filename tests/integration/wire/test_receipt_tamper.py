@@ -18,13 +18,16 @@ from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
 
 @pytest.fixture(scope="module")
 def verified(emulator: Emulator) -> Receipt:
-    v = RedpillVerifier(base_url=emulator.base_url, api_key=emulator.api_key,
-                        trust=emulator.trust)
-    sdk = openai.OpenAI(base_url=emulator.base_url, api_key=emulator.api_key,
-                        http_client=v.http_client())
+    v = RedpillVerifier(base_url=emulator.base_url, api_key=emulator.api_key, trust=emulator.trust)
+    sdk = openai.OpenAI(
+        base_url=emulator.base_url, api_key=emulator.api_key, http_client=v.http_client()
+    )
     tag = v.recorder.new_tag()
-    sdk.chat.completions.create(model="phala/gpt-oss-120b", extra_headers={CAPTURE_HEADER: tag},
-                                messages=[{"role": "user", "content": "hi"}])
+    sdk.chat.completions.create(
+        model="phala/gpt-oss-120b",
+        extra_headers={CAPTURE_HEADER: tag},
+        messages=[{"role": "user", "content": "hi"}],
+    )
     receipt = v.verify_exchange(v.recorder.take(tag))
     assert receipt.result.status is Status.VERIFIED
     return Receipt.from_json(receipt.to_json())

@@ -16,7 +16,12 @@ from redpill_integrations.emulator.tamper import tamper_json, tamper_sse
 def test_signature_fault_windows() -> None:
     f = Faults(signature_not_ready=2, rate_limited=1, error_code_envelope=1)
     assert [f.signature_fault(i) for i in range(5)] == [
-        "not_ready", "not_ready", "rate_limited", "error_code_envelope", None]
+        "not_ready",
+        "not_ready",
+        "rate_limited",
+        "error_code_envelope",
+        None,
+    ]
 
 
 def test_merge_and_header_round_trip() -> None:
@@ -28,17 +33,25 @@ def test_merge_and_header_round_trip() -> None:
     assert parse_faults_header(None) is None
     with pytest.raises(ValueError, match="unknown fault fields"):
         parse_faults_header('{"bogus": true}')
-    for bad in ("[1]", "{", '{"signature_not_ready": "2"}', '{"foreign_signer": 1}',
-                '{"tamper_response": "explode"}', '{"wrong_node": 1.5}'):
+    for bad in (
+        "[1]",
+        "{",
+        '{"signature_not_ready": "2"}',
+        '{"foreign_signer": 1}',
+        '{"tamper_response": "explode"}',
+        '{"wrong_node": 1.5}',
+    ):
         with pytest.raises(FaultsHeaderError):
             parse_faults_header(bad)
     assert parse_faults_header('{"retry_after": null, "signature_ttl": 0}') == Faults(
-        retry_after=None, signature_ttl=0)
+        retry_after=None, signature_ttl=0
+    )
 
 
 def test_sse_layout_and_tamper_modes() -> None:
-    events = render_sse_events("chatcmpl-x", "m", Reply.text("hello world, a longer reply"),
-                               [], include_usage=True)
+    events = render_sse_events(
+        "chatcmpl-x", "m", Reply.text("hello world, a longer reply"), [], include_usage=True
+    )
     assert events[-1] == b"data: [DONE]\n\n"
     assert json.loads(events[-2][6:])["usage"]["total_tokens"] > 0
     assert all(e.startswith(b"data: ") and e.endswith(b"\n\n") for e in events)
@@ -53,8 +66,11 @@ def test_sse_layout_and_tamper_modes() -> None:
 def test_json_reply_and_tamper() -> None:
     body = render_json("chatcmpl-y", "m", Reply.text("hi", reasoning="why"), [])
     data = json.loads(body)
-    assert data["choices"][0]["message"] == {"role": "assistant", "content": "hi",
-                                             "reasoning_content": "why"}
+    assert data["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "hi",
+        "reasoning_content": "why",
+    }
     assert json.loads(tamper_json(body, "alter"))["choices"][0]["message"]["content"] != "hi"
 
 

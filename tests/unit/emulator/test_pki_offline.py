@@ -20,13 +20,15 @@ CVM = CvmIdentity.create(SEED, "redpill-emulator-unit")
 
 
 def _verify(quote: bytes, pki: TestPki = PKI, status: str = "UpToDate") -> str:
-    col = dcap_qvl.QuoteCollateralV3.from_json(build_collateral(pki, tcb_status=status)
-                                               .to_v3_json())
+    col = dcap_qvl.QuoteCollateralV3.from_json(
+        build_collateral(pki, tcb_status=status).to_v3_json()
+    )
     return str(dcap_qvl.verify_with_root_ca(quote, col, pki.root_der, int(time.time())).status)
 
 
-@pytest.mark.parametrize("status", ["UpToDate", "SWHardeningNeeded", "ConfigurationNeeded",
-                                    "OutOfDate"])
+@pytest.mark.parametrize(
+    "status", ["UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "OutOfDate"]
+)
 def test_statuses_pass_through(status: str) -> None:
     assert _verify(QUOTES.build(CVM.measurements, bytes(64)), status=status) == status
 
@@ -63,8 +65,9 @@ def test_quote_carries_measurements_and_report_data() -> None:
     rd = bytes(range(64))
     quote = QUOTES.build(CVM.measurements, rd)
     assert quote[568:632] == rd
-    assert [quote[376 + 48 * i:424 + 48 * i] for i in range(4)] == list(
-        replay_rtmrs(list(CVM.event_log)))
+    assert [quote[376 + 48 * i : 424 + 48 * i] for i in range(4)] == list(
+        replay_rtmrs(list(CVM.event_log))
+    )
     assert quote[184:232] == CVM.measurements.mr_td
     assert quote[232:280] == b"\x01" + bytes.fromhex(CVM.compose_hash) + bytes(15)
 

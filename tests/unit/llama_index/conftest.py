@@ -64,12 +64,17 @@ class FakeVerifier:
         if tag is not None:
             self.recorder.filed[tag] = FakeExchange(tag, chat_id, request)
         if body.get("stream"):
-            events = render_sse_events(chat_id, body["model"], reply, body["messages"],
-                                       include_usage=False)
-            return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                  content=b"".join(events))
-        return httpx.Response(200, headers={"content-type": "application/json"},
-                              content=render_json(chat_id, body["model"], reply, body["messages"]))
+            events = render_sse_events(
+                chat_id, body["model"], reply, body["messages"], include_usage=False
+            )
+            return httpx.Response(
+                200, headers={"content-type": "text/event-stream"}, content=b"".join(events)
+            )
+        return httpx.Response(
+            200,
+            headers={"content-type": "application/json"},
+            content=render_json(chat_id, body["model"], reply, body["messages"]),
+        )
 
     def http_client(self, inner: httpx.Client | None = None) -> httpx.Client:
         return httpx.Client(transport=httpx.MockTransport(self._handle))
@@ -83,8 +88,9 @@ class FakeVerifier:
         if exchange is None:
             return VerificationResult.unverifiable(Reason.MALFORMED_RESPONSE)
         checks = {c.value: "pass" for c in Check}
-        return VerificationResult.build(checks=checks, reasons=self.reasons, chat_id=chat_id,
-                                        model=MODEL)
+        return VerificationResult.build(
+            checks=checks, reasons=self.reasons, chat_id=chat_id, model=MODEL
+        )
 
     async def averify(self, exchange: FakeExchange | None) -> VerificationResult:
         return self.verify(exchange)

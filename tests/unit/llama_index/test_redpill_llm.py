@@ -20,8 +20,9 @@ MSGS = [ChatMessage(role="user", content="hi")]
 
 
 def make(fake: FakeVerifier, **kwargs: object) -> Redpill:
-    return Redpill(model=kwargs.pop("model", MODEL), api_key=KEY, api_base=BASE, verifier=fake,
-                   **kwargs)  # type: ignore[arg-type]
+    return Redpill(
+        model=kwargs.pop("model", MODEL), api_key=KEY, api_base=BASE, verifier=fake, **kwargs
+    )  # type: ignore[arg-type]
 
 
 def test_metadata_and_class_name(fake: FakeVerifier) -> None:
@@ -40,9 +41,12 @@ def test_settings_from_env_and_openai_env_ignored(
     monkeypatch.setenv("REDPILL_API_KEY", KEY)
     monkeypatch.setenv("REDPILL_BASE_URL", BASE)
     for name, value in {
-        "OPENAI_API_KEY": "sk-openai-secret", "OPENAI_BASE_URL": "https://api.openai.com/v1",
-        "OPENAI_API_BASE": "https://api.openai.com/v1", "OPENAI_ORG_ID": "org-secret",
-        "OPENAI_PROJECT_ID": "proj-secret", "OPENAI_CUSTOM_HEADERS": "X-Leak: openai-secret",
+        "OPENAI_API_KEY": "sk-openai-secret",
+        "OPENAI_BASE_URL": "https://api.openai.com/v1",
+        "OPENAI_API_BASE": "https://api.openai.com/v1",
+        "OPENAI_ORG_ID": "org-secret",
+        "OPENAI_PROJECT_ID": "proj-secret",
+        "OPENAI_CUSTOM_HEADERS": "X-Leak: openai-secret",
     }.items():
         monkeypatch.setenv(name, value)
     llm = Redpill(model=MODEL, verifier=fake)  # type: ignore[arg-type]
@@ -113,8 +117,7 @@ def test_annotate_returns_and_warns(fake: FakeVerifier, caplog: pytest.LogCaptur
 
 def test_off_is_a_plain_client(fake: FakeVerifier, collector: Collector) -> None:
     # off: the user's http client is the SDK's, with no capture around it
-    llm = make(fake, verification="off", model="openai/gpt-4o-mini",
-               http_client=fake.http_client())
+    llm = make(fake, verification="off", model="openai/gpt-4o-mini", http_client=fake.http_client())
     assert llm.verifier is None
     response = llm.chat(MSGS)
     assert VERIFICATION_KEY not in response.additional_kwargs

@@ -47,7 +47,8 @@ def cached(name: str) -> bytes:
 def near_evidence(report: bytes | None = None, **changes: Any) -> AttestationEvidence:
     """The complete real NEAR direct evidence (report, collateral, NRAS answer, JWKS)."""
     values: dict[str, Any] = {
-        "report": report if report is not None
+        "report": report
+        if report is not None
         else cached("teep_neardirect_attestation_report.json"),
         "nonce": NEAR_NONCE,
         "collateral": {NEAR_FMSPC: cached("teep_neardirect_collateral_v3.json").decode()},
@@ -93,9 +94,13 @@ class TokenMinter:
 
     def jwk(self) -> dict[str, str]:
         numbers = self.key.public_key().public_numbers()
-        return {"kty": "EC", "crv": "P-384", "kid": self.kid,
-                "x": b64url(numbers.x.to_bytes(48, "big")),
-                "y": b64url(numbers.y.to_bytes(48, "big"))}
+        return {
+            "kty": "EC",
+            "crv": "P-384",
+            "kid": self.kid,
+            "x": b64url(numbers.x.to_bytes(48, "big")),
+            "y": b64url(numbers.y.to_bytes(48, "big")),
+        }
 
     def jwks(self) -> bytes:
         return dump({"keys": [self.jwk()]})
@@ -123,11 +128,14 @@ def nras_answer(
     t = int(now.timestamp())
     base = {"iss": NRAS_ISSUER, "iat": t - 10, "nbf": t - 10, "exp": t + 3600, "eat_nonce": nonce}
     gpu_tokens = {
-        f"GPU-{i}": minter.token({**base, "measres": "success", "dbgstat": "disabled",
-                                  "hwmodel": "GH100", **(gpu or {})})
+        f"GPU-{i}": minter.token(
+            {**base, "measres": "success", "dbgstat": "disabled", "hwmodel": "GH100", **(gpu or {})}
+        )
         for i in range(gpus)
     }
-    submods = {name: ["DIGEST", ["SHA-256", hashlib.sha256(tok.encode()).hexdigest()]]
-               for name, tok in gpu_tokens.items()}
+    submods = {
+        name: ["DIGEST", ["SHA-256", hashlib.sha256(tok.encode()).hexdigest()]]
+        for name, tok in gpu_tokens.items()
+    }
     claims = {**base, "x-nvidia-overall-att-result": True, "submods": submods, **(platform or {})}
     return dump([["JWT", minter.token(claims)], gpu_tokens])

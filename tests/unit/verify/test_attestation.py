@@ -31,26 +31,46 @@ from tests.unit.verify.conftest import (
     near_report_dict,
 )
 
-ATTESTATION_CHECKS = ("signer_attested", "nonce", "report_data", "quote", "tcb", "event_log",
-                      "compose", "measurements", "gpu")
+ATTESTATION_CHECKS = (
+    "signer_attested",
+    "nonce",
+    "report_data",
+    "quote",
+    "tcb",
+    "event_log",
+    "compose",
+    "measurements",
+    "gpu",
+)
 PROD = TrustAnchors.production()
 
 
-def run(evidence: AttestationEvidence, *, signer: str | None = NEAR_KEY,
-        policy: VerificationPolicy | None = None, now: Any = NEAR_NOW) -> Any:
-    return verify_attestation(evidence, signer=signer, policy=policy or VerificationPolicy(),
-                              trust=PROD, now=now)
+def run(
+    evidence: AttestationEvidence,
+    *,
+    signer: str | None = NEAR_KEY,
+    policy: VerificationPolicy | None = None,
+    now: Any = NEAR_NOW,
+) -> Any:
+    return verify_attestation(
+        evidence, signer=signer, policy=policy or VerificationPolicy(), trust=PROD, now=now
+    )
 
 
 def test_full_real_near_direct_attestation_passes_every_check() -> None:
     verdict = run(near_evidence())
-    assert {k: v.value for k, v in verdict.checks.items()} == dict.fromkeys(ATTESTATION_CHECKS,
-                                                                             "pass")
+    assert {k: v.value for k, v in verdict.checks.items()} == dict.fromkeys(
+        ATTESTATION_CHECKS, "pass"
+    )
     assert verdict.reasons == () and verdict.detail is None
     s = verdict.summary
     assert s is not None
     assert (s.nonce, s.signing_address, s.signing_algo, s.report_shape) == (
-        NEAR_NONCE, NEAR_KEY, "ed25519", "flat")
+        NEAR_NONCE,
+        NEAR_KEY,
+        "ed25519",
+        "flat",
+    )
     assert (s.tcb_status, s.advisory_ids, s.gpu_count) == ("UpToDate", (), 8)
     assert s.compose_hash == "66007399f064f058af68771c552bcae150c9f88622305631b5141da1aa2f7b7e"
     assert s.app_id == "2c0a0c96cb6dbd659bf1446e2f3fce58172ff91b"
@@ -70,16 +90,21 @@ def test_allowlists_that_contain_the_real_measurements_pass() -> None:
         allowed_compose_hashes=frozenset({base.compose_hash}),
         allowed_app_ids=frozenset({"0x" + base.app_id.upper()}),
         allowed_os_image_hashes=frozenset({base.os_image_hash}),
-        allowed_mrtds=frozenset({base.mrtd}), allowed_rtmr0=frozenset({base.rtmr0}),
-        allowed_rtmr1=frozenset({base.rtmr1}), allowed_rtmr2=frozenset({base.rtmr2}))
+        allowed_mrtds=frozenset({base.mrtd}),
+        allowed_rtmr0=frozenset({base.rtmr0}),
+        allowed_rtmr1=frozenset({base.rtmr1}),
+        allowed_rtmr2=frozenset({base.rtmr2}),
+    )
     verdict = run(near_evidence(), policy=policy)
     assert verdict.checks["measurements"] is CheckOutcome.PASS and verdict.reasons == ()
 
 
 def test_near_cloud_two_layer_model_node_and_gateway() -> None:
     evidence = AttestationEvidence(
-        report=cached("teep_nearcloud_attestation_report.json"), nonce=CLOUD_NONCE,
-        collateral={NEAR_FMSPC: cached("teep_neardirect_collateral_v3.json").decode()})
+        report=cached("teep_nearcloud_attestation_report.json"),
+        nonce=CLOUD_NONCE,
+        collateral={NEAR_FMSPC: cached("teep_neardirect_collateral_v3.json").decode()},
+    )
     verdict = run(evidence, policy=VerificationPolicy(require_gpu=False), now=CLOUD_NOW)
     assert verdict.reasons == ()
     for name in ATTESTATION_CHECKS[:-1]:
@@ -115,6 +140,7 @@ def flip_quote_byte(offset: int) -> Callable[[dict[str, Any]], None]:
         quote = bytearray.fromhex(data["intel_quote"])
         quote[offset] ^= 0x01
         data["intel_quote"] = quote.hex()
+
     return edit
 
 
@@ -124,6 +150,7 @@ def set_in(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return edit
 
 
@@ -132,6 +159,7 @@ def nvidia_nonce(value: str) -> Callable[[dict[str, Any]], None]:
         payload = json.loads(data["nvidia_payload"])
         payload["nonce"] = value
         data["nvidia_payload"] = json.dumps(payload)
+
     return edit
 
 
@@ -139,65 +167,196 @@ COMPOSE = near_report_dict()["info"]["tcb_info"]["app_compose"]
 STALE = "00" * 32
 
 # (name, evidence, policy or None, expected check, expected outcome, expected reason)
-NEGATIVES: list[tuple[str, Callable[[], AttestationEvidence], VerificationPolicy | None, str,
-                      str, Reason]] = [
-    ("stale nonce", lambda: near_evidence(nonce=STALE), None, "nonce", "fail",
-     Reason.NONCE_MISMATCH),
-    ("echo only differs", lambda: near_evidence(edit_report(set_in(("request_nonce",), STALE))),
-     None, "nonce", "fail", Reason.NONCE_MISMATCH),
-    ("tls fingerprint", lambda: near_evidence(edit_report(set_in(("tls_cert_fingerprint",),
-                                                                  "11" * 32))),
-     None, "report_data", "fail", Reason.REPORT_DATA_MISMATCH),
-    ("flipped mr_owner", lambda: near_evidence(edit_report(flip_quote_byte(48 + 232))), None,
-     "quote", "fail", Reason.QUOTE_INVALID),
-    ("flipped quote signature", lambda: near_evidence(edit_report(flip_quote_byte(640))), None,
-     "quote", "fail", Reason.QUOTE_INVALID),
+NEGATIVES: list[
+    tuple[str, Callable[[], AttestationEvidence], VerificationPolicy | None, str, str, Reason]
+] = [
+    (
+        "stale nonce",
+        lambda: near_evidence(nonce=STALE),
+        None,
+        "nonce",
+        "fail",
+        Reason.NONCE_MISMATCH,
+    ),
+    (
+        "echo only differs",
+        lambda: near_evidence(edit_report(set_in(("request_nonce",), STALE))),
+        None,
+        "nonce",
+        "fail",
+        Reason.NONCE_MISMATCH,
+    ),
+    (
+        "tls fingerprint",
+        lambda: near_evidence(edit_report(set_in(("tls_cert_fingerprint",), "11" * 32))),
+        None,
+        "report_data",
+        "fail",
+        Reason.REPORT_DATA_MISMATCH,
+    ),
+    (
+        "flipped mr_owner",
+        lambda: near_evidence(edit_report(flip_quote_byte(48 + 232))),
+        None,
+        "quote",
+        "fail",
+        Reason.QUOTE_INVALID,
+    ),
+    (
+        "flipped quote signature",
+        lambda: near_evidence(edit_report(flip_quote_byte(640))),
+        None,
+        "quote",
+        "fail",
+        Reason.QUOTE_INVALID,
+    ),
     ("expired collateral", lambda: near_evidence(), None, "quote", "fail", Reason.QUOTE_INVALID),
-    ("tcb not accepted", lambda: near_evidence(),
-     VerificationPolicy(accepted_tcb_statuses=frozenset({"OutOfDate"})), "tcb", "fail",
-     Reason.TCB_STATUS_REJECTED),
-    ("event digest", lambda: near_evidence(edit_report(set_in(("event_log", 3, "digest"),
-                                                               "ab" * 48))),
-     None, "event_log", "fail", Reason.EVENT_LOG_MISMATCH),
-    ("wrong compose", lambda: near_evidence(edit_report(set_in(
-        ("info", "tcb_info", "app_compose"), COMPOSE.replace("dstack", "evil")))),
-     None, "compose", "fail", Reason.COMPOSE_MISMATCH),
-    ("wrong app id", lambda: near_evidence(edit_report(set_in(("info", "app_id"), "00" * 20))),
-     None, "compose", "fail", Reason.COMPOSE_MISMATCH),
-    ("compose not allowed", lambda: near_evidence(),
-     VerificationPolicy(allowed_compose_hashes=frozenset({"00" * 32})), "measurements", "fail",
-     Reason.MEASUREMENT_NOT_ALLOWED),
-    ("rtmr1 not allowed", lambda: near_evidence(),
-     VerificationPolicy(allowed_rtmr1=frozenset({"00" * 48})),
-     "measurements", "fail", Reason.MEASUREMENT_NOT_ALLOWED),
-    ("no nvidia payload", lambda: near_evidence(edit_report(set_in(("nvidia_payload",), None))),
-     None, "gpu", "fail", Reason.GPU_EVIDENCE_MISSING),
-    ("no nras answer", lambda: near_evidence(nras_response=None), None, "gpu", "fail",
-     Reason.GPU_EVIDENCE_MISSING),
-    ("nras unreachable", lambda: near_evidence(nras_response=None, missing={
-        MISSING_NRAS: Reason.DEPENDENCY_UNAVAILABLE}), None, "gpu", "not_checked",
-     Reason.DEPENDENCY_UNAVAILABLE),
-    ("empty gpu evidence", lambda: near_evidence(edit_report(set_in(
-        ("nvidia_payload",), json.dumps({"nonce": NEAR_NONCE, "evidence_list": []})))),
-     None, "gpu", "fail", Reason.GPU_EVIDENCE_MISSING),
-    ("gpu payload nonce", lambda: near_evidence(edit_report(nvidia_nonce(STALE))), None, "gpu",
-     "fail", Reason.GPU_NONCE_MISMATCH),
-    ("forged jwks", lambda: near_evidence(nras_jwks=TokenMinter().jwks()), None, "gpu", "fail",
-     Reason.GPU_TOKEN_INVALID),
-    ("no collateral", lambda: near_evidence(collateral={}), None, "quote", "not_checked",
-     Reason.DEPENDENCY_UNAVAILABLE),
-    ("pccs timeout", lambda: near_evidence(collateral={}, missing={
-        MISSING_COLLATERAL: Reason.TIMEOUT}), None, "quote", "not_checked", Reason.TIMEOUT),
-    ("bad collateral", lambda: near_evidence(collateral={NEAR_FMSPC: "{}"}), None, "quote",
-     "not_checked", Reason.DEPENDENCY_UNAVAILABLE),
+    (
+        "tcb not accepted",
+        lambda: near_evidence(),
+        VerificationPolicy(accepted_tcb_statuses=frozenset({"OutOfDate"})),
+        "tcb",
+        "fail",
+        Reason.TCB_STATUS_REJECTED,
+    ),
+    (
+        "event digest",
+        lambda: near_evidence(edit_report(set_in(("event_log", 3, "digest"), "ab" * 48))),
+        None,
+        "event_log",
+        "fail",
+        Reason.EVENT_LOG_MISMATCH,
+    ),
+    (
+        "wrong compose",
+        lambda: near_evidence(
+            edit_report(
+                set_in(("info", "tcb_info", "app_compose"), COMPOSE.replace("dstack", "evil"))
+            )
+        ),
+        None,
+        "compose",
+        "fail",
+        Reason.COMPOSE_MISMATCH,
+    ),
+    (
+        "wrong app id",
+        lambda: near_evidence(edit_report(set_in(("info", "app_id"), "00" * 20))),
+        None,
+        "compose",
+        "fail",
+        Reason.COMPOSE_MISMATCH,
+    ),
+    (
+        "compose not allowed",
+        lambda: near_evidence(),
+        VerificationPolicy(allowed_compose_hashes=frozenset({"00" * 32})),
+        "measurements",
+        "fail",
+        Reason.MEASUREMENT_NOT_ALLOWED,
+    ),
+    (
+        "rtmr1 not allowed",
+        lambda: near_evidence(),
+        VerificationPolicy(allowed_rtmr1=frozenset({"00" * 48})),
+        "measurements",
+        "fail",
+        Reason.MEASUREMENT_NOT_ALLOWED,
+    ),
+    (
+        "no nvidia payload",
+        lambda: near_evidence(edit_report(set_in(("nvidia_payload",), None))),
+        None,
+        "gpu",
+        "fail",
+        Reason.GPU_EVIDENCE_MISSING,
+    ),
+    (
+        "no nras answer",
+        lambda: near_evidence(nras_response=None),
+        None,
+        "gpu",
+        "fail",
+        Reason.GPU_EVIDENCE_MISSING,
+    ),
+    (
+        "nras unreachable",
+        lambda: near_evidence(
+            nras_response=None, missing={MISSING_NRAS: Reason.DEPENDENCY_UNAVAILABLE}
+        ),
+        None,
+        "gpu",
+        "not_checked",
+        Reason.DEPENDENCY_UNAVAILABLE,
+    ),
+    (
+        "empty gpu evidence",
+        lambda: near_evidence(
+            edit_report(
+                set_in(("nvidia_payload",), json.dumps({"nonce": NEAR_NONCE, "evidence_list": []}))
+            )
+        ),
+        None,
+        "gpu",
+        "fail",
+        Reason.GPU_EVIDENCE_MISSING,
+    ),
+    (
+        "gpu payload nonce",
+        lambda: near_evidence(edit_report(nvidia_nonce(STALE))),
+        None,
+        "gpu",
+        "fail",
+        Reason.GPU_NONCE_MISMATCH,
+    ),
+    (
+        "forged jwks",
+        lambda: near_evidence(nras_jwks=TokenMinter().jwks()),
+        None,
+        "gpu",
+        "fail",
+        Reason.GPU_TOKEN_INVALID,
+    ),
+    (
+        "no collateral",
+        lambda: near_evidence(collateral={}),
+        None,
+        "quote",
+        "not_checked",
+        Reason.DEPENDENCY_UNAVAILABLE,
+    ),
+    (
+        "pccs timeout",
+        lambda: near_evidence(collateral={}, missing={MISSING_COLLATERAL: Reason.TIMEOUT}),
+        None,
+        "quote",
+        "not_checked",
+        Reason.TIMEOUT,
+    ),
+    (
+        "bad collateral",
+        lambda: near_evidence(collateral={NEAR_FMSPC: "{}"}),
+        None,
+        "quote",
+        "not_checked",
+        Reason.DEPENDENCY_UNAVAILABLE,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "make", "policy", "check", "outcome", "reason"), NEGATIVES,
-                         ids=[n[0] for n in NEGATIVES])
-def test_negative(name: str, make: Callable[[], AttestationEvidence],
-                  policy: VerificationPolicy | None, check: str, outcome: str,
-                  reason: Reason) -> None:
+@pytest.mark.parametrize(
+    ("name", "make", "policy", "check", "outcome", "reason"),
+    NEGATIVES,
+    ids=[n[0] for n in NEGATIVES],
+)
+def test_negative(
+    name: str,
+    make: Callable[[], AttestationEvidence],
+    policy: VerificationPolicy | None,
+    check: str,
+    outcome: str,
+    reason: Reason,
+) -> None:
     now = NEAR_NOW.replace(year=2027) if name == "expired collateral" else NEAR_NOW
     verdict = run(make(), policy=policy, now=now)
     assert verdict.checks[check].value == outcome, verdict.detail
@@ -219,11 +378,15 @@ def test_no_signer_verifies_the_lone_node_but_never_attests_it() -> None:
 
 @pytest.mark.parametrize(
     ("report", "reason"),
-    [(lambda: cached("teep_redpill_attestation_report_chutes_format.json"),
-      Reason.UNSUPPORTED_PROTOCOL),
-     (lambda: b'{"a": 1, "a": 2}', Reason.DUPLICATE_JSON_KEY),
-     (lambda: b"<html>502</html>", Reason.MALFORMED_RESPONSE),
-     (lambda: edit_report(set_in(("signing_address",), "xyz")), Reason.MALFORMED_RESPONSE)],
+    [
+        (
+            lambda: cached("teep_redpill_attestation_report_chutes_format.json"),
+            Reason.UNSUPPORTED_PROTOCOL,
+        ),
+        (lambda: b'{"a": 1, "a": 2}', Reason.DUPLICATE_JSON_KEY),
+        (lambda: b"<html>502</html>", Reason.MALFORMED_RESPONSE),
+        (lambda: edit_report(set_in(("signing_address",), "xyz")), Reason.MALFORMED_RESPONSE),
+    ],
 )
 def test_unusable_reports_give_their_reason(report: Callable[[], bytes], reason: Reason) -> None:
     verdict = run(near_evidence(report()))
@@ -255,6 +418,7 @@ def test_server_asserted_verdicts_are_ignored() -> None:
     def claim_verified(data: dict[str, Any]) -> None:
         data["verified"] = True
         data["info"]["verified"] = True
+
     verdict = run(near_evidence(edit_report(claim_verified), nras_response=None))
     assert verdict.reasons == (Reason.GPU_EVIDENCE_MISSING,)
 

@@ -24,8 +24,13 @@ REVOKED_PKI = TestPki.create(SEED, now=NEAR_NOW, revoke_pck=True)
 TEST_TRUST = TrustAnchors(kind="test", intel_root_ca_der=PKI.root_der)
 
 
-def reissued(*, debug: bool = False, pki: TestPki = PKI, status: str = "UpToDate",
-             report_data: bytes | None = None) -> tuple[Any, str]:
+def reissued(
+    *,
+    debug: bool = False,
+    pki: TestPki = PKI,
+    status: str = "UpToDate",
+    report_data: bytes | None = None,
+) -> tuple[Any, str]:
     """(evidence, fmspc): the NEAR report whose quote carries the same measurements and
     report_data but is signed by the test PKI, plus collateral for it."""
     data = near_report_dict()
@@ -33,17 +38,21 @@ def reissued(*, debug: bool = False, pki: TestPki = PKI, status: str = "UpToDate
     real = parse_td_quote(bytes.fromhex(data["intel_quote"]))
     quote = QuoteFactory(pki, SEED).build(
         TdMeasurements(mr_td=real.mrtd, mr_config_id=real.mr_config_id, rtmrs=real.rtmrs),
-        report_data if report_data is not None else real.report_data, debug=debug)
+        report_data if report_data is not None else real.report_data,
+        debug=debug,
+    )
     data["intel_quote"] = quote.hex()
     fmspc = quote_fmspc(quote)
     collateral = build_collateral(pki, tcb_status=status, now=NEAR_NOW).to_v3_json()
     return near_evidence(dump(data), collateral={fmspc: collateral}), fmspc
 
 
-def run(evidence: Any, *, trust: TrustAnchors = TEST_TRUST,
-        policy: VerificationPolicy | None = None) -> Any:
-    return verify_attestation(evidence, signer=NEAR_KEY, policy=policy or VerificationPolicy(),
-                              trust=trust, now=NEAR_NOW)
+def run(
+    evidence: Any, *, trust: TrustAnchors = TEST_TRUST, policy: VerificationPolicy | None = None
+) -> Any:
+    return verify_attestation(
+        evidence, signer=NEAR_KEY, policy=policy or VerificationPolicy(), trust=trust, now=NEAR_NOW
+    )
 
 
 def test_reissued_quote_passes_every_check_under_the_test_root() -> None:

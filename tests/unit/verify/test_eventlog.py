@@ -103,8 +103,12 @@ def test_recomputed_but_unmeasured_runtime_event_breaks_rtmr3() -> None:
     td = parse_td_quote(node.intel_quote)
     index = next(i for i, e in enumerate(node.event_log) if e["event"] == "compose-hash")
     fake = "11" * 32
-    events = _with_event(node.event_log, index, event_payload=fake,
-                         digest=runtime_event_digest("compose-hash", bytes.fromhex(fake)).hex())
+    events = _with_event(
+        node.event_log,
+        index,
+        event_payload=fake,
+        digest=runtime_event_digest("compose-hash", bytes.fromhex(fake)).hex(),
+    )
     problem, _ = check_event_log(events, td.rtmrs)
     assert problem == "RTMR3 replay does not equal the quote"
 
@@ -116,9 +120,11 @@ def test_dropped_event_and_empty_log_fail() -> None:
     assert check_event_log((), td.rtmrs)[0] == "the report carries no event log"
 
 
-def _compose_problem(info_changes: dict[str, Any] | None = None,
-                     tcb_changes: dict[str, Any] | None = None,
-                     mr_config_id: bytes | None = None) -> str | None:
+def _compose_problem(
+    info_changes: dict[str, Any] | None = None,
+    tcb_changes: dict[str, Any] | None = None,
+    mr_config_id: bytes | None = None,
+) -> str | None:
     node = near_node()
     td = parse_td_quote(node.intel_quote)
     _, identity = check_event_log(node.event_log, td.rtmrs)
@@ -131,14 +137,18 @@ def _compose_problem(info_changes: dict[str, Any] | None = None,
 def test_wrong_compose_is_detected() -> None:
     compose = near_node().info["tcb_info"]["app_compose"]  # type: ignore[index]
     assert _compose_problem(tcb_changes={"app_compose": compose + " "}) == (
-        "sha256(app_compose) differs from the compose-hash event")
+        "sha256(app_compose) differs from the compose-hash event"
+    )
     assert _compose_problem({"compose_hash": "00" * 32}) == (
-        "info.compose_hash differs from the compose-hash event")
+        "info.compose_hash differs from the compose-hash event"
+    )
     assert _compose_problem({"app_id": "00" * 20}) == "info.app_id differs from the app-id event"
     assert _compose_problem(tcb_changes={"app_compose": None}) == (
-        "info.tcb_info.app_compose is missing")
+        "info.tcb_info.app_compose is missing"
+    )
     assert _compose_problem(mr_config_id=b"\x01" + bytes(47)) == (
-        "mr_config_id is not 0x01 ‖ compose_hash")
+        "mr_config_id is not 0x01 ‖ compose_hash"
+    )
 
 
 def test_absent_info_claims_are_not_contradictions_but_wrong_types_are() -> None:
@@ -169,7 +179,8 @@ def test_missing_runtime_events_fail_compose() -> None:
     assert check_compose(identity, node.info, td.mr_config_id) == "no app-id runtime event"
     _, identity = check_event_log(node.event_log, td.rtmrs)
     assert check_compose(dataclasses.replace(identity), None, td.mr_config_id) == (
-        "info.tcb_info.app_compose is missing")
+        "info.tcb_info.app_compose is missing"
+    )
 
 
 def test_a_second_compose_hash_event_is_refused_even_when_it_replays() -> None:
@@ -177,12 +188,17 @@ def test_a_second_compose_hash_event_is_refused_even_when_it_replays() -> None:
     td = parse_td_quote(node.intel_quote)
     _, genuine = check_event_log(node.event_log, td.rtmrs)
     payload = bytes.fromhex(genuine.compose_hash or "")
-    extra = {"imr": 3, "event_type": 0x08000001, "event": "compose-hash",
-             "event_payload": payload.hex(),
-             "digest": runtime_event_digest("compose-hash", payload).hex()}
+    extra = {
+        "imr": 3,
+        "event_type": 0x08000001,
+        "event": "compose-hash",
+        "event_payload": payload.hex(),
+        "digest": runtime_event_digest("compose-hash", payload).hex(),
+    }
     events = (*node.event_log, extra)
     rtmrs = (*td.rtmrs[:3], replay_rtmrs(events)[3])  # as if the app had extended RTMR3 itself
     problem, identity = check_event_log(events, rtmrs)
     assert problem is None and identity.repeated == ("compose-hash",)
     assert check_compose(identity, node.info, td.mr_config_id) == (
-        "runtime event 'compose-hash' is measured more than once")
+        "runtime event 'compose-hash' is measured more than once"
+    )

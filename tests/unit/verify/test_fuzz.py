@@ -31,28 +31,65 @@ from tests.unit.verify.conftest import (
 
 POLICY = VerificationPolicy()
 TRUST = TrustAnchors.production()
-FAST = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SLOW = settings(max_examples=25, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+SLOW = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=40) | st.sampled_from(["ab" * 32, "ab" * 20, "00" * 48, "[]", "{}"]),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(
-        ["signing_address", "signing_algo", "intel_quote", "event_log", "info", "tcb_info",
-         "request_nonce", "nvidia_payload", "all_attestations", "gateway_attestation",
-         "model_attestations", "imr", "digest", "event", "event_payload", "event_type",
-         "app_compose", "tls_cert_fingerprint", "x"]), children, max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.sampled_from(["ab" * 32, "ab" * 20, "00" * 48, "[]", "{}"]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "signing_address",
+                    "signing_algo",
+                    "intel_quote",
+                    "event_log",
+                    "info",
+                    "tcb_info",
+                    "request_nonce",
+                    "nvidia_payload",
+                    "all_attestations",
+                    "gateway_attestation",
+                    "model_attestations",
+                    "imr",
+                    "digest",
+                    "event",
+                    "event_payload",
+                    "event_type",
+                    "app_compose",
+                    "tls_cert_fingerprint",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
+    ),
     max_leaves=20,
 )
 
 
 def assert_verdict_is_sane(verdict: Any) -> None:
     if any(v is not CheckOutcome.PASS for v in verdict.checks.values()) or not verdict.checks:
-        assert verdict.reasons or any(v is CheckOutcome.NOT_CHECKED
-                                      for v in verdict.checks.values()) or not verdict.checks
+        assert (
+            verdict.reasons
+            or any(v is CheckOutcome.NOT_CHECKED for v in verdict.checks.values())
+            or not verdict.checks
+        )
     for reason in verdict.reasons:
         assert isinstance(reason, Reason)
 
@@ -75,8 +112,16 @@ def test_parse_report_on_arbitrary_bytes(body: bytes) -> None:
         pass
 
 
-FIELDS = ["signing_address", "signing_algo", "request_nonce", "intel_quote", "nvidia_payload",
-          "event_log", "info", "tls_cert_fingerprint"]
+FIELDS = [
+    "signing_address",
+    "signing_algo",
+    "request_nonce",
+    "intel_quote",
+    "nvidia_payload",
+    "event_log",
+    "info",
+    "tls_cert_fingerprint",
+]
 
 
 @SLOW
@@ -87,8 +132,9 @@ def test_verify_attestation_with_any_field_replaced(field: str, value: Any) -> N
     assume(value != data[field])
     assume(not (field == "event_log" and value is None))  # falls back to tcb_info.event_log
     data[field] = value
-    verdict = verify_attestation(near_evidence(dump(data)), signer=NEAR_KEY, policy=POLICY,
-                                 trust=TRUST, now=NEAR_NOW)
+    verdict = verify_attestation(
+        near_evidence(dump(data)), signer=NEAR_KEY, policy=POLICY, trust=TRUST, now=NEAR_NOW
+    )
     assert verdict.reasons, "a replaced security field can never leave a clean verdict"
     assert_verdict_is_sane(verdict)
 
@@ -106,8 +152,9 @@ def test_verify_attestation_with_truncated_or_flipped_quote(data: st.DataObject)
         # legitimately absorb a flipped newline into other whitespace)
         quote[data.draw(st.integers(0, 632 + 4 + 64 - 1))] ^= data.draw(st.integers(1, 255))
     report["intel_quote"] = quote.hex()
-    verdict = verify_attestation(near_evidence(dump(report)), signer=NEAR_KEY, policy=POLICY,
-                                 trust=TRUST, now=NEAR_NOW)
+    verdict = verify_attestation(
+        near_evidence(dump(report)), signer=NEAR_KEY, policy=POLICY, trust=TRUST, now=NEAR_NOW
+    )
     assert verdict.reasons
     assert_verdict_is_sane(verdict)
 
@@ -118,28 +165,38 @@ def test_verify_attestation_on_damaged_report_bytes(cut: int, flip: int) -> None
     body = bytearray(cached("teep_neardirect_attestation_report.json"))
     if flip < len(body):
         body[flip] ^= 0x20
-    verdict = verify_attestation(near_evidence(bytes(body[:cut])), signer=NEAR_KEY,
-                                 policy=POLICY, trust=TRUST, now=NEAR_NOW)
+    verdict = verify_attestation(
+        near_evidence(bytes(body[:cut])), signer=NEAR_KEY, policy=POLICY, trust=TRUST, now=NEAR_NOW
+    )
     assert_verdict_is_sane(verdict)
 
 
 @FAST
-@given(text=st.text(max_size=300), signature=st.text(max_size=200),
-       algo=st.sampled_from(["ecdsa", "ed25519", "ECDSA", "", "rsa"]),
-       address=st.none() | st.text(max_size=80) | st.sampled_from(["ab" * 20, "0x" + "ab" * 32]),
-       streamed=st.booleans(), body=st.binary(max_size=300))
-def test_check_signature_never_raises(text: str, signature: str, algo: str, address: str | None,
-                                      streamed: bool, body: bytes) -> None:
-    record = SignatureRecord(text=text, signature=signature, signing_algo=algo,
-                             signing_address=address)
-    result = check_signature(record, request_body=body, response_body=body, streamed=streamed,
-                             policy=POLICY)
+@given(
+    text=st.text(max_size=300),
+    signature=st.text(max_size=200),
+    algo=st.sampled_from(["ecdsa", "ed25519", "ECDSA", "", "rsa"]),
+    address=st.none() | st.text(max_size=80) | st.sampled_from(["ab" * 20, "0x" + "ab" * 32]),
+    streamed=st.booleans(),
+    body=st.binary(max_size=300),
+)
+def test_check_signature_never_raises(
+    text: str, signature: str, algo: str, address: str | None, streamed: bool, body: bytes
+) -> None:
+    record = SignatureRecord(
+        text=text, signature=signature, signing_algo=algo, signing_address=address
+    )
+    result = check_signature(
+        record, request_body=body, response_body=body, streamed=streamed, policy=POLICY
+    )
     assert result.reasons  # random input is never a verified signature
 
 
 @FAST
-@given(response=st.binary(max_size=500) | json_values.map(dump),
-       jwks=st.sampled_from([b"", b"{}", cached("teep_neardirect_nras_jwks.json")]))
+@given(
+    response=st.binary(max_size=500) | json_values.map(dump),
+    jwks=st.sampled_from([b"", b"{}", cached("teep_neardirect_nras_jwks.json")]),
+)
 def test_verify_nras_never_raises(response: bytes, jwks: bytes) -> None:
     result = verify_nras(response, jwks, nonce=NEAR_NONCE, issuer=NRAS_ISSUER, now=NEAR_NOW)
     assert result.reason is Reason.GPU_TOKEN_INVALID
@@ -174,9 +231,13 @@ def test_deep_json_is_refused_even_with_a_raised_recursion_limit() -> None:
         except EvidenceError as exc:
             assert "nests deeper" in str(exc) or body.startswith(b"[{")
     text = f"{'a' * 64}:{'b' * 64}"  # well formed, so the json-normalized path parses the body
-    sig = check_signature(SignatureRecord(text=text, signature="", signing_algo="ecdsa"),
-                          request_body=b"", response_body=b"[" * 100_000, streamed=False,
-                          policy=POLICY)
+    sig = check_signature(
+        SignatureRecord(text=text, signature="", signing_algo="ecdsa"),
+        request_body=b"",
+        response_body=b"[" * 100_000,
+        streamed=False,
+        policy=POLICY,
+    )
     assert Reason.RESPONSE_HASH_MISMATCH in sig.reasons
 
 
@@ -192,11 +253,14 @@ _tricky = st.text(alphabet='[]{}"\\ab\n', max_size=6)
 
 
 @FAST
-@given(value=st.recursive(st.none() | _tricky | st.integers(),
-                          lambda c: st.lists(c, max_size=3) | st.dictionaries(_tricky, c,
-                                                                               max_size=3),
-                          max_leaves=60),
-       wrap=st.integers(0, 70))
+@given(
+    value=st.recursive(
+        st.none() | _tricky | st.integers(),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(_tricky, c, max_size=3),
+        max_leaves=60,
+    ),
+    wrap=st.integers(0, 70),
+)
 def test_depth_guard_equals_the_real_nesting_depth(value: Any, wrap: int) -> None:
     from redpill_integrations.verify.encoding import MAX_JSON_DEPTH, loads_strict
 

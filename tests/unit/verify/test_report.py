@@ -31,7 +31,8 @@ def test_near_direct_flat_report() -> None:
     assert node.request_nonce == NEAR_NONCE
     assert node.intel_quote[:2] == b"\x04\x00" and len(node.event_log) == 30
     assert node.tls_cert_fingerprint == (
-        "eb336f52d78ea04869573f291d53e5a9d1bdbfa1a75b73330eebfb4aa353a2ad")
+        "eb336f52d78ea04869573f291d53e5a9d1bdbfa1a75b73330eebfb4aa353a2ad"
+    )
     assert node.model_name == "Qwen/Qwen3.5-122B-A10B"
     assert json.loads(node.nvidia_payload or "")["nonce"] == NEAR_NONCE
     assert node.info is not None and isinstance(node.info["tcb_info"], dict)
@@ -89,8 +90,16 @@ def test_chutes_report_is_unsupported_protocol() -> None:
     assert "chutes" in str(info.value)
 
 
-@pytest.mark.parametrize("data", [{"attestation_type": "tinfoil"}, {"attestation_type": 5},
-                                  {"quote": "00"}, {}, {"signing_address": "ab" * 20}])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"attestation_type": "tinfoil"},
+        {"attestation_type": 5},
+        {"quote": "00"},
+        {},
+        {"signing_address": "ab" * 20},
+    ],
+)
 def test_other_shapes_are_unsupported(data: dict[str, Any]) -> None:
     with pytest.raises(UnsupportedProtocol):
         parse_report(dump(data))
@@ -164,11 +173,20 @@ def test_malformed_fields_are_malformed_evidence(path: tuple[Any, ...], value: A
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"[]", b"null", b"42", b'"string"', b"[" * 100_000, b"\xff\xfe",
-     b'{"gateway_attestation": {}, "model_attestations": []}',
-     b'{"gateway_attestation": 1, "model_attestations": [{}]}',
-     b'{"intel_quote": "00", "signing_address": "ab", "all_attestations": {}}',
-     b"1" * 5000],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b"null",
+        b"42",
+        b'"string"',
+        b"[" * 100_000,
+        b"\xff\xfe",
+        b'{"gateway_attestation": {}, "model_attestations": []}',
+        b'{"gateway_attestation": 1, "model_attestations": [{}]}',
+        b'{"intel_quote": "00", "signing_address": "ab", "all_attestations": {}}',
+        b"1" * 5000,
+    ],
 )
 def test_malformed_bodies_are_typed_errors(body: bytes) -> None:
     with pytest.raises((MalformedEvidence, UnsupportedProtocol)):

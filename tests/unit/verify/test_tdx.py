@@ -49,8 +49,9 @@ def test_dcap_sample_quote_is_up_to_date() -> None:
     assert result.valid_until is not None and result.valid_until > DCAP_NOW
 
 
-@pytest.mark.parametrize("now", [datetime(2020, 1, 1, tzinfo=UTC),
-                                 datetime(2030, 1, 1, tzinfo=UTC)])
+@pytest.mark.parametrize(
+    "now", [datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)]
+)
 def test_dcap_sample_outside_collateral_validity_fails(now: datetime) -> None:
     quote, collateral = dcap_sample()
     result = verify_quote(quote, collateral, root_ca_der=None, now=now)
@@ -76,13 +77,15 @@ def test_near_direct_quote_is_up_to_date_with_recorded_collateral() -> None:
 
 def test_near_cloud_model_quote_verifies_and_gateway_has_other_fmspc() -> None:
     report = parse_report(cached("teep_nearcloud_attestation_report.json"))
-    model = verify_quote(report.nodes[0].intel_quote, near_collateral(), root_ca_der=None,
-                         now=CLOUD_NOW)
+    model = verify_quote(
+        report.nodes[0].intel_quote, near_collateral(), root_ca_der=None, now=CLOUD_NOW
+    )
     assert model.status == "UpToDate"
     assert report.gateway is not None
     assert quote_fmspc(report.gateway.intel_quote) == "b0c06f000000"
-    gateway = verify_quote(report.gateway.intel_quote, near_collateral(), root_ca_der=None,
-                           now=CLOUD_NOW)
+    gateway = verify_quote(
+        report.gateway.intel_quote, near_collateral(), root_ca_der=None, now=CLOUD_NOW
+    )
     assert gateway.status is None and "mismatch" in (gateway.error or "").lower()
 
 
@@ -93,12 +96,17 @@ def test_a_foreign_root_ca_rejects_real_intel_quotes() -> None:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "Not Intel")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
-            .not_valid_after(datetime(2040, 1, 1, tzinfo=UTC))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2040, 1, 1, tzinfo=UTC))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     der = cert.public_bytes(serialization.Encoding.DER)
     result = verify_quote(near_quote(), near_collateral(), root_ca_der=der, now=NEAR_NOW)
     assert result.status is None and result.error
@@ -117,7 +125,7 @@ def test_td_fields_match_dcap_and_the_report_info() -> None:
     tcb = (node.info or {})["tcb_info"]
     assert td.mrtd.hex() == tcb["mrtd"]
     assert [r.hex() for r in td.rtmrs] == [tcb[f"rtmr{i}"] for i in range(4)]
-    assert td.report_data == node.intel_quote[REPORT_DATA_OFFSET:REPORT_DATA_OFFSET + 64]
+    assert td.report_data == node.intel_quote[REPORT_DATA_OFFSET : REPORT_DATA_OFFSET + 64]
     assert td.mr_config_id.hex().startswith("01" + tcb["compose_hash"])
 
 
@@ -139,14 +147,17 @@ def test_near_cloud_gateway_and_model_report_data() -> None:
         td = parse_td_quote(node.intel_quote)
         assert td.report_data == expected_report_data(node, bytes.fromhex(CLOUD_NONCE))
     raw = json.loads(cached("teep_nearcloud_attestation_report.json"))
-    assert parse_td_quote(report.gateway.intel_quote).report_data.hex() == (
-        raw["gateway_attestation"]["report_data"])
+    assert (
+        parse_td_quote(report.gateway.intel_quote).report_data.hex()
+        == (raw["gateway_attestation"]["report_data"])
+    )
 
 
 def test_plain_report_data_is_padded_address_then_nonce() -> None:
     node = parse_report(cached("teep_neardirect_attestation_report.json")).nodes[0]
-    ecdsa = dataclasses.replace(node, signing_address="ab" * 20, signing_algo="ecdsa",
-                                tls_cert_fingerprint=None)
+    ecdsa = dataclasses.replace(
+        node, signing_address="ab" * 20, signing_algo="ecdsa", tls_cert_fingerprint=None
+    )
     nonce = bytes(range(32))
     assert expected_report_data(ecdsa, nonce) == bytes([0xAB] * 20) + bytes(12) + nonce
     with pytest.raises(MalformedEvidence):

@@ -59,8 +59,14 @@ class AsyncChunks(httpx.AsyncByteStream):
             yield c
 
 
-def handler_for(body: bytes, *, sse: bool, gzip_it: bool = False, seen: list[httpx.Request]
-                | None = None, tail_sleep: float = 0.0):  # type: ignore[no-untyped-def]
+def handler_for(
+    body: bytes,
+    *,
+    sse: bool,
+    gzip_it: bool = False,
+    seen: list[httpx.Request] | None = None,
+    tail_sleep: float = 0.0,
+):  # type: ignore[no-untyped-def]
     def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
@@ -75,8 +81,9 @@ def handler_for(body: bytes, *, sse: bool, gzip_it: bool = False, seen: list[htt
 
 
 def client(rec: ExchangeRecorder, handler, max_bytes: int = 1 << 20) -> httpx.Client:  # type: ignore[no-untyped-def]
-    t = CapturingTransport(httpx.MockTransport(handler), base_url=BASE, recorder=rec,
-                           max_response_bytes=max_bytes)
+    t = CapturingTransport(
+        httpx.MockTransport(handler), base_url=BASE, recorder=rec, max_response_bytes=max_bytes
+    )
     return httpx.Client(transport=t)
 
 
@@ -109,11 +116,13 @@ async def test_async_capture_sse_bytes_equal_server(gzip_it: bool) -> None:
         chunks = [payload[i : i + 5] for i in range(0, len(payload), 5)]
         return httpx.Response(200, headers=headers, stream=AsyncChunks(chunks))
 
-    t = AsyncCapturingTransport(httpx.MockTransport(handle), base_url=BASE, recorder=rec,
-                                max_response_bytes=1 << 20)
+    t = AsyncCapturingTransport(
+        httpx.MockTransport(handle), base_url=BASE, recorder=rec, max_response_bytes=1 << 20
+    )
     async with httpx.AsyncClient(transport=t) as c:
-        async with c.stream("POST", f"{BASE}/chat/completions", content=REQ,
-                            headers={CAPTURE_HEADER: "a"}) as r:
+        async with c.stream(
+            "POST", f"{BASE}/chat/completions", content=REQ, headers={CAPTURE_HEADER: "a"}
+        ) as r:
             got = b"".join([chunk async for chunk in r.aiter_bytes()])
     assert got == SSE_BODY
     ex = rec.take("a")
@@ -124,8 +133,9 @@ async def test_async_capture_sse_bytes_equal_server(gzip_it: bool) -> None:
 def test_close_after_done_reads_remainder_and_completes() -> None:
     rec = ExchangeRecorder()
     with client(rec, handler_for(SSE_BODY, sse=True)) as c:
-        with c.stream("POST", f"{BASE}/chat/completions", content=REQ,
-                      headers={CAPTURE_HEADER: "d"}) as r:
+        with c.stream(
+            "POST", f"{BASE}/chat/completions", content=REQ, headers={CAPTURE_HEADER: "d"}
+        ) as r:
             buf = b""
             for chunk in r.iter_raw():  # stop like the OpenAI SDK right after [DONE]
                 buf += chunk
@@ -139,8 +149,9 @@ def test_early_break_returns_at_once_and_is_incomplete() -> None:
     rec = ExchangeRecorder()
     with client(rec, handler_for(SSE_BODY[:80], sse=True, tail_sleep=5.0)) as c:
         start = time.monotonic()
-        with c.stream("POST", f"{BASE}/chat/completions", content=REQ,
-                      headers={CAPTURE_HEADER: "e"}) as r:
+        with c.stream(
+            "POST", f"{BASE}/chat/completions", content=REQ, headers={CAPTURE_HEADER: "e"}
+        ) as r:
             for _ in r.iter_raw():
                 break
         assert time.monotonic() - start < 1.0
@@ -194,12 +205,16 @@ def test_last_attempt_wins_and_store_is_bounded() -> None:
 
 def test_user_client_is_kept_and_its_hooks_run() -> None:
     rec, hooked = ExchangeRecorder(), []
-    user = httpx.Client(transport=httpx.MockTransport(handler_for(JSON_BODY, sse=False)),
-                        event_hooks={"request": [lambda req: hooked.append(req.url.path)]})
+    user = httpx.Client(
+        transport=httpx.MockTransport(handler_for(JSON_BODY, sse=False)),
+        event_hooks={"request": [lambda req: hooked.append(req.url.path)]},
+    )
     t = CapturingTransport(user, base_url=BASE, recorder=rec, max_response_bytes=1 << 20)
     with httpx.Client(transport=t) as c:
-        assert c.post(f"{BASE}/chat/completions", content=REQ,
-                      headers={CAPTURE_HEADER: "u"}).content == JSON_BODY
+        assert (
+            c.post(f"{BASE}/chat/completions", content=REQ, headers={CAPTURE_HEADER: "u"}).content
+            == JSON_BODY
+        )
         assert c.get(f"{BASE}/models").status_code == 200
     assert hooked == ["/v1/chat/completions", "/v1/models"]
     ex = rec.take("u")
@@ -218,16 +233,19 @@ def test_capture_cpu_cost_is_small_for_10kb() -> None:
 def _measure_capture_cost() -> None:
     body = b'{"id":"chatcmpl-p","choices":[{"message":{"content":"' + b"x" * 10_000 + b'"}}]}'
     rec = ExchangeRecorder()
-    with client(rec, lambda req: httpx.Response(200, content=body,
-                                                headers={"content-type": "application/json"})) as c:
+    with client(
+        rec,
+        lambda req: httpx.Response(200, content=body, headers={"content-type": "application/json"}),
+    ) as c:
         c.post(f"{BASE}/chat/completions", content=REQ)  # warm up
         n = 200
         start = time.perf_counter()
         for _ in range(n):
             c.post(f"{BASE}/chat/completions", content=REQ)
         with_capture = (time.perf_counter() - start) / n
-    with httpx.Client(transport=httpx.MockTransport(
-            lambda req: httpx.Response(200, content=body))) as plain:
+    with httpx.Client(
+        transport=httpx.MockTransport(lambda req: httpx.Response(200, content=body))
+    ) as plain:
         start = time.perf_counter()
         for _ in range(n):
             plain.post(f"{BASE}/chat/completions", content=REQ)
@@ -235,8 +253,9 @@ def _measure_capture_cost() -> None:
     assert with_capture - without < 1e-3
 
 
-DOC_SSE = (Path(__file__).parents[2] / "vectors"
-           / "phala_doc_2025-09_response_body_as_published.sse").read_bytes()
+DOC_SSE = (
+    Path(__file__).parents[2] / "vectors" / "phala_doc_2025-09_response_body_as_published.sse"
+).read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -249,8 +268,9 @@ DOC_SSE = (Path(__file__).parents[2] / "vectors"
 def test_sse_id_and_done_detection_on_real_layouts(body: bytes, chat_id: str) -> None:
     rec = ExchangeRecorder()
     with client(rec, handler_for(body, sse=True)) as c:
-        with c.stream("POST", f"{BASE}/chat/completions", content=REQ,
-                      headers={CAPTURE_HEADER: "v"}) as r:
+        with c.stream(
+            "POST", f"{BASE}/chat/completions", content=REQ, headers={CAPTURE_HEADER: "v"}
+        ) as r:
             buf = b""
             for chunk in r.iter_raw():
                 buf += chunk
@@ -263,8 +283,9 @@ def test_sse_id_and_done_detection_on_real_layouts(body: bytes, chat_id: str) ->
 def test_endless_data_after_done_is_bounded_and_malformed() -> None:
     rec = ExchangeRecorder()
     with client(rec, handler_for(SSE_BODY + b": junk\n" * 20_000, sse=True)) as c:
-        with c.stream("POST", f"{BASE}/chat/completions", content=REQ,
-                      headers={CAPTURE_HEADER: "j"}) as r:
+        with c.stream(
+            "POST", f"{BASE}/chat/completions", content=REQ, headers={CAPTURE_HEADER: "j"}
+        ) as r:
             buf = b""
             for chunk in r.iter_raw():
                 buf += chunk

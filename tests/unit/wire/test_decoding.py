@@ -26,10 +26,12 @@ ENDPOINTS = Endpoints(base_url="https://a.test/v1", api_key=None, extra_urls=())
 
 
 def test_gzip_and_deflate_round_trip_and_bomb_overflows() -> None:
-    for encoding, packed in (("gzip", gzip.compress(b"hello" * 100)),
-                             ("deflate", zlib.compress(b"hello" * 100))):
+    for encoding, packed in (
+        ("gzip", gzip.compress(b"hello" * 100)),
+        ("deflate", zlib.compress(b"hello" * 100)),
+    ):
         d = BoundedDecoder([encoding], 1000)
-        out = b"".join(d.decode(packed[i:i + 3]) for i in range(0, len(packed), 3)) + d.flush()
+        out = b"".join(d.decode(packed[i : i + 3]) for i in range(0, len(packed), 3)) + d.flush()
         assert out == b"hello" * 100
     with pytest.raises(DecodeOverflow):
         BoundedDecoder(["gzip"], 1 << 20).decode(BOMB)
@@ -52,8 +54,7 @@ class ADrip(httpx.AsyncByteStream):
 
 
 def bomb(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, headers={"content-encoding": "gzip"},
-                          stream=httpx.ByteStream(BOMB))
+    return httpx.Response(200, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(BOMB))
 
 
 def fetch(total: float | None = None) -> Fetch:

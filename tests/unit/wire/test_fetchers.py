@@ -33,23 +33,41 @@ KEY = Account.create()
 def signed_body(req: bytes = REQ, resp: bytes = RESP) -> bytes:
     text = f"{hashlib.sha256(req).hexdigest()}:{hashlib.sha256(resp).hexdigest()}"
     sig = Account.sign_message(encode_defunct(text=text), KEY.key).signature.hex()
-    return (f'{{"text":"{text}","signature":"0x{sig.removeprefix("0x")}",'
-            f'"signing_address":"{KEY.address}","signing_algo":"ecdsa"}}').encode()
+    return (
+        f'{{"text":"{text}","signature":"0x{sig.removeprefix("0x")}",'
+        f'"signing_address":"{KEY.address}","signing_algo":"ecdsa"}}'
+    ).encode()
 
 
 def exchange(model: str = "phala/m", finished: datetime = NOW) -> CapturedExchange:
-    return CapturedExchange(tag=None, url=f"{BASE}/chat/completions", request_body=REQ,
-                            response_body=RESP, status_code=200, streamed=False, complete=True,
-                            chat_id="chatcmpl-42", model=model, started_at=finished,
-                            finished_at=finished)
+    return CapturedExchange(
+        tag=None,
+        url=f"{BASE}/chat/completions",
+        request_body=REQ,
+        response_body=RESP,
+        status_code=200,
+        streamed=False,
+        complete=True,
+        chat_id="chatcmpl-42",
+        model=model,
+        started_at=finished,
+        finished_at=finished,
+    )
 
 
 def make(handler, fake: FakeTime, **kw):  # type: ignore[no-untyped-def]
     kw.setdefault("policy", VerificationPolicy(signature_deadline=30.0))
-    return RedpillVerifier(base_url=BASE, api_key=CANARY, clock=lambda: NOW, sleep=fake.sleep,
-                           asleep=fake.asleep, monotonic=fake.monotonic,
-                           transport=httpx.MockTransport(handler),
-                           async_transport=httpx.MockTransport(handler), **kw)
+    return RedpillVerifier(
+        base_url=BASE,
+        api_key=CANARY,
+        clock=lambda: NOW,
+        sleep=fake.sleep,
+        asleep=fake.asleep,
+        monotonic=fake.monotonic,
+        transport=httpx.MockTransport(handler),
+        async_transport=httpx.MockTransport(handler),
+        **kw,
+    )
 
 
 def scripted(signature_answers: list[httpx.Response], hits: Counter[str]):  # type: ignore[no-untyped-def]
@@ -81,8 +99,16 @@ def test_404_three_times_then_200_verifies_signature_in_4_attempts() -> None:
 
 async def test_async_error_code_envelope_is_retried() -> None:
     fake, hits = FakeTime(), Counter[str]()
-    v = make(scripted([httpx.Response(200, json={"error_code": 1}),
-                       httpx.Response(200, content=signed_body())], hits), fake)
+    v = make(
+        scripted(
+            [
+                httpx.Response(200, json={"error_code": 1}),
+                httpx.Response(200, content=signed_body()),
+            ],
+            hits,
+        ),
+        fake,
+    )
     receipt = await v.averify_exchange(exchange())
     assert receipt.signature_attempts == 2
     assert receipt.result.checks["signature"] is CheckOutcome.PASS
@@ -98,8 +124,9 @@ async def test_async_error_code_envelope_is_retried() -> None:
         (httpx.Response(200, json={"error_code": 404}), Reason.SIGNATURE_UNAVAILABLE),
     ],
 )
-def test_never_available_ends_unverifiable_within_deadline(answer: httpx.Response,
-                                                           reason: Reason) -> None:
+def test_never_available_ends_unverifiable_within_deadline(
+    answer: httpx.Response, reason: Reason
+) -> None:
     fake, hits = FakeTime(), Counter[str]()
     v = make(scripted([answer], hits), fake)
     res = v.verify(exchange())
@@ -114,7 +141,8 @@ def test_old_exchange_404_means_expired_and_4xx_is_not_retried() -> None:
     fake, hits = FakeTime(), Counter[str]()
     v = make(scripted([httpx.Response(404)], hits), fake)
     assert v.verify(exchange(finished=NOW - timedelta(hours=1))).reasons == (
-        Reason.SIGNATURE_EXPIRED,)
+        Reason.SIGNATURE_EXPIRED,
+    )
     hits.clear()
     v = make(scripted([httpx.Response(401)], hits), fake)
     receipt = v.verify_exchange(exchange())
@@ -132,9 +160,13 @@ def test_timeouts_end_in_timeout() -> None:
 
 
 def test_real_deadline_is_respected_without_injection() -> None:
-    v = RedpillVerifier(base_url=BASE, api_key=CANARY, clock=lambda: NOW,
-                        policy=VerificationPolicy(signature_deadline=0.3),
-                        transport=httpx.MockTransport(lambda r: httpx.Response(404)))
+    v = RedpillVerifier(
+        base_url=BASE,
+        api_key=CANARY,
+        clock=lambda: NOW,
+        policy=VerificationPolicy(signature_deadline=0.3),
+        transport=httpx.MockTransport(lambda r: httpx.Response(404)),
+    )
     start = datetime.now(UTC)
     assert v.verify(exchange()).reasons == (Reason.SIGNATURE_UNAVAILABLE,)
     assert (datetime.now(UTC) - start).total_seconds() < 1.5
@@ -162,12 +194,19 @@ def test_redirects_never_carry_the_key() -> None:
             return httpx.Response(200, content=signed_body())
         return httpx.Response(307, headers={"Location": "https://evil.test/steal"})
 
-    v = RedpillVerifier(base_url=BASE, api_key=CANARY, transport=httpx.MockTransport(handle),
-                        policy=VerificationPolicy(signature_deadline=0.2))
+    v = RedpillVerifier(
+        base_url=BASE,
+        api_key=CANARY,
+        transport=httpx.MockTransport(handle),
+        policy=VerificationPolicy(signature_deadline=0.2),
+    )
     assert v.verify(exchange()).status is Status.UNVERIFIABLE
     with v.http_client(httpx.MockTransport(handle)) as c:
-        r = c.post(f"{BASE}/chat/completions", content=REQ,
-                   headers={"Authorization": f"Bearer {CANARY}", CAPTURE_HEADER: "t"})
+        r = c.post(
+            f"{BASE}/chat/completions",
+            content=REQ,
+            headers={"Authorization": f"Bearer {CANARY}", CAPTURE_HEADER: "t"},
+        )
         assert r.status_code == 307
     assert evil == []
 
@@ -187,8 +226,14 @@ def test_canary_key_never_in_logs_reprs_exceptions_or_receipts(caplog, tmp_path)
     v = make(handle, fake, receipt_store=store)
     receipt = v.verify_exchange(exchange())
     assert seen_auth and all(a == f"Bearer {CANARY}" for a in seen_auth)  # to the origin only
-    texts = [caplog.text, repr(v), str(v.__dict__), receipt.to_json(),
-             repr(receipt.result), str(receipt.result.to_dict())]
+    texts = [
+        caplog.text,
+        repr(v),
+        str(v.__dict__),
+        receipt.to_json(),
+        repr(receipt.result),
+        str(receipt.result.to_dict()),
+    ]
     texts += [r.to_json() for r in store.list()]
     texts += [(tmp_path / "r.sqlite3").read_bytes().decode("latin-1")]
     assert all(CANARY not in t for t in texts)
@@ -203,8 +248,9 @@ def test_single_flight_threads_compute_once() -> None:
         return 7
 
     with ThreadPoolExecutor(100) as pool:
-        futures = [pool.submit(cache.get_or_compute, "k", compute, lambda v: 60.0)
-                   for _ in range(100)]
+        futures = [
+            pool.submit(cache.get_or_compute, "k", compute, lambda v: 60.0) for _ in range(100)
+        ]
         gate.set()
         assert {f.result() for f in futures} == {7}
     assert calls["n"] == 1 and cache.peek("k") == 7
@@ -219,8 +265,9 @@ async def test_single_flight_tasks_compute_once_and_ttl_expires() -> None:
         await asyncio.sleep(0.01)
         return 9
 
-    got = await asyncio.gather(*[cache.aget_or_compute("k", compute, lambda v: 5.0)
-                                 for _ in range(100)])
+    got = await asyncio.gather(
+        *[cache.aget_or_compute("k", compute, lambda v: 5.0) for _ in range(100)]
+    )
     assert set(got) == {9} and calls["n"] == 1
     now[0] = 6.0
     await cache.aget_or_compute("k", compute, lambda v: 0.0)
@@ -237,8 +284,9 @@ async def test_single_flight_waiters_take_over_when_the_leader_is_cancelled() ->
 
     leader = asyncio.create_task(cache.aget_or_compute("k", compute, lambda v: 60.0))
     await asyncio.sleep(0)
-    waiters = [asyncio.create_task(cache.aget_or_compute("k", compute, lambda v: 60.0))
-               for _ in range(5)]
+    waiters = [
+        asyncio.create_task(cache.aget_or_compute("k", compute, lambda v: 60.0)) for _ in range(5)
+    ]
     await asyncio.sleep(0.01)
     leader.cancel()
     assert set(await asyncio.gather(*waiters)) == {2} and calls["n"] == 2
@@ -260,7 +308,6 @@ def test_internal_crashes_become_unverifiable_never_exceptions(monkeypatch, capl
     assert "verification crashed" in caplog.text
 
 
-
 async def test_a_crashed_verification_still_stores_its_one_receipt(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import redpill_integrations.wire.plan as plan
 
@@ -269,8 +316,9 @@ async def test_a_crashed_verification_still_stores_its_one_receipt(monkeypatch, 
 
     store = ReceiptStore(tmp_path / "r.sqlite3")
     fake, hits = FakeTime(), Counter[str]()
-    v = make(scripted([httpx.Response(200, content=signed_body())], hits), fake,
-             receipt_store=store)
+    v = make(
+        scripted([httpx.Response(200, content=signed_body())], hits), fake, receipt_store=store
+    )
     monkeypatch.setattr(plan.VerifyPlan, "_early_reason", boom)
     sync_result = v.verify(exchange())
     async_result = await v.averify(exchange())
@@ -280,6 +328,7 @@ async def test_a_crashed_verification_still_stores_its_one_receipt(monkeypatch, 
         assert stored is not None and stored.result == result
         assert (stored.request_body, stored.response_body) == (REQ, RESP)  # nothing is lost
     assert len(store) == 2
+
 
 @pytest.mark.parametrize(
     ("signer", "sent"),

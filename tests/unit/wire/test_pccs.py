@@ -57,10 +57,12 @@ def pccs_handler(seen: list[httpx.URL]):  # type: ignore[no-untyped-def]
 def fetch(seen: list[httpx.URL], cache: SingleFlightCache, quote: bytes):  # type: ignore[no-untyped-def]
     endpoints = Endpoints(base_url="https://api.test/v1", api_key=None, extra_urls=(PCCS,))
     client = make_client(httpx.MockTransport(pccs_handler(seen)))
-    flow = collateral_flow(endpoints, pccs_url=PCCS, fmspc=quote_fmspc(quote), ca=quote_ca(quote),
-                           now=lambda: WHEN)
-    return run_sync(flow, send=lambda f: send_sync(client, endpoints, f), sleep=lambda s: None,
-                    cache=cache)
+    flow = collateral_flow(
+        endpoints, pccs_url=PCCS, fmspc=quote_fmspc(quote), ca=quote_ca(quote), now=lambda: WHEN
+    )
+    return run_sync(
+        flow, send=lambda f: send_sync(client, endpoints, f), sleep=lambda s: None, cache=cache
+    )
 
 
 def test_collateral_rebuilt_from_recorded_pcs_answers_verifies_real_quote() -> None:
@@ -71,8 +73,9 @@ def test_collateral_rebuilt_from_recorded_pcs_answers_verifies_real_quote() -> N
     assert got.json is not None, got.problem
     expected = json.loads((HERE / "teep_neardirect_collateral_v3.json").read_text())
     assert json.loads(got.json) == expected
-    report = dcap_qvl.verify(quote, dcap_qvl.QuoteCollateralV3.from_json(got.json),
-                             int(WHEN.timestamp()))
+    report = dcap_qvl.verify(
+        quote, dcap_qvl.QuoteCollateralV3.from_json(got.json), int(WHEN.timestamp())
+    )
     assert report.status == "UpToDate"
     assert got.next_update is not None and got.next_update > WHEN
     assert {u.host for u in seen} == {"pccs.test"} and len(seen) == 4
@@ -93,8 +96,13 @@ def test_pccs_failure_is_reported_not_raised() -> None:
     quote = parse_report(REPORT.read_bytes()).nodes[0].intel_quote
     endpoints = Endpoints(base_url="https://api.test/v1", api_key=None, extra_urls=(PCCS,))
     client = make_client(httpx.MockTransport(lambda r: httpx.Response(503)))
-    flow = collateral_flow(endpoints, pccs_url=PCCS, fmspc=quote_fmspc(quote), ca="platform",
-                           now=lambda: WHEN)
-    got = run_sync(flow, send=lambda f: send_sync(client, endpoints, f), sleep=lambda s: None,
-                   cache=SingleFlightCache())
+    flow = collateral_flow(
+        endpoints, pccs_url=PCCS, fmspc=quote_fmspc(quote), ca="platform", now=lambda: WHEN
+    )
+    got = run_sync(
+        flow,
+        send=lambda f: send_sync(client, endpoints, f),
+        sleep=lambda s: None,
+        cache=SingleFlightCache(),
+    )
     assert got.json is None and got.problem == "PCCS pck: HTTP 503"

@@ -18,21 +18,36 @@ from redpill_integrations.results import Reason, Status, VerificationResult
 from redpill_integrations.verify.models import AttestationEvidence, SignatureRecord
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-EVIDENCE = AttestationEvidence(report=b'{"signing_address":"ab"}' + b"x" * 5000, nonce="00" * 32,
-                               collateral={"90c06f000000": '{"tcb_info":"..."}'},
-                               nras_response=b"[]", nras_jwks=b"{}", fetched_at=NOW)
+EVIDENCE = AttestationEvidence(
+    report=b'{"signing_address":"ab"}' + b"x" * 5000,
+    nonce="00" * 32,
+    collateral={"90c06f000000": '{"tcb_info":"..."}'},
+    nras_response=b"[]",
+    nras_jwks=b"{}",
+    fetched_at=NOW,
+)
 SIG = SignatureRecord.from_json(b'{"text":"a:b","signature":"0x00","signing_algo":"ecdsa"}')
 
 
 def receipt(i: int, status: Status = Status.UNVERIFIABLE, **kw) -> Receipt:  # type: ignore[no-untyped-def]
-    result = VerificationResult.unverifiable(Reason.SIGNATURE_UNAVAILABLE, chat_id=f"c{i}",
-                                             verified_at=NOW, receipt_id=f"r{i}")
+    result = VerificationResult.unverifiable(
+        Reason.SIGNATURE_UNAVAILABLE, chat_id=f"c{i}", verified_at=NOW, receipt_id=f"r{i}"
+    )
     if status is Status.VERIFIED:
         result = result.with_updates(status=Status.VERIFIED, reasons=())
-    return Receipt(receipt_id=f"r{i}", created_at=NOW.replace(minute=i % 60), result=result,
-                   chat_id=f"c{i}", model="phala/m", request_body=b'{"q":1}',
-                   response_body=b'{"id":"c"}', signature=SIG, attestation=EVIDENCE,
-                   policy=VerificationPolicy().to_dict(), **kw)
+    return Receipt(
+        receipt_id=f"r{i}",
+        created_at=NOW.replace(minute=i % 60),
+        result=result,
+        chat_id=f"c{i}",
+        model="phala/m",
+        request_body=b'{"q":1}',
+        response_body=b'{"id":"c"}',
+        signature=SIG,
+        attestation=EVIDENCE,
+        policy=VerificationPolicy().to_dict(),
+        **kw,
+    )
 
 
 def test_receipt_json_round_trip_is_exact() -> None:
@@ -77,8 +92,12 @@ def test_store_put_get_list_export_and_dedupe(tmp_path: Path) -> None:
 def test_failed_put_leaves_nothing_behind(tmp_path: Path) -> None:
     store = ReceiptStore(tmp_path / "r.sqlite3")
     store.put(receipt(1))
-    other = Receipt(receipt_id="r1", created_at=NOW, result=receipt(1).result,
-                    attestation=AttestationEvidence(report=b"new", nonce="11" * 32))
+    other = Receipt(
+        receipt_id="r1",
+        created_at=NOW,
+        result=receipt(1).result,
+        attestation=AttestationEvidence(report=b"new", nonce="11" * 32),
+    )
     with pytest.raises(ReceiptError):
         store.put(other)  # the duplicate id aborts the whole transaction...
     db = sqlite3.connect(tmp_path / "r.sqlite3")
@@ -100,10 +119,17 @@ def test_default_path_honours_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_reverify_without_signature_or_bodies_fails_closed() -> None:
-    no_sig = Receipt(receipt_id="x", created_at=NOW,
-                     result=VerificationResult.unverifiable(Reason.MODEL_NOT_TEE))
+    no_sig = Receipt(
+        receipt_id="x", created_at=NOW, result=VerificationResult.unverifiable(Reason.MODEL_NOT_TEE)
+    )
     again = reverify(no_sig)
     assert again.status is Status.UNVERIFIABLE and again.reasons == (Reason.MODEL_NOT_TEE,)
-    hashes_only = Receipt(receipt_id="y", created_at=NOW, result=receipt(1).result,
-                          signature=SIG, request_sha256="00" * 32, response_sha256="11" * 32)
+    hashes_only = Receipt(
+        receipt_id="y",
+        created_at=NOW,
+        result=receipt(1).result,
+        signature=SIG,
+        request_sha256="00" * 32,
+        response_sha256="11" * 32,
+    )
     assert reverify(hashes_only).reasons == (Reason.CHECK_NOT_RUN,)
