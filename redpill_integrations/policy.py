@@ -2,7 +2,9 @@
 (:class:`TrustAnchors`).
 
 Both are frozen. Production trust anchors are the default; anything else (the emulator's test PKI)
-is chosen explicitly with :meth:`TrustAnchors.from_file` and logs a warning every time it is loaded.
+is chosen explicitly with :meth:`TrustAnchors.from_file` and logs a warning every time it is loaded
+and every time a verifier is built on it. Whether anchors are production is derived from their
+values (Intel's built-in root, the production PCCS/NRAS/JWKS URLs), never from the ``kind`` label.
 """
 
 from __future__ import annotations
@@ -155,6 +157,10 @@ class TrustAnchors:
     ``intel_root_ca_der=None`` means Intel's real SGX root CA, as built into dcap-qvl
     (``dcap_qvl.verify``); any other root is verified with ``dcap_qvl.verify_with_root_ca``.
     The expected NRAS token issuer is the origin of ``nras_url``.
+
+    ``kind`` is a free-text label. :attr:`is_production` is derived from the values; anchors
+    labelled ``"production"`` whose values are not are relabelled ``"custom"`` (with a warning), so
+    receipts never record a foreign root as production.
     """
 
     kind: str = "production"
@@ -171,10 +177,42 @@ class TrustAnchors:
             _check_url(name, getattr(self, name))
         if self.base_url is not None:
             _check_url("base_url", self.base_url)
+        if self.kind == "production" and self.differences():
+            logger.warning(
+                "Trust anchors labelled 'production' differ from production (%s): treated as "
+                "custom, NON-PRODUCTION trust.",
+                ", ".join(self.differences()),
+            )
+            object.__setattr__(self, "kind", "custom")
+
+    def differences(self) -> tuple[str, ...]:
+        """What differs from the production anchors (empty for production)."""
+        out = ["custom Intel root CA"] if self.intel_root_ca_der is not None else []
+        for name, value in (
+            ("pccs_url", PRODUCTION_PCCS_URL),
+            ("nras_url", PRODUCTION_NRAS_URL),
+            ("nras_jwks_url", PRODUCTION_NRAS_JWKS_URL),
+        ):
+            if getattr(self, name) != value:
+                out.append(f"{name}={getattr(self, name)}")
+        return tuple(out)
 
     @property
     def is_production(self) -> bool:
-        return self.kind == "production"
+        """True only for Intel's built-in root and the production PCCS/NRAS/JWKS URLs."""
+        return not self.differences()
+
+    def warn_if_not_production(self, user: str) -> None:
+        """Log a warning naming what differs when these anchors are not production."""
+        differences = self.differences()
+        if differences:
+            logger.warning(
+                "%s uses NON-PRODUCTION trust anchors (kind %r: %s): verdicts prove nothing "
+                "about real TEE hardware.",
+                user,
+                self.kind,
+                ", ".join(differences),
+            )
 
     @property
     def nras_issuer(self) -> str:
