@@ -45,7 +45,7 @@ import httpx
 
 from redpill_integrations.results import Reason
 from redpill_integrations.verify.encoding import too_deep
-from redpill_integrations.wire.deadline import deadline_in
+from redpill_integrations.wire.deadline import cut_off_after, deadline_in
 from redpill_integrations.wire.decoding import DecodeOverflow, UnsupportedEncoding, decoder_for
 from redpill_integrations.wire.recorder import ExchangeRecorder
 
@@ -275,9 +275,14 @@ class _SyncStream(httpx.SyncByteStream):
     """Passes raw chunks through untouched, recording them on the way (``rec=None``: no record)."""
 
     def __init__(
-        self, raw: Iterator[bytes], close: Callable[[], None], rec: _Recording | None
+        self,
+        raw: Iterator[bytes],
+        close: Callable[[], None],
+        rec: _Recording | None,
+        network_stream: Any = None,
     ) -> None:
         self._raw, self._close, self._rec = raw, close, rec
+        self._network_stream = network_stream
 
     def __iter__(self) -> Iterator[bytes]:
         rec = self._rec
@@ -290,19 +295,24 @@ class _SyncStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         rec = self._rec
+        fired: Callable[[], bool] = bool
         try:
             if rec is not None and rec.wants_drain():
-                with deadline_in(_DRAIN_SECONDS):  # honoured by our default transports
+                # our default transports honour the deadline; any other httpcore connection is
+                # shut down by the watchdog a little later
+                with (
+                    deadline_in(_DRAIN_SECONDS),
+                    cut_off_after(2 * _DRAIN_SECONDS, self._network_stream) as fired,
+                ):
                     for chunk in self._raw:
                         if not rec.drain(chunk):
                             break
                     else:
                         rec.at_eof()
-        except httpx.TimeoutException:
-            if rec is not None:
-                rec.cut()
-        except _READ_FAILURES:
-            pass  # the remainder is gone: the exchange stays incomplete
+        except _READ_FAILURES as exc:
+            if rec is not None and (isinstance(exc, httpx.TimeoutException) or fired()):
+                rec.cut()  # held open after [DONE]: the exchange is what was received
+            # otherwise the remainder is gone: the exchange stays incomplete
         finally:
             if rec is not None:
                 rec.finalize()
@@ -424,7 +434,12 @@ class CapturingTransport(httpx.BaseTransport):
                 return response
             close = cast(httpx.SyncByteStream, response.stream).close
         rec = None if meta is None else self._match.recording(meta, request, response)
-        wrapped = _SyncStream(iter(cast(httpx.SyncByteStream, response.stream)), close, rec)
+        wrapped = _SyncStream(
+            iter(cast(httpx.SyncByteStream, response.stream)),
+            close,
+            rec,
+            response.extensions.get("network_stream"),
+        )
         if isinstance(inner, httpx.Client) or response.is_stream_consumed:
             return _rewrap(response, wrapped)  # (in-memory responses were read when built)
         response.stream = wrapped  # our own transport's live response: wrap its stream in place

@@ -8,22 +8,28 @@ in the current context; once it has passed, the operation raises the matching ``
 timeout (which httpx reports as ``httpx.ConnectTimeout``/``ReadTimeout``/``WriteTimeout``).
 Without a deadline set, the backend behaves exactly like httpcore's own.
 
-The async drivers use ``asyncio.timeout`` instead (cancellation interrupts a pending read).
+For connections opened by someone else's transport, :func:`cut_off_after` shuts the socket down
+when a block overruns (a shared watchdog thread). The async drivers use ``asyncio.timeout``
+instead (cancellation interrupts a pending read).
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import socket
 import ssl
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
 import httpcore
 import httpx
 
-__all__ = ["DeadlineTransport", "deadline_in"]
+__all__ = ["DeadlineTransport", "cut_off_after", "deadline_in"]
 
 _DEADLINE: ContextVar[float | None] = ContextVar("redpill_io_deadline", default=None)
 
@@ -116,3 +122,83 @@ class DeadlineTransport(httpx.HTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=_Backend(),
         )
+
+
+class _Watchdog:
+    """One daemon thread that runs callbacks at their deadlines (for bounds on sockets we did not
+    open ourselves: a user's own ``httpx.Client`` under a capturing transport)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._ids = itertools.count()
+        self._cancelled: set[int] = set()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, fn: Callable[[], None]) -> int:
+        with self._cond:
+            handle = next(self._ids)
+            heapq.heappush(self._heap, (time.monotonic() + seconds, handle, fn))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="redpill-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+            return handle
+
+    def disarm(self, handle: int) -> None:
+        with self._cond:
+            if any(h == handle for _, h, _ in self._heap):
+                self._cancelled.add(handle)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                when, handle, fn = self._heap[0]
+                wait = when - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                if handle in self._cancelled:
+                    self._cancelled.discard(handle)
+                    continue
+            try:
+                fn()
+            except Exception:  # noqa: S112 - a failed cut-off leaves the per-read timeouts
+                continue
+
+
+_WATCHDOG = _Watchdog()
+
+
+@contextlib.contextmanager
+def cut_off_after(seconds: float, stream: Any) -> Iterator[Callable[[], bool]]:
+    """Shut ``stream``'s socket down (``response.extensions["network_stream"]``) if the block
+    has not finished within ``seconds``; a blocked read then ends at once. Yields ``fired()``.
+    Without a socket to shut (not an httpcore transport) nothing is armed."""
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    fired = threading.Event()
+    if not isinstance(sock, socket.socket):
+        yield fired.is_set
+        return
+
+    lock = threading.Lock()
+    done = [False]
+
+    def cut() -> None:
+        with lock:  # never after the block ended: the connection may be back in its pool
+            if not done[0]:
+                fired.set()
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's (also TLS)
+
+    handle = _WATCHDOG.arm(seconds, cut)
+    try:
+        yield fired.is_set
+    finally:
+        with lock:
+            done[0] = True
+        _WATCHDOG.disarm(handle)
