@@ -1,8 +1,9 @@
 """Security review 1, wire-layer findings: each test fails on the code before its fix.
 
 * V1: ``RedpillCallbackHandler`` with a plain ``ChatOpenAI`` attributed a verdict by the
-  server-chosen response id. A gateway re-used the id of a genuine exchange on fabricated content
-  the capture did not file (raw deflate starting ``0x78``; a body over the cap) and got ``verified``.
+  server-chosen response id. A gateway re-used the id of a genuine exchange on fabricated
+  content the capture did not file (raw deflate starting ``0x78``; a body over the cap) and got
+  ``verified``.
 * V4: a sync fetch whose *headers* drip held ``verify()`` (and single-flight waiters) for as long as
   the server liked.
 * V5: a stream held open after ``[DONE]`` stalled every streamed call.
@@ -115,7 +116,7 @@ def plain_chat_openai(base_url: str, emu: Emulator, verifier: RedpillVerifier) -
     )
 
 
-# -- V1: the callback handler verifies the exchange of *its* call ------------------------------------
+# -- V1: the callback handler verifies the exchange of *its* call ----------------------------------
 
 V1_VARIANTS = {
     # the fabricated body is captured now (deflate decoded as httpx does): its bytes are verified
@@ -359,7 +360,7 @@ def test_v5_default_transport_drain_is_bounded(emu: Emulator, hostile: Hostile, 
     verifier.close()
 
 
-# -- V6: the recorder keeps nothing it does not have to ----------------------------------------------
+# -- V6: the recorder keeps nothing it does not have to --------------------------------------------
 
 BASE = "https://gw.example/v1"
 
@@ -469,7 +470,7 @@ def test_v14_unbounded_encoding_stops_recording(monkeypatch: pytest.MonkeyPatch)
     assert exchange.problem is Reason.RESPONSE_TOO_LARGE and exchange.response_body == b""
 
 
-# -- V15: production is what the values say ----------------------------------------------------------
+# -- V15: production is what the values say --------------------------------------------------------
 
 
 def test_v15_production_label_on_foreign_anchors_is_not_production(
@@ -498,7 +499,7 @@ def test_v15_any_non_production_anchors_warn_when_used(
     assert TrustAnchors(kind="anything").is_production is True  # the values are production's
 
 
-# -- I3: duplicate keys in a signature answer fail at once --------------------------------------------
+# -- I3: duplicate keys in a signature answer fail at once -----------------------------------------
 
 
 def test_i3_duplicate_key_in_signature_fails_without_retrying(
@@ -518,7 +519,7 @@ def test_i3_duplicate_key_in_signature_fails_without_retrying(
     verifier.close()
 
 
-# -- captured headers (for ACI) ----------------------------------------------------------------------
+# -- captured headers (for ACI) --------------------------------------------------------------------
 
 
 def test_captured_headers_are_the_allowlist_lower_cased() -> None:
