@@ -122,7 +122,7 @@ def create_app(state: EmulatorState) -> FastAPI:
         faults = state.faults_for(info.id, header)
         state.stats.chat_requests += 1
         messages = body.get("messages")
-        reply = state.script.next(info.id, messages)
+        reply = state.script.next(info.id, messages, request=body)
         chat_id = new_chat_id()
         req_hash = hashlib.sha256(raw).hexdigest()
 
