@@ -76,8 +76,9 @@ class _Prompt:
         self._quoted = [
             a or b for a, b in _QUOTED.findall(text) if (a or b).lower() not in reserved
         ]
+        bare = _QUOTED.sub(" ~ ", text)  # quoted words are not proper nouns too
         self._proper = [
-            m.group() for m in _PROPER.finditer(text) if not _sentence_start(text, m.start())
+            m.group() for m in _PROPER.finditer(bare) if not _sentence_start(bare, m.start())
         ]
 
     def named(self, name: str) -> str | None:
