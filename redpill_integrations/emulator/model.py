@@ -14,7 +14,14 @@ from redpill_integrations.emulator.reply import Reply
 from redpill_integrations.emulator.reply import dumps as _dumps
 from redpill_integrations.emulator.structured import argument_fragments, structured_reply
 
-__all__ = ["ModelInfo", "Reply", "ReplyScript", "render_json", "render_sse_events"]
+__all__ = [
+    "ModelInfo",
+    "Reply",
+    "ReplyScript",
+    "completion_tokens",
+    "render_json",
+    "render_sse_events",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +75,16 @@ def _last_user_text(messages: Any) -> str:
     return ""
 
 
-def _usage(messages: Any, reply: Reply) -> dict[str, int]:
-    prompt = max(1, len(_dumps(messages)) // 4)
-    completion = max(
+def completion_tokens(reply: Reply) -> int:
+    """The completion token count ``usage`` reports for ``reply`` (about 4 characters a token)."""
+    return max(
         1, len((reply.content or "") + (reply.tool_arguments or "") + (reply.reasoning or "")) // 4
     )
+
+
+def _usage(messages: Any, reply: Reply) -> dict[str, int]:
+    prompt = max(1, len(_dumps(messages)) // 4)
+    completion = completion_tokens(reply)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
