@@ -202,7 +202,12 @@ def _value(schema: Any, root: Mapping[str, Any], prompt: _Prompt, name: str, dep
         branches = s.get(key)
         if isinstance(branches, list) and branches:
             usable = [b for b in branches if _resolve(b, root).get("type") != "null"]
+            if len(usable) < len(branches) and not (name and prompt.named(name)):
+                return None  # nullable and the prompt gives no value: what models send
             return _value((usable or branches)[0], root, prompt, name, depth)
+    types = s.get("type")
+    if isinstance(types, list) and "null" in types and not (name and prompt.named(name)):
+        return None
     kind = _type_of(s)
     named = prompt.named(name) if name and kind not in ("object", "array") else None
     if named is not None and (coerced := _coerce(named, kind)) is not None:
@@ -259,7 +264,8 @@ def generate(schema: Mapping[str, Any], prompt_text: str = "") -> Any:
     Handles ``type`` (also lists such as ``["string", "null"]``), ``properties``/``required``
     (optional properties appear only when the prompt names them: ``name = value``,
     ``name: value``, ``name is value``), ``items``/``minItems``/``maxItems``, ``enum``, ``const``,
-    ``anyOf``/``oneOf`` (the first non-null branch), ``allOf``, ``$ref`` into ``$defs`` or
+    ``anyOf``/``oneOf`` (the first non-null branch; ``null`` for a nullable value the prompt does
+    not name), ``allOf``, ``$ref`` into ``$defs`` or
     ``definitions``, ``default``, numeric bounds, string lengths and common ``format``\\ s.
     Values are taken from ``prompt_text`` where they appear: a named value first, then for numbers
     the prompt's numbers in order, for strings its quoted strings then its proper-noun phrases in

@@ -109,7 +109,7 @@ def test_typed_defaults_without_prompt_values() -> None:
     assert person.name == "emulated name"
     assert person.age == 18  # exclusiveMinimum 17
     assert person.role == "admin"  # the first enum member
-    assert value["score"] == 0
+    assert value["score"] is None  # nullable and not named: null, as models answer
 
 
 def test_recursive_schema_terminates_and_validates() -> None:
@@ -128,15 +128,18 @@ def test_typeddict_and_formats() -> None:
                 "mail": {"type": "string", "format": "email"},
                 "code": {"type": "string", "minLength": 20, "maxLength": 25},
                 "kind": {"type": ["string", "null"], "enum": ["x", "y"]},
+                "named": {"type": ["integer", "null"]},
                 "fixed": {"const": 42},
             },
-            "required": ["when", "mail", "code", "kind", "fixed"],
-        }
+            "required": ["when", "mail", "code", "kind", "fixed", "named"],
+        },
+        "named = 5",
     )
     assert fmt["when"] == "2025-01-01T00:00:00Z"
     assert fmt["mail"] == "user@example.com"
     assert 20 <= len(fmt["code"]) <= 25
-    assert fmt["kind"] == "x"
+    assert fmt["kind"] == "x"  # the enum decides: null is not one of its members
+    assert fmt["named"] == 5
     assert fmt["fixed"] == 42
 
 
