@@ -27,6 +27,8 @@ from redpill_integrations.emulator.reply import Reply
 __all__ = ["argument_fragments", "generate", "structured_reply"]
 
 _MAX_DEPTH = 8
+_MAX_ITEMS = 64  # a hostile minItems / minLength must not exhaust the emulator
+_MAX_LENGTH = 10_000
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]\d)")
 _QUOTED = re.compile(r"'([^'\n]+)'|\"([^\"\n]+)\"")
 _PROPER = re.compile(r"(?<![\w'\"])[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*(?:,\s*[A-Z]{2}\b)?")
@@ -128,13 +130,22 @@ def _resolve(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
         merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
         for part in schema["allOf"]:
             sub = _resolve(part, root)
-            if "properties" in sub:
-                merged["properties"] = {**merged.get("properties", {}), **sub["properties"]}
-            if "required" in sub:
-                merged["required"] = [*merged.get("required", []), *sub["required"]]
+            merged["properties"] = {**_mapping(merged, "properties"), **_mapping(sub, "properties")}
+            merged["required"] = sorted(_names(merged) | _names(sub))
             merged.update({k: v for k, v in sub.items() if k not in ("properties", "required")})
         return merged
     return schema
+
+
+def _mapping(schema: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = schema.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _names(schema: Mapping[str, Any]) -> set[str]:
+    """The ``required`` property names (anything else in the list is ignored)."""
+    value = schema.get("required")
+    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
 
 
 def _type_of(schema: Mapping[str, Any]) -> str:
@@ -183,11 +194,13 @@ def _fit_string(value: str, schema: Mapping[str, Any]) -> str:
     if isinstance(hi, int):
         value = value[:hi]
     if isinstance(lo, int) and len(value) < lo:
-        value = value + "x" * (lo - len(value))
+        value = value + "x" * (min(lo, _MAX_LENGTH) - len(value))
     return value
 
 
 def _value(schema: Any, root: Mapping[str, Any], prompt: _Prompt, name: str, depth: int) -> Any:
+    if depth > 2 * _MAX_DEPTH:
+        return None  # a schema that only recurses (arrays of itself) ends here
     s = _resolve(schema, root)
     if "const" in s:
         return s["const"]
@@ -236,7 +249,7 @@ def _object(s: Mapping[str, Any], root: Mapping[str, Any], prompt: _Prompt, dept
     props = s.get("properties")
     if not isinstance(props, Mapping) or depth >= _MAX_DEPTH:
         return {}
-    required = set(s.get("required") or ())
+    required = _names(s)
     out: dict[str, Any] = {}
     for key, sub in props.items():
         if key in required or prompt.named(key) is not None:
@@ -249,7 +262,7 @@ def _array(
 ) -> list[Any]:
     lo = s.get("minItems")
     hi = s.get("maxItems")
-    count = lo if isinstance(lo, int) and lo > 1 else 1
+    count = min(lo, _MAX_ITEMS) if isinstance(lo, int) and lo > 1 else 1
     if isinstance(hi, int):
         count = min(count, hi)
     if depth >= _MAX_DEPTH // 2 and not (isinstance(lo, int) and lo > 0):
@@ -308,7 +321,8 @@ def _tool_results_reply(messages: list[Any]) -> Reply:
     names: dict[str, str] = {}
     for m in messages:
         if isinstance(m, Mapping) and m.get("role") == "assistant":
-            for call in m.get("tool_calls") or ():
+            calls = m.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
                 if isinstance(call, Mapping) and isinstance(call.get("function"), Mapping):
                     names[str(call.get("id"))] = str(call["function"].get("name"))
     results = []

@@ -148,6 +148,75 @@ def test_any_prompt_yields_a_valid_person(prompt: str) -> None:
     Person.model_validate(generate(Person.model_json_schema(), prompt))
 
 
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_keyword = st.sampled_from(
+    ["type", "properties", "required", "items", "enum", "anyOf", "allOf", "$ref", "minItems"]
+)
+_schemas = st.recursive(
+    st.dictionaries(_keyword, _json, max_size=4),
+    lambda inner: st.dictionaries(_keyword | st.text(max_size=4), inner | _json, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_schemas, st.text(max_size=30))
+def test_arbitrary_schemas_never_crash_the_model(schema: dict[str, Any], prompt: str) -> None:
+    json.dumps(generate(schema, prompt))  # a JSON value, whatever the schema
+
+
+_requests = st.fixed_dictionaries(
+    {},
+    optional={
+        "messages": st.lists(
+            st.fixed_dictionaries(
+                {"role": st.sampled_from(["user", "assistant", "tool"])},
+                optional={"content": _json, "tool_calls": _json, "tool_call_id": _json},
+            )
+        )
+        | _json,
+        "tools": st.lists(
+            st.fixed_dictionaries(
+                {"type": st.just("function")},
+                optional={
+                    "function": st.fixed_dictionaries(
+                        {"name": st.text(max_size=5)}, optional={"parameters": _schemas | _json}
+                    )
+                },
+            )
+        )
+        | _json,
+        "tool_choice": _json | st.sampled_from(["none", "auto", "required"]),
+        "response_format": st.fixed_dictionaries(
+            {"type": st.sampled_from(["json_object", "json_schema", "text"])},
+            optional={"json_schema": _json | st.fixed_dictionaries({"schema": _schemas})},
+        )
+        | _json,
+    },
+)
+
+
+@given(_requests)
+def test_any_request_gets_a_reply_or_none(request: dict[str, Any]) -> None:
+    reply = structured_reply(request)
+    assert reply is None or isinstance(reply, Reply)
+    if reply is not None and reply.tool_arguments is not None:
+        assert isinstance(json.loads(reply.tool_arguments), dict)
+
+
+def test_hostile_schemas_stay_bounded() -> None:
+    loop = {"$defs": {"A": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/A"}}}}
+    assert json.dumps(generate({**loop, "$ref": "#/$defs/A"})).count("[") <= 20
+    huge = {"type": "array", "minItems": 10**9, "items": {"type": "string", "minLength": 10**9}}
+    value = generate(huge)
+    assert len(value) == 64 and len(value[0]) == 10_000
+
+
 # --- tool calls ----------------------------------------------------------------------------------
 
 
