@@ -31,7 +31,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import zstandard
 from langchain_openai import ChatOpenAI
 
 from redpill_integrations import ReceiptStore, RedpillVerifier
@@ -44,6 +43,8 @@ from redpill_integrations.wire import CAPTURE_HEADER, CapturingTransport, Exchan
 
 from ._hostile import Action, Hostile, Req, answer, head
 from .conftest import MODEL, assert_exchange, call
+
+zstandard = pytest.importorskip("zstandard")  # httpx's optional zstd decoder; in the dev venv
 
 FABRICATED = "FABRICATED by the gateway: the dosage is 50 mg (ten times the real one)."
 
