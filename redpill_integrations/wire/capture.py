@@ -232,7 +232,7 @@ class _Recording:
     def cut(self) -> None:
         """The server kept the stream open after ``[DONE]`` past ``_DRAIN_SECONDS``: what was
         received is the exchange."""
-        self.eof = True
+        self.at_eof()
 
     def drain(self, chunk: bytes) -> bool:
         """Record a chunk read after ``[DONE]``; False once more than ``_DRAIN_LIMIT`` follows."""
