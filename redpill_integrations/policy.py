@@ -53,7 +53,9 @@ DEFAULT_ACCEPTED_TCB_STATUSES = frozenset({"UpToDate", "SWHardeningNeeded", "Out
 
 #: The dstack KMS root (compressed secp256k1) behind api.redpill.ai's ACI gateway: every custody
 #: chain of the live gateway recovers to it (docs/protocol-aci.md, key custody).
-PRODUCTION_KMS_ROOT_PUBKEYS = ("0334c76e0c3f52ec64cbf9bbf5c910c272330166fd656c0a86bb330963e46910e1",)
+PRODUCTION_KMS_ROOT_PUBKEYS = (
+    "0334c76e0c3f52ec64cbf9bbf5c910c272330166fd656c0a86bb330963e46910e1",
+)
 #: The dstack app id of api.redpill.ai's ACI gateway (RTMR3 ``app-id`` event), stable since 2026-06.
 PRODUCTION_ACI_APP_IDS = ("fdb7a14e5a6675f752e2cb69c9067a98ca402918",)
 
@@ -328,8 +330,13 @@ class OsImage:
     def from_dict(cls, data: Mapping[str, Any]) -> OsImage:
         if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
             raise ConfigurationError("an os_images entry must be an object with a name")
-        known = ("name", "mrtd", "rtmr1", "rtmr2", "source")
-        return cls(**{k: data.get(k) for k in known})
+        return cls(
+            name=data["name"],
+            mrtd=data.get("mrtd"),
+            rtmr1=data.get("rtmr1"),
+            rtmr2=data.get("rtmr2"),
+            source=data.get("source"),
+        )
 
 
 @functools.cache

@@ -400,9 +400,7 @@ class VerificationResult:
                 if failed
                 else (Reason.CHECK_NOT_RUN,)
             )
-        return cls(
-            status=status, reasons=ordered, checks=all_checks, protocol=protocol, **evidence
-        )
+        return cls(status=status, reasons=ordered, checks=all_checks, protocol=protocol, **evidence)
 
     @classmethod
     def unverifiable(cls, reason: Reason, **evidence: Any) -> VerificationResult:

@@ -90,7 +90,9 @@ def verify_custody(
     uncovered = [k.key_id for k in keyset.receipt_keys if k.public_key not in covered]
     if uncovered:
         return CustodyVerdict(
-            f"receipt key {uncovered[0][:64]!r} has no custody chain", kms_root=root, app_key=app_key
+            f"receipt key {uncovered[0][:64]!r} has no custody chain",
+            kms_root=root,
+            app_key=app_key,
         )
     listed = {k.public_key for k in keyset.receipt_keys + keyset.e2ee_keys}
     stray = [e.role for e in entries if e.public_key not in listed]
