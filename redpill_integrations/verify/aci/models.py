@@ -184,7 +184,7 @@ def parse_aci_report(body: bytes) -> AciReport:
         report_data=decode_hex(att.get("report_data"), what="report_data", nbytes=32),
         quote=decode_hex(evidence.get("quote"), what="evidence.quote", max_len=64 * 1024),
         quote_report_data=decode_hex(
-            evidence.get("quote_report_data"), what="evidence.quote_report_data", nbytes=64
+            evidence.get("quote_report_data"), what="evidence.quote_report_data", nbytes=(32, 64)
         ),
         event_log=_parse_event_log(evidence.get("event_log"), what="evidence.event_log"),
         vm_config=_json_object(evidence.get("vm_config"), what="evidence.vm_config"),
