@@ -203,16 +203,21 @@ def _session(
         if policy.check_session:
             log.skip("session", exc.reason or Reason.MALFORMED_RESPONSE, f"unreadable: {exc}")
         return None
-    event = upstream_event(receipt) if receipt else None
+    if receipt is None:
+        return None  # nothing to tie it to
+    event = upstream_event(receipt)
     if event is None or session_id_of(session) != event.get("session_id"):
-        log.fail("session", Reason.SESSION_MISMATCH, "the session is not the one the receipt names")
-        return None
+        if policy.check_session:
+            log.fail("session", Reason.SESSION_MISMATCH, "not the session the receipt names")
+        return None  # never used for anything else
     return session
 
 
 def _check_session(
     receipt: AciReceipt, session: AciSession | None, policy: VerificationPolicy, log: CheckLog
 ) -> None:
+    if log.checks.get("session") is CheckOutcome.FAIL:
+        return
     event = upstream_event(receipt)
     session_id = event.get("session_id") if event else None
     if not isinstance(session_id, str):
