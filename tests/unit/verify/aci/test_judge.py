@@ -291,7 +291,7 @@ def test_duplicate_keys_and_over_deep_json() -> None:
 
 
 def test_generation_a_and_unknown_shapes_are_unsupported() -> None:
-    old = kit.Path(__file__).parents[3] / "vectors/aci/looprig_report_aci1_2026-06-28.json"
+    old = Path(__file__).parents[3] / "vectors/aci/looprig_report_aci1_2026-06-28.json"
     r = judge(report=old.read_bytes())
     assert (r.status, r.reasons) == (F, (Reason.UNSUPPORTED_PROTOCOL,))
     assert r.detail is not None and "generation A" in r.detail
