@@ -316,3 +316,32 @@ def test_a_crash_is_check_not_run_and_logged(
         r = judge()
     assert (r.status, r.reasons) == (Status.UNVERIFIABLE, (Reason.CHECK_NOT_RUN,))
     assert "crashed" in caplog.text
+
+
+def test_random_byte_flips_never_raise_and_a_flipped_receipt_never_verifies() -> None:
+    import random
+
+    rng = random.Random(1234)
+    report, receipt = kit.report_bytes(), kit.receipt_bytes()
+    for _ in range(40):
+        for name, good in (("report", report), ("receipt", receipt)):
+            data = bytearray(good)
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            r = judge(**{name: bytes(data)})  # never raises
+            if name == "receipt":
+                # every member of a receipt is signed; a flip either breaks the JSON or the
+                # signature, or lands in insignificant whitespace (then it must still verify)
+                try:
+                    same = _canon(json.loads(data)) == _canon(json.loads(good))
+                except (ValueError, AttributeError, KeyError, TypeError):
+                    same = False
+                assert (r.status is Status.VERIFIED) == same
+            else:
+                # the report is not signed as a whole (only the keyset and the quote are bound):
+                # a flip in an unbound field (tee_type, repo_url, custody path) may still verify
+                assert r.status in (Status.VERIFIED, Status.FAILED, Status.UNVERIFIABLE)
+
+
+def _canon(doc: dict[str, Any]) -> dict[str, Any]:
+    """The receipt as verified: its signature's hex case does not matter."""
+    return {**doc, "signature": doc["signature"].lower()}
