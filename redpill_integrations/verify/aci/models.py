@@ -169,6 +169,8 @@ def parse_aci_report(body: bytes) -> AciReport:
         )
     if type(ks.get("not_after")) is not int:
         raise UnsupportedProtocol("unknown ACI report shape (no integer keyset not_after)")
+    if att.get("tee_type") != "tdx":
+        raise UnsupportedProtocol("ACI report tee_type is not 'tdx' (only TDX is verified)")
     evidence = as_dict(att.get("evidence"), what="attestation.evidence")
     provenance = att.get("source_provenance")
     provenance = as_dict(provenance, what="source_provenance") if provenance is not None else {}

@@ -45,6 +45,10 @@ def test_unknown_shape_and_version_are_unsupported() -> None:
         parse_aci_report(json.dumps(body).encode())
     with pytest.raises(UnsupportedProtocol):
         parse_aci_report(json.dumps({**kit.report_dict(), "api_version": "aci/2"}).encode())
+    snp = kit.report_dict()
+    snp["attestation"]["tee_type"] = "sev_snp"
+    with pytest.raises(UnsupportedProtocol, match="tee_type"):
+        parse_aci_report(json.dumps(snp).encode())
 
 
 def test_duplicate_keys_in_each_document() -> None:
