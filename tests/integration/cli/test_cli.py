@@ -12,7 +12,6 @@ from redpill_integrations.emulator import Emulator, Faults
 from redpill_integrations.receipts import ReceiptStore
 
 CANARY = "sk-canary-9f7c2b41d0e8"
-RUN_CLI = "from redpill_integrations.cli import main; raise SystemExit(main())"
 MODEL = "phala/deepseek-chat-v3-0324"
 
 
@@ -22,7 +21,8 @@ def env(emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
     emu.write_trust_file(trust)
     store = tmp_path / "receipts.sqlite3"
     monkeypatch.setenv("REDPILL_API_KEY", CANARY)
-    monkeypatch.delenv("REDPILL_BASE_URL", raising=False)
+    # A real-looking key goes only where the user points it (never where a trust file says).
+    monkeypatch.setenv("REDPILL_BASE_URL", emu.base_url)
     monkeypatch.delenv("REDPILL_TRUST_FILE", raising=False)
     return {"trust": str(trust), "store": str(store)}
 
@@ -235,7 +235,16 @@ def test_emulator_command_accepts_the_documented_flags(tmp_path: Path) -> None:
 
     trust = tmp_path / "trust.json"
     proc = subprocess.Popen(
-        [sys.executable, "-c", RUN_CLI, "emulator", "--port", "0", "--trust-out", str(trust)],
+        [
+            sys.executable,
+            "-m",
+            "redpill_integrations.cli",
+            "emulator",
+            "--port",
+            "0",
+            "--trust-out",
+            str(trust),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
