@@ -60,6 +60,7 @@ def _progress(step: str) -> None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    import httpx
     import openai
 
     from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
@@ -105,9 +106,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 content = completion.choices[0].message.content or ""
                 if not args.json:
                     print(printable(content, multiline=True))
-        except openai.APIError as exc:
-            # The call failed (network, HTTP error, unreadable answer). If a response arrived,
-            # it still gets its one receipt; the command reports a transport error either way.
+        except (openai.APIError, httpx.HTTPError) as exc:
+            # The call failed (network, HTTP error, unreadable answer, a stream that broke off).
+            # If a response arrived, it still gets its one receipt (which holds the bytes); the
+            # command reports a transport error either way.
             exchange = verifier.recorder.take(tag)
             kept = ""
             if exchange is not None:
