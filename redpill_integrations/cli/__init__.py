@@ -15,7 +15,14 @@ code  meaning
 ====  ==========================================================
 
 Settings come from ``REDPILL_API_KEY``, ``REDPILL_BASE_URL``, ``REDPILL_TRUST_FILE`` and
-``REDPILL_RECEIPTS`` (the receipt store path), or the matching flags. The API key is never printed.
+``REDPILL_RECEIPTS`` (the receipt store path), or the matching flags. The API key is never printed,
+and a trust file never decides where it is sent (``_destination.py``). Everything shown on the
+terminal goes through ``display.printable`` (control characters escaped).
+
+The package: this module (``main`` and the parser), ``_common`` (exit codes, ``UsageError``, JSON
+printing, time parsing), ``_destination`` (base URL and key), ``commands`` (one function per
+command), ``display`` (renderings), ``demo`` (``redpill demo``). ``commands`` is imported lazily so
+that ``--help`` stays fast; no module of the package imports names from this one.
 """
 
 from __future__ import annotations
