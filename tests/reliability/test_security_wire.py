@@ -545,3 +545,18 @@ def test_captured_headers_are_the_allowlist_lower_cased() -> None:
         "x-aci-identity": "id",
         "content-type": "application/json",
     }
+
+
+def test_v15_production_also_means_the_production_kms_roots_and_aci_app_ids() -> None:
+    from redpill_integrations.policy import PRODUCTION_ACI_APP_IDS, PRODUCTION_KMS_ROOT_PUBKEYS
+
+    narrowed = TrustAnchors(
+        kms_root_pubkeys=PRODUCTION_KMS_ROOT_PUBKEYS, aci_app_ids=PRODUCTION_ACI_APP_IDS
+    )
+    assert narrowed.is_production and narrowed.kind == "production"
+    own_root = TrustAnchors(kms_root_pubkeys=("02" + "11" * 32,))
+    own_app = TrustAnchors(aci_app_ids=("22" * 20,))
+    assert (own_root.is_production, own_root.kind) == (False, "custom")
+    assert (own_app.is_production, own_app.kind) == (False, "custom")
+    assert own_root.differences() == ("custom kms_root_pubkeys",)
+    assert own_app.differences() == ("custom aci_app_ids",)
