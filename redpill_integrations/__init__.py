@@ -4,8 +4,9 @@ The package root imports neither LangChain nor LlamaIndex: use ``redpill_integra
 and ``redpill_integrations.llama_index``.
 """
 
+from redpill_integrations._adapter.unreadable import ResponseUnreadable
 from redpill_integrations._version import __version__
-from redpill_integrations.errors import RedpillError, ResponseUnreadable, VerificationFailed
+from redpill_integrations.errors import RedpillError, VerificationFailed
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import Receipt, ReceiptStore
 from redpill_integrations.results import Reason, Status, VerificationResult

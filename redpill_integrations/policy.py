@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_ACCEPTED_TCB_STATUSES",
     "DEFAULT_BASE_URL",
     "TCB_STATUSES",
+    "TEE_MODEL_PREFIXES",
     "TrustAnchors",
     "VerificationPolicy",
 ]
@@ -33,6 +34,10 @@ __all__ = [
 logger = logging.getLogger("redpill_integrations")
 
 DEFAULT_BASE_URL = "https://api.redpill.ai/v1"
+
+#: Redpill serves models under these prefixes from GPU TEEs; nothing else carries a signature to
+#: check. A verifier may be given others (``RedpillVerifier(tee_model_prefixes=...)``).
+TEE_MODEL_PREFIXES: tuple[str, ...] = ("phala/",)
 PRODUCTION_PCCS_URL = "https://pccs.phala.network"
 PRODUCTION_NRAS_URL = "https://nras.attestation.nvidia.com/v3/attest/gpu"
 PRODUCTION_NRAS_JWKS_URL = "https://nras.attestation.nvidia.com/.well-known/jwks.json"
