@@ -45,7 +45,7 @@ from redpill_integrations.errors import EvidenceError, ReceiptError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.verify.encoding import too_deep
-from redpill_integrations.verify.judge import judge
+from redpill_integrations.verify.judgement import judge
 from redpill_integrations.verify.models import AttestationEvidence, SignatureRecord
 
 __all__ = ["RECEIPT_FORMAT", "Receipt", "ReceiptStore", "reverify"]

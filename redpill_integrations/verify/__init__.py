@@ -8,8 +8,8 @@ evidence and calls, in order::
     verdict = verify_attestation(evidence, signer=sig.signer, policy=..., trust=..., now=...)
     result = assemble_result(sig, verdict, chat_id=..., model=..., policy=..., now=...)
 
-:mod:`.judge` holds the same steps made total (``judge_attestation``, and ``judge``, which receipts
-run offline): a crash of ours there is ``CHECK_NOT_RUN``, never a pass.
+:mod:`.judgement` holds the same steps made total (``judge_attestation``, and ``judge``, which
+receipts run offline): a crash of ours there is ``CHECK_NOT_RUN``, never a pass.
 """
 
 from redpill_integrations.verify.assemble import assemble_result, required_checks
@@ -19,7 +19,7 @@ from redpill_integrations.verify.attestation import (
     MISSING_NRAS,
     verify_attestation,
 )
-from redpill_integrations.verify.judge import (
+from redpill_integrations.verify.judgement import (
     CRASHED,
     failed_fetch_verdict,
     judge,

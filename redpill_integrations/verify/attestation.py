@@ -114,7 +114,7 @@ def verify_attestation(
     """Never raises for bad evidence: every problem becomes a reason code.
 
     A bug of ours does raise (so tests and fuzzers see it); callers go through
-    :func:`redpill_integrations.verify.judge.judge_attestation`, whose guard turns it into
+    :func:`redpill_integrations.verify.judgement.judge_attestation`, whose guard turns it into
     ``CHECK_NOT_RUN``.
     """
     return _verify(evidence, signer=signer, policy=policy, trust=trust, now=now)

@@ -1,7 +1,8 @@
 """The legacy protocol: a signature lookup by chat id, then the signer's attestation report.
 
-The protocol every Redpill TEE model speaks today (see ``docs/`` for the endpoints). Its judgement
-of one exchange, each step able to end it with an exact reason, never an exception:
+The protocol every Redpill TEE model speaks today: ``GET {base}/signature/{chat_id}`` for the
+signed hashes of the exchange, ``GET {base}/attestation/report`` for the signer's TEE evidence. Its
+judgement of one exchange, each step able to end it with an exact reason, never an exception:
 
 1. early checks, nothing fetched: a request without a model → ``MALFORMED_RESPONSE``; a model
    outside ``tee_model_prefixes`` → ``MODEL_NOT_TEE``; a non-200 chat answer →
@@ -15,7 +16,8 @@ of one exchange, each step able to end it with an exact reason, never an excepti
 5. ``verify.assemble_result``.
 
 The receipt (shared step, :mod:`.verify_flow`) keeps the signature record and the attestation
-evidence, so that ``receipts.reverify`` can re-run steps 3-5 offline with ``verify.judge``.
+evidence, so that ``receipts.reverify`` can re-run steps 3-5 offline with ``verify.judge``
+(:mod:`redpill_integrations.verify.judgement`).
 """
 
 from __future__ import annotations
