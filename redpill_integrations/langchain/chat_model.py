@@ -157,6 +157,8 @@ class ChatRedpill(VerifyingChatOpenAI):
                 "openai_proxy is not supported: pass http_client=httpx.Client(proxy=…)"
             )
         key = self.redpill_api_key.get_secret_value() if self.redpill_api_key else ""
+        if not key:
+            raise ConfigurationError("no Redpill API key: pass api_key=… or set REDPILL_API_KEY")
         if self.verification != "off" and any(
             c is not None for c in (self.client, self.async_client, self.root_client)
         ):
@@ -182,8 +184,6 @@ class ChatRedpill(VerifyingChatOpenAI):
             http_async_client = self.redpill_verifier.async_http_client(
                 inner=self.http_async_client
             )
-        if not key:
-            raise ConfigurationError("no Redpill API key: pass api_key=… or set REDPILL_API_KEY")
         if self.client is None or self.async_client is None:
             params: dict[str, Any] = {
                 "api_key": key,

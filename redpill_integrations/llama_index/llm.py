@@ -115,18 +115,6 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         key = _api_key(api_key)
         if not key:
             raise ConfigurationError("no Redpill API key: pass api_key= or set REDPILL_API_KEY")
-        base = api_base or os.environ.get("REDPILL_BASE_URL") or DEFAULT_BASE_URL
-        resolved = resolve_verifier(
-            mode=mode,
-            base_url=base,
-            api_key=key,
-            verifier=verifier,
-            policy=policy,
-            trust=trust,
-            receipt_store=receipt_store,
-        )
-        if resolved is not None:
-            VerifiedCalls(verifier=resolved, mode=mode).precheck(model)
         if not kwargs.get("reuse_client", True):
             raise ConfigurationError(
                 "Redpill keeps its capturing clients alive across calls; reuse_client=False "
@@ -139,6 +127,18 @@ class Redpill(OpenAILike):  # type: ignore[misc]
                 "an OpenAI client passed in would bypass verification; pass http_client= / "
                 'async_http_client= (they are wrapped and kept), or use verification="off"'
             )
+        base = api_base or os.environ.get("REDPILL_BASE_URL") or DEFAULT_BASE_URL
+        resolved = resolve_verifier(
+            mode=mode,
+            base_url=base,
+            api_key=key,
+            verifier=verifier,
+            policy=policy,
+            trust=trust,
+            receipt_store=receipt_store,
+        )
+        if resolved is not None:
+            VerifiedCalls(verifier=resolved, mode=mode).precheck(model)
         kwargs.setdefault("context_window", context_window_for(model))
         kwargs.setdefault("is_chat_model", True)
         kwargs.setdefault("is_function_calling_model", True)
