@@ -29,6 +29,7 @@ __all__ = [
     "PRODUCTION_ACI_APP_IDS",
     "PRODUCTION_KMS_ROOT_PUBKEYS",
     "TCB_STATUSES",
+    "TEE_MODEL_PREFIXES",
     "OsImage",
     "TrustAnchors",
     "VerificationPolicy",
@@ -37,6 +38,10 @@ __all__ = [
 logger = logging.getLogger("redpill_integrations")
 
 DEFAULT_BASE_URL = "https://api.redpill.ai/v1"
+
+#: Redpill serves models under these prefixes from GPU TEEs; nothing else carries a signature to
+#: check. A verifier may be given others (``RedpillVerifier(tee_model_prefixes=...)``).
+TEE_MODEL_PREFIXES: tuple[str, ...] = ("phala/",)
 PRODUCTION_PCCS_URL = "https://pccs.phala.network"
 PRODUCTION_NRAS_URL = "https://nras.attestation.nvidia.com/v3/attest/gpu"
 PRODUCTION_NRAS_JWKS_URL = "https://nras.attestation.nvidia.com/.well-known/jwks.json"
