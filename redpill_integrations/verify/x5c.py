@@ -7,8 +7,8 @@ a token must carry an ``x5c`` chain (leaf first, standard base64 DER) such that
 * each certificate is signed by the next one, and every issuer is a CA (basicConstraints);
 * the last certificate is itself a pinned NRAS CA certificate (same SPKI sha256), or its signature
   verifies under one of the pinned certificates;
-* every certificate involved, the issuing pin included, is valid at the instants checked
-  (:func:`chain_invalid_at`).
+* every certificate involved, the matching or issuing pin included, is valid at the instants
+  checked (:func:`chain_invalid_at`).
 
 Pure: DER certificates in, a :class:`KeyChain` out. Why NVIDIA's *intermediate* is pinned and how to
 refresh it: ``docs/nvidia-nras-pinning.md``.
@@ -117,12 +117,13 @@ def check_chain(
             )
     last = certs[-1]
     pinned = parse_pins(pins)
-    involved = list(certs)
-    if spki_sha256(last) not in {spki_sha256(p) for p in pinned}:
-        issuer = next((p for p in pinned if _is_ca(p) and _issued_by(last, p)), None)
-        if issuer is None:
-            return KeyChain("x5c chain not pinned: no pinned NRAS CA issued its last certificate")
-        involved.append(issuer)
+    # the pin itself counts for validity too: a copy of its key in a certificate of one's own
+    # making must not extend its dates
+    same_key = next((p for p in pinned if spki_sha256(p) == spki_sha256(last)), None)
+    anchor = same_key or next((p for p in pinned if _is_ca(p) and _issued_by(last, p)), None)
+    if anchor is None:
+        return KeyChain("x5c chain not pinned: no pinned NRAS CA issued its last certificate")
+    involved = [*certs, anchor]
     return KeyChain(
         None,
         not_before=max(c.not_valid_before_utc for c in involved),

@@ -235,6 +235,21 @@ def test_certificates_outside_their_validity(where: str, start: str) -> None:
     assert detail is not None and detail.startswith(f"NRAS signing key: {start}")
 
 
+def test_a_copy_of_the_pinned_key_cannot_extend_the_pins_validity() -> None:
+    """x5c ends in a self-made certificate holding the pin's key with wider dates: the pin's own
+    dates still apply."""
+    past = {"not_before": NEAR_NOW - timedelta(days=3), "not_after": NEAR_NOW - timedelta(days=1)}
+    pinned = CertAuthority("Test NRAS CA", **past)
+    copy = CertAuthority("Test NRAS CA")  # another issuer, certifying the pinned CA's key
+    forged = copy.issue(pinned.key.public_key(), "Test NRAS CA", ca=True)
+    minter = TokenMinter(ca=pinned)
+    assert minter.x5c is not None
+    minter.x5c[1] = der_b64(forged)
+    reason, detail = verify(nras_answer(minter), minter.jwks(), (pinned.der,))
+    assert reason is Reason.GPU_TOKEN_INVALID
+    assert detail is not None and detail.startswith("NRAS signing key: x5c chain expired at ")
+
+
 def test_the_chain_must_also_be_valid_when_the_token_was_issued() -> None:
     """A key certified only after the token's ``iat`` did not exist to sign it."""
     minter = TokenMinter(not_before=NEAR_NOW - timedelta(minutes=5))
