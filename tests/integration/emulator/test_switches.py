@@ -150,6 +150,9 @@ def test_trust_file_and_loopback_only(emu: Emulator, tmp_path) -> None:  # type:
         "nras_jwks_url",
         "base_url",
         "nras_ca_certs_der_b64",
+        "kms_root_pubkeys",
+        "aci_app_ids",
+        "os_images",
     }
     assert data["kind"] == "redpill-emulator" and data["base_url"] == emu.base_url
     loaded = TrustAnchors.from_file(path)

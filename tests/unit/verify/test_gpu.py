@@ -13,7 +13,7 @@ from redpill_integrations.errors import EvidenceError
 from redpill_integrations.policy import production_nras_ca_certs
 from redpill_integrations.results import Reason
 from redpill_integrations.verify.gpu import payload_gpu_count, payload_nonce, verify_nras
-from tests.unit.verify.conftest import (
+from tests.unit.verify._vectors import (
     NEAR_NONCE,
     NEAR_NOW,
     NRAS_ISSUER,

@@ -21,7 +21,7 @@ from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.policy import TrustAnchors, production_nras_ca_certs
 from redpill_integrations.results import Reason
 from redpill_integrations.verify.gpu import verify_nras
-from tests.unit.verify.conftest import (
+from tests.unit.verify._vectors import (
     NEAR_NONCE,
     NEAR_NOW,
     NRAS_ISSUER,

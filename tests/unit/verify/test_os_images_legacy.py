@@ -19,7 +19,7 @@ from typing import Any
 from redpill_integrations.verify.eventlog import check_event_log
 from redpill_integrations.verify.report import NodeAttestation, parse_report
 from redpill_integrations.verify.tdx import parse_td_quote
-from tests.unit.verify.conftest import VECTORS
+from tests.unit.verify._vectors import VECTORS
 
 NEAR_DIRECT = (
     "teep_neardirect_attestation_report.json (13rac1/teep internal/integration/testdata/: "
