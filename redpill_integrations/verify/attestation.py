@@ -364,6 +364,7 @@ def _check_gpu(
         nonce=nonce,
         issuer=trust.nras_issuer,
         now=now,
+        ca_certs_der=trust.nras_ca_certs_der,
         expected_gpus=count,
     )
     if result.reason is None:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from redpill_integrations.errors import EvidenceError
-from redpill_integrations.policy import TrustAnchors, VerificationPolicy
+from redpill_integrations.policy import TrustAnchors, VerificationPolicy, production_nras_ca_certs
 from redpill_integrations.results import CheckOutcome, Reason
 from redpill_integrations.verify import (
     SignatureRecord,
@@ -207,7 +207,14 @@ def test_check_signature_never_raises(
     jwks=st.sampled_from([b"", b"{}", cached("teep_neardirect_nras_jwks.json")]),
 )
 def test_verify_nras_never_raises(response: bytes, jwks: bytes) -> None:
-    result = verify_nras(response, jwks, nonce=NEAR_NONCE, issuer=NRAS_ISSUER, now=NEAR_NOW)
+    result = verify_nras(
+        response,
+        jwks,
+        nonce=NEAR_NONCE,
+        issuer=NRAS_ISSUER,
+        now=NEAR_NOW,
+        ca_certs_der=production_nras_ca_certs(),
+    )
     assert result.reason is Reason.GPU_TOKEN_INVALID
 
 
