@@ -19,6 +19,7 @@ import uvicorn
 from redpill_integrations.emulator.app import create_app
 from redpill_integrations.emulator.faults import Faults
 from redpill_integrations.emulator.model import Reply
+from redpill_integrations.emulator.nras import nras_ca_der
 from redpill_integrations.emulator.responses import install_reset_log_filter
 from redpill_integrations.emulator.state import EmulatorConfig, EmulatorState, Stats
 from redpill_integrations.errors import ConfigurationError
@@ -154,6 +155,7 @@ class Emulator:
             nras_url=self.nras_url,
             nras_jwks_url=self.nras_jwks_url,
             base_url=self.base_url,
+            nras_ca_certs_der=(nras_ca_der(self._state.seed),),
         )
 
     def trust_dict(self) -> dict[str, Any]:
