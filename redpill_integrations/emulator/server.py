@@ -70,6 +70,8 @@ class Emulator:
         seed: bytes | str | None = None,
         gzip: bool = False,
         stream_interval: float = 0.0,
+        protocol: Literal["aci", "legacy"] = "legacy",
+        receipt_ttl: float = 3600.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -86,6 +88,8 @@ class Emulator:
             seed=seed,
             gzip=gzip,
             stream_interval=stream_interval,
+            protocol=protocol,
+            receipt_ttl=receipt_ttl,
         )
         self._sock = _bind(host, port)
         self.port: int = self._sock.getsockname()[1]
@@ -139,23 +143,40 @@ class Emulator:
 
     @property
     def trust(self) -> TrustAnchors:
-        return TrustAnchors(
+        """The anchors of :meth:`trust_dict`, read as ``TrustAnchors.from_dict`` reads them."""
+        return TrustAnchors.from_dict(self.trust_dict())
+
+    def trust_dict(self) -> dict[str, Any]:
+        """The SPEC §5 trust file content, plus the ACI anchors: ``kms_root_pubkeys`` (compressed
+        hex), ``aci_app_ids`` (hex) and ``os_images`` (``{os_image_hash: {"name", "mrtd",
+        "rtmr1", "rtmr2", "source"}}``)."""
+        base = TrustAnchors(
             kind="redpill-emulator",
             intel_root_ca_der=self.root_ca_der,
             pccs_url=self.pccs_url,
             nras_url=self.nras_url,
             nras_jwks_url=self.nras_jwks_url,
             base_url=self.base_url,
-        )
-
-    def trust_dict(self) -> dict[str, Any]:
-        """The SPEC §5 trust file content."""
-        return self.trust.to_dict()
+        ).to_dict()
+        return {**base, **self._state.aci.trust_entries()}
 
     def write_trust_file(self, path: str | os.PathLike[str]) -> Path:
         out = Path(path)
         out.write_text(json.dumps(self.trust_dict(), indent=2) + "\n", encoding="utf-8")
         return out
+
+    @property
+    def protocol(self) -> Literal["aci", "legacy"]:
+        return self._state.config.protocol
+
+    @property
+    def keyset_digest(self) -> str:
+        """ACI: the current ``workload_keyset_digest`` (``sha256:<hex>``)."""
+        return self._state.aci.keyset_digest()
+
+    def rotate_keyset(self) -> None:
+        """ACI: new receipt and E2EE keys; the next response's ``X-ACI-Keyset-Digest`` changes."""
+        self._state.aci.rotate()
 
     @property
     def models(self) -> Mapping[str, bool]:
@@ -188,6 +209,7 @@ class Emulator:
         self.clear_faults()
         self.clear_scripts()
         self._state.store.clear()
+        self._state.receipts.clear()
         self._state.stats.reset()
 
     # --- lifecycle ------------------------------------------------------------------------
