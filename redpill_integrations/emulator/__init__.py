@@ -38,6 +38,11 @@ NRAS (``nras_url`` = ``{origin}/v3/attest/gpu``): ``POST`` the report's ``nvidia
   ``[["JWT", platform_token], {"GPU-0": token, ...}]``, ES384, ``iss`` = the origin, keys at
   ``GET /.well-known/jwks.json`` (``nras_jwks_url``).
 
+ACI mode (``Emulator(protocol="aci")``, CLI ``--protocol aci``): the gateway api.redpill.ai runs
+(ACI generation B) with its own test dstack KMS, keyset, receipts, sessions and legacy aliases; see
+:mod:`redpill_integrations.emulator.aci.routes` and ``docs/aci-emulator.md``. The default is
+``protocol="legacy"``.
+
 Fault injection: :class:`Faults` (see :mod:`redpill_integrations.emulator.faults`), globally, per
 model, or per request with the header ``X-Emulator-Faults: <JSON of Faults fields>``.
 """
