@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from redpill_integrations.emulator.aci.gateway import AciGateway
+from redpill_integrations.emulator.aci.identity import GATEWAY_REPO_URL
 from redpill_integrations.emulator.faults import Faults
 from redpill_integrations.emulator.quote import QuoteFactory
 
@@ -49,7 +50,7 @@ def _evidence(
         "key_custody": gw.keys.custody(gw.kms, rogue=faults.custody_unknown_root),
     }
     provenance = {
-        "repo_url": "https://github.com/redpill-emulator/aci-gateway-emulator.git",
+        "repo_url": GATEWAY_REPO_URL,
         "repo_commit": cvm.repo_commit,
         "image_digest": None,
         "image_provenance": None,

@@ -33,7 +33,12 @@ from redpill_integrations.emulator.aci.chat import aci_chat, error_body
 from redpill_integrations.emulator.aci.jcs import canonical
 from redpill_integrations.emulator.aci.receipts import owner_of
 from redpill_integrations.emulator.aci.report import build_aci_report, build_alias_report
-from redpill_integrations.emulator.aci.upstreams import SessionBook, UpstreamKind, upstream_for
+from redpill_integrations.emulator.aci.upstreams import (
+    EvidenceSource,
+    SessionBook,
+    UpstreamKind,
+    upstream_for,
+)
 from redpill_integrations.emulator.faults import (
     FAULTS_HEADER,
     Faults,
@@ -102,7 +107,7 @@ class _AciHeaders:
         await self.app(scope, receive, wrapped)
 
 
-def _evidence_source(state: EmulatorState) -> Any:
+def _evidence_source(state: EmulatorState) -> EvidenceSource:
     def evidence(kind: UpstreamKind, nonce: str) -> bytes | None:
         if kind == "phala-direct":
             report = build_report(

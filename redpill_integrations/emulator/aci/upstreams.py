@@ -15,6 +15,7 @@ first use after that. ``session_id`` = sha256 of the session document's canonica
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import threading
@@ -26,6 +27,7 @@ from redpill_integrations.emulator.aci.jcs import canonical
 __all__ = [
     "SESSION_LIFETIME",
     "UPSTREAMS",
+    "EvidenceSource",
     "SessionBook",
     "Upstream",
     "UpstreamKind",
@@ -36,12 +38,14 @@ UpstreamKind = Literal["phala-direct", "near-ai", "chutes", "none"]
 SESSION_LIFETIME = 3600
 
 
+@dataclasses.dataclass(frozen=True)
 class Upstream:
-    def __init__(self, kind: UpstreamKind, name: str, endpoint: str, verifier_id: str) -> None:
-        self.kind = kind
-        self.name = name
-        self.endpoint = endpoint
-        self.verifier_id = verifier_id
+    """One upstream the gateway routes to: its kind, operator label, origin and verifier."""
+
+    kind: UpstreamKind
+    name: str
+    endpoint: str
+    verifier_id: str
 
     @property
     def is_tee(self) -> bool:
