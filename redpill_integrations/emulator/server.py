@@ -114,7 +114,10 @@ class Emulator:
 
     @property
     def signing_address(self) -> str:
-        """The attested signer for the configured ``signing_algo``."""
+        """The attested signer for the configured ``signing_algo``; in ACI mode the legacy alias
+        signer (``0x`` + lowercase hex: the keyset's secp256k1 E2EE key)."""
+        if self._state.config.protocol == "aci":
+            return self._state.aci.keys.e2ee_address
         return self._state.keys.address(self._state.config.signing_algo)
 
     def signing_address_for(self, algo: str) -> str:

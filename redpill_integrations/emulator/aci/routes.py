@@ -244,6 +244,20 @@ def install_aci_routes(app: FastAPI, state: EmulatorState) -> SessionBook:
         if algo not in ("ecdsa", "ed25519"):
             return _error(400, f"unsupported signing_algo {signing_algo!r}", "invalid_signing_algo")
         rec = state.receipts.get(key, chat_first=True)
+        f = faults(request, rec.doc["model"] if rec else None, rec.faults if rec else None)
+        state.stats.signature_lookups[key] += 1
+        counted = f.signature_fault(state.stats.signature_lookups[key] - 1)
+        if counted in ("not_ready", "wrong_node"):
+            return _error(404, ALIAS_NOT_FOUND, "not_found")
+        if counted == "rate_limited":
+            retry = {"Retry-After": f"{f.retry_after:g}"} if f.retry_after is not None else {}
+            response = _error(429, "Rate limit exceeded", "rate_limit_error")
+            response.headers.update(retry)
+            return response
+        if counted == "error_code_envelope":
+            return JSONResponse({"error_code": 404, "message": ALIAS_NOT_FOUND})
+        if counted is not None:
+            return _error(f.server_error_status, "upstream error", "server_error")
         if rec is None or state.receipts.now() < rec.ready_after:
             return _error(404, ALIAS_NOT_FOUND, "not_found")
         if rec.owner is not None:

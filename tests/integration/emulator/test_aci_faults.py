@@ -274,3 +274,13 @@ def test_json_faults_in_every_document(aci_emu: Emulator, fault: str) -> None:
             assert _has_duplicate_keys(raw)
         else:
             assert _depth(json.loads(raw)) > 64
+
+
+def test_legacy_signature_alias_keeps_the_counted_lookup_faults(aci_emu: Emulator) -> None:
+    aci_emu.set_faults(Faults(signature_not_ready=1, rate_limited=1, retry_after=2.0))
+    with client(aci_emu) as c:
+        chat_id = post_chat(c, chat_body()).json()["id"]
+        answers = [c.get(f"/v1/signature/{chat_id}") for _ in range(3)]
+    assert [a.status_code for a in answers] == [404, 429, 200]
+    assert answers[1].headers["retry-after"] == "2"
+    assert answers[2].json()["signing_address"] == aci_emu.signing_address
