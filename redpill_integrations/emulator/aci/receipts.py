@@ -116,7 +116,7 @@ class ReceiptStore:
     def put(self, receipt: StoredReceipt) -> None:
         with self._lock:
             if len(self._by_id) >= self._max:
-                self._by_id.pop(next(iter(self._by_id)))
+                self._drop(self._by_id[next(iter(self._by_id))])
             self._by_id[receipt.receipt_id] = receipt
             if receipt.chat_id:
                 self._by_chat[receipt.chat_id] = receipt.receipt_id
@@ -132,10 +132,15 @@ class ReceiptStore:
                     continue
                 now = self._clock()
                 if now - rec.stored_at >= rec.ttl:
-                    del self._by_id[rec.receipt_id]
+                    self._drop(rec)
                     return None
                 return rec
             return None
+
+    def _drop(self, rec: StoredReceipt) -> None:
+        del self._by_id[rec.receipt_id]
+        if rec.chat_id and self._by_chat.get(rec.chat_id) == rec.receipt_id:
+            del self._by_chat[rec.chat_id]
 
     def clear(self) -> None:
         with self._lock:

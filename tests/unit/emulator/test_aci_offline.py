@@ -223,3 +223,23 @@ def test_receipt_store_expires_and_resolves_chat_ids() -> None:
     assert store.get("rcpt-1") is rec and store.get("chatcmpl-1", chat_first=True) is rec
     now[0] = 110.0
     assert store.get("rcpt-1") is None
+    assert store.get("chatcmpl-1", chat_first=True) is None
+
+
+def test_receipt_store_is_bounded() -> None:
+    store = ReceiptStore(max_entries=2)
+    for i in range(3):
+        store.put(
+            StoredReceipt(
+                receipt_id=f"rcpt-{i}",
+                chat_id=f"chat-{i}",
+                owner=None,
+                doc=_doc(),
+                stored_at=store.now(),
+                ttl=60.0,
+                ready_after=0.0,
+                faults=None,
+            )
+        )
+    assert store.get("rcpt-0") is None and store.get("chat-0") is None
+    assert store.get("chat-2", chat_first=True) is not None
