@@ -22,7 +22,7 @@ from redpill_integrations.emulator.model import Reply
 from redpill_integrations.emulator.responses import install_reset_log_filter
 from redpill_integrations.emulator.state import EmulatorConfig, EmulatorState, Stats
 from redpill_integrations.errors import ConfigurationError
-from redpill_integrations.policy import TrustAnchors
+from redpill_integrations.policy import OsImage, TrustAnchors
 
 __all__ = ["API_KEY", "LOOPBACK_HOSTS", "Emulator"]
 
@@ -154,22 +154,26 @@ class Emulator:
 
     @property
     def trust(self) -> TrustAnchors:
-        """The anchors of :meth:`trust_dict`, read as ``TrustAnchors.from_dict`` reads them."""
-        return TrustAnchors.from_dict(self.trust_dict())
-
-    def trust_dict(self) -> dict[str, Any]:
-        """The SPEC §5 trust file content, plus the ACI anchors: ``kms_root_pubkeys`` (compressed
-        hex), ``aci_app_ids`` (hex) and ``os_images`` (``{os_image_hash: {"name", "mrtd",
-        "rtmr1", "rtmr2", "source"}}``)."""
-        base = TrustAnchors(
+        """The emulator's anchors: its test DCAP root, PCCS and NRAS, and for ACI its test KMS
+        root, gateway app id and test OS image."""
+        aci = self._state.aci.trust_entries()
+        return TrustAnchors(
             kind="redpill-emulator",
             intel_root_ca_der=self.root_ca_der,
             pccs_url=self.pccs_url,
             nras_url=self.nras_url,
             nras_jwks_url=self.nras_jwks_url,
             base_url=self.base_url,
-        ).to_dict()
-        return {**base, **self._state.aci.trust_entries()}
+            kms_root_pubkeys=tuple(aci["kms_root_pubkeys"]),
+            aci_app_ids=tuple(aci["aci_app_ids"]),
+            os_images={h: OsImage.from_dict(e) for h, e in aci["os_images"].items()},
+        )
+
+    def trust_dict(self) -> dict[str, Any]:
+        """The SPEC §5 trust file content, with the ACI anchors ``kms_root_pubkeys`` (compressed
+        hex), ``aci_app_ids`` (hex) and ``os_images`` (``{os_image_hash: {"name", "mrtd",
+        "rtmr1", "rtmr2", "source"}}``)."""
+        return self.trust.to_dict()
 
     def write_trust_file(self, path: str | os.PathLike[str]) -> Path:
         out = Path(path)

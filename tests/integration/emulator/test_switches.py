@@ -149,7 +149,6 @@ def test_trust_file_and_loopback_only(emu: Emulator, tmp_path) -> None:  # type:
         "nras_url",
         "nras_jwks_url",
         "base_url",
-        # the ACI anchors (both modes)
         "kms_root_pubkeys",
         "aci_app_ids",
         "os_images",
