@@ -33,6 +33,8 @@ __all__ = [
     "Filters",
     "ReceiptStore",
     "Row",
+    "body_columns",
+    "columns_of",
     "default_path",
     "listing_columns",
     "redact_url",
@@ -76,18 +78,34 @@ def url_password(url: str) -> str | None:
 
 
 def listing_columns(receipt: Receipt) -> tuple[str, str | None]:
-    """``(protocol, upstream_provider)`` of a receipt's verdict, read defensively from its dict
-    form: the protocol is ``"legacy"`` when the verdict names none; the provider is ``None``
-    when the verdict carries no ACI upstream."""
-    data = receipt.result.to_dict()
-    protocol = data.get("protocol")
-    aci = data.get("aci")
+    """``(protocol, upstream_provider)`` of a receipt's verdict (see :func:`columns_of`)."""
+    return columns_of(receipt.result.to_dict())
+
+
+def columns_of(result: Any) -> tuple[str, str | None]:
+    """``(protocol, upstream_provider)`` from a verdict's dict form, read defensively: the
+    protocol is ``"legacy"`` when the verdict names none; the provider is ``None`` when the
+    verdict carries no ACI upstream. (Stores backfill old rows from the stored JSON with this,
+    so fields this version does not model are still found.)"""
+    if not isinstance(result, dict):
+        return "legacy", None
+    protocol = result.get("protocol")
+    aci = result.get("aci")
     upstream = aci.get("upstream") if isinstance(aci, dict) else None
     provider = upstream.get("provider") if isinstance(upstream, dict) else None
     return (
         str(protocol) if protocol else "legacy",
         str(provider) if provider else None,
     )
+
+
+def body_columns(body: str) -> tuple[str, str | None]:
+    """:func:`columns_of` the verdict inside a stored receipt body (defaults if unreadable)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return "legacy", None
+    return columns_of(data.get("result") if isinstance(data, dict) else None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

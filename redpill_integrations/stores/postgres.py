@@ -30,7 +30,7 @@ from redpill_integrations.stores.base import (
     Filters,
     ReceiptStore,
     Row,
-    listing_columns,
+    body_columns,
     load,
     redact_url,
     url_password,
@@ -200,11 +200,8 @@ class PostgresReceiptStore(ReceiptStore):
             rows = conn.execute(
                 f"{_SELECT} WHERE r.seq > %s ORDER BY r.seq LIMIT %s", (after, _BATCH)
             ).fetchall()
-            for body, evidence, _created, seq in rows:
-                try:
-                    protocol, provider = listing_columns(load(body, evidence))
-                except ReceiptError:
-                    continue  # a corrupt row keeps the defaults; reading it still fails loudly
+            for body, _evidence, _created, seq in rows:
+                protocol, provider = body_columns(body)
                 conn.execute(
                     "UPDATE redpill_receipts SET protocol = %s, provider = %s WHERE seq = %s",
                     (protocol, provider, seq),

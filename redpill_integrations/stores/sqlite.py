@@ -27,8 +27,8 @@ from redpill_integrations.stores.base import (
     Filters,
     ReceiptStore,
     Row,
+    body_columns,
     default_path,
-    listing_columns,
     load,
 )
 
@@ -166,11 +166,8 @@ class SQLiteReceiptStore(ReceiptStore):
     def _backfill(self) -> None:
         """Fill the listing columns added in schema 2 from the stored bodies."""
         rows = self._db.execute(f"{_SELECT} ORDER BY r.rowid").fetchall()
-        for body, evidence, _created, rowid in rows:
-            try:
-                protocol, provider = listing_columns(load(body, evidence))
-            except ReceiptError:
-                continue  # a corrupt row keeps the defaults; reading it still fails loudly
+        for body, _evidence, _created, rowid in rows:
+            protocol, provider = body_columns(body)
             self._db.execute(
                 "UPDATE receipts SET protocol = ?, provider = ? WHERE rowid = ?",
                 (protocol, provider, rowid),
