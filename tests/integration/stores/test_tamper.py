@@ -49,7 +49,9 @@ def test_an_edited_response_body_in_the_database_fails_offline(
         store_url, "SELECT body FROM {receipts} WHERE receipt_id = ?", (verified_id,)
     )
     data = json.loads(body)
-    response = base64.b64decode(data["response_body_b64"]).replace(b'"content":"', b'"content":"X', 1)
+    response = base64.b64decode(data["response_body_b64"]).replace(
+        b'"content":"', b'"content":"X', 1
+    )
     assert response != base64.b64decode(data["response_body_b64"])
     data["response_body_b64"] = base64.b64encode(response).decode()
     execute(
