@@ -263,12 +263,28 @@ class ReceiptStore:
         """Every matching receipt, oldest first unless ``newest_first``, read in batches (the
         table is never loaded into memory)."""
         filters = Filters(status=status, model=model, protocol=protocol, provider=provider)
-        return self._iter(filters, newest_first=newest_first)
+        for _rid, body, evidence in self._rows(filters, newest_first=newest_first):
+            yield load(body, evidence)
+
+    def iter_checked(
+        self, *, newest_first: bool = False
+    ) -> Iterator[tuple[str, Receipt | ReceiptError]]:
+        """Every row as ``(receipt_id, receipt)``, or ``(receipt_id, error)`` for a row that does
+        not load, so one corrupt row cannot hide the others (what an audit needs)."""
+        for rid, body, evidence in self._rows(Filters(), newest_first=newest_first):
+            try:
+                yield rid, load(body, evidence)
+            except ReceiptError as exc:
+                yield rid, exc
 
     def _list(self, filters: Filters, limit: int) -> builtins.list[Receipt]:
         raise NotImplementedError
 
-    def _iter(self, filters: Filters, *, newest_first: bool) -> Iterator[Receipt]:
+    def _rows(
+        self, filters: Filters, *, newest_first: bool
+    ) -> Iterator[tuple[str, str, str | None]]:
+        """``(receipt_id, body, evidence)`` of every matching row, oldest first unless
+        ``newest_first``, read in bounded batches."""
         raise NotImplementedError
 
     def __len__(self) -> int:

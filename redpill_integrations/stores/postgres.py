@@ -77,7 +77,7 @@ _V2 = (
 
 _BATCH = 500
 _SELECT = (
-    "SELECT r.body, e.body, r.created_at, r.seq FROM redpill_receipts r "
+    "SELECT r.body, e.body, r.created_at, r.seq, r.receipt_id FROM redpill_receipts r "
     "LEFT JOIN redpill_evidence e ON e.sha256 = r.evidence_sha256"
 )
 _INSERT_EVIDENCE = (
@@ -200,7 +200,7 @@ class PostgresReceiptStore(ReceiptStore):
             rows = conn.execute(
                 f"{_SELECT} WHERE r.seq > %s ORDER BY r.seq LIMIT %s", (after, _BATCH)
             ).fetchall()
-            for body, _evidence, _created, seq in rows:
+            for body, _evidence, _created, seq, _rid in rows:
                 protocol, provider = body_columns(body)
                 conn.execute(
                     "UPDATE redpill_receipts SET protocol = %s, provider = %s WHERE seq = %s",
@@ -324,9 +324,11 @@ class PostgresReceiptStore(ReceiptStore):
             f"{_SELECT} {where} ORDER BY r.created_at DESC, r.seq DESC LIMIT %s",
             (*args, int(limit) if limit >= 0 else None),
         )
-        return [load(body, ev) for body, ev, _c, _s in rows]
+        return [load(row[0], row[1]) for row in rows]
 
-    def _iter(self, filters: Filters, *, newest_first: bool) -> Iterator[Receipt]:
+    def _rows(
+        self, filters: Filters, *, newest_first: bool
+    ) -> Iterator[tuple[str, str, str | None]]:
         op, order = ("<", "DESC") if newest_first else (">", "ASC")
         after: tuple[Any, int] | None = None
         while True:
@@ -336,8 +338,8 @@ class PostgresReceiptStore(ReceiptStore):
                 f"{_SELECT} {where} ORDER BY r.created_at {order}, r.seq {order} LIMIT %s",
                 (*args, *(after or ()), _BATCH),
             )
-            for body, ev, _c, _s in rows:
-                yield load(body, ev)
+            for body, ev, _c, _s, rid in rows:
+                yield rid, body, ev
             if len(rows) < _BATCH:
                 return
             after = (rows[-1][2], rows[-1][3])

@@ -64,7 +64,7 @@ _V2 = (
 
 _BATCH = 500
 _SELECT = (
-    "SELECT r.body, e.body, r.created_at, r.rowid FROM receipts r "
+    "SELECT r.body, e.body, r.created_at, r.rowid, r.receipt_id FROM receipts r "
     "LEFT JOIN evidence e ON e.sha256 = r.evidence_sha256"
 )
 _INSERT = (
@@ -166,7 +166,7 @@ class SQLiteReceiptStore(ReceiptStore):
     def _backfill(self) -> None:
         """Fill the listing columns added in schema 2 from the stored bodies."""
         rows = self._db.execute(f"{_SELECT} ORDER BY r.rowid").fetchall()
-        for body, _evidence, _created, rowid in rows:
+        for body, _evidence, _created, rowid, _rid in rows:
             protocol, provider = body_columns(body)
             self._db.execute(
                 "UPDATE receipts SET protocol = ?, provider = ? WHERE rowid = ?",
@@ -233,9 +233,11 @@ class SQLiteReceiptStore(ReceiptStore):
             f"{_SELECT} {where} ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
             (*args, int(limit)),
         )
-        return [load(body, ev) for body, ev, _c, _r in rows]
+        return [load(row[0], row[1]) for row in rows]
 
-    def _iter(self, filters: Filters, *, newest_first: bool) -> Iterator[Receipt]:
+    def _rows(
+        self, filters: Filters, *, newest_first: bool
+    ) -> Iterator[tuple[str, str, str | None]]:
         op, order = ("<", "DESC") if newest_first else (">", "ASC")
         after: tuple[str, int] | None = None
         while True:
@@ -245,8 +247,8 @@ class SQLiteReceiptStore(ReceiptStore):
                 f"{_SELECT} {where} ORDER BY r.created_at {order}, r.rowid {order} LIMIT ?",
                 (*args, *(after or ()), _BATCH),
             )
-            for body, ev, _c, _r in rows:
-                yield load(body, ev)
+            for body, ev, _c, _r, rid in rows:
+                yield rid, body, ev
             if len(rows) < _BATCH:
                 return
             after = (rows[-1][2], rows[-1][3])

@@ -144,3 +144,19 @@ def test_open_chooses_the_backend_by_url(tmp_path: Path, monkeypatch: pytest.Mon
         ReceiptStore.open("mysql://u:hunter2@h/db")
     except ConfigurationError as exc:
         assert "hunter2" not in str(exc) and "u:***@h" in str(exc)
+
+
+def test_progress_bar_draws_only_on_a_terminal() -> None:
+    from redpill_integrations.stores.audit import ProgressBar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for out in (tty, pipe):
+        bar = ProgressBar(out, width=4)
+        for done in range(1, 5):
+            bar(done, 4)
+    assert tty.getvalue() == "\r[#...] 1/4\r[##..] 2/4\r[###.] 3/4\r[####] 4/4\n"
+    assert pipe.getvalue() == ""
