@@ -2,9 +2,10 @@
 
 Connections come from psycopg's pools: a :class:`psycopg_pool.ConnectionPool` for sync code and,
 for :meth:`PostgresReceiptStore.aput`, an :class:`psycopg_pool.AsyncConnectionPool` per event loop
-(created on first use), so async callers never block their loop. Each put is one transaction
-(evidence row, de-duplicated by content hash, then the receipt row; a receipt id already stored
-rolls the whole transaction back and returns ``False``). A write that fails because the server is
+(created on first use), so async callers never block their loop. Each put commits its evidence
+row (de-duplicated by content hash) and its receipt row, or nothing; a receipt id already stored
+is rolled back and ``put`` returns ``False``. Concurrent sync puts share one transaction, each in
+its own savepoint (group commit, ``stores/batching.py``). A write that fails because the server is
 unreachable is retried a bounded number of times (``attempts``), then raises ``ReceiptError``.
 
 The schema (tables ``redpill_receipts``, ``redpill_evidence``, ``redpill_schema_version``) is
@@ -20,7 +21,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from redpill_integrations.errors import ConfigurationError, ReceiptError
@@ -35,6 +36,7 @@ from redpill_integrations.stores.base import (
     redact_url,
     url_password,
 )
+from redpill_integrations.stores.batching import GroupCommit
 
 if TYPE_CHECKING:
     import psycopg
@@ -139,6 +141,7 @@ class PostgresReceiptStore(ReceiptStore):
             asyncio.AbstractEventLoop, AsyncConnectionPool[Any]
         ] = weakref.WeakKeyDictionary()
         self._apool_lock = threading.Lock()
+        self._group: GroupCommit[tuple[Row, Receipt]] = GroupCommit(self._write)
         try:
             with psycopg.connect(url, connect_timeout=max(1, int(timeout))) as conn:
                 self._migrate(conn)
@@ -227,21 +230,26 @@ class PostgresReceiptStore(ReceiptStore):
         )
 
     def put(self, receipt: Receipt) -> bool:
-        row, psycopg = Row.of(receipt), self._psycopg
+        return self._group.submit((Row.of(receipt), receipt))
+
+    def _write(self, items: Sequence[tuple[Row, Receipt]]) -> list[bool]:
+        """One transaction for ``items``, each in its own savepoint (``stores/batching.py``),
+        retried ``attempts`` times when the server is unreachable."""
+        psycopg = self._psycopg
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             try:
-                with self._pool.connection() as conn:
-                    try:
-                        with conn.transaction() as tx:
+                inserted: list[bool] = []
+                with self._pool.connection() as conn, conn.transaction():
+                    for row, receipt in items:
+                        with conn.transaction() as savepoint:
                             if row.evidence is not None:
                                 conn.execute(_INSERT_EVIDENCE, (row.evidence_sha256, row.evidence))
-                            inserted = conn.execute(_INSERT, self._params(row, receipt)).fetchone()
-                            if inserted is None:  # a duplicate id changes nothing at all
-                                raise psycopg.Rollback(tx)
-                    except psycopg.Rollback:  # pragma: no cover - transaction() swallows it
-                        inserted = None
-                return inserted is not None
+                            new = conn.execute(_INSERT, self._params(row, receipt)).fetchone()
+                            inserted.append(new is not None)
+                            if new is None:  # a duplicate id changes nothing, not even evidence
+                                raise psycopg.Rollback(savepoint)
+                return inserted
             except self._errors as exc:
                 if attempt == self._attempts:
                     self._fail(f"cannot store receipt after {attempt} attempts", exc)

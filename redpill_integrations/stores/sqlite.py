@@ -1,8 +1,9 @@
 """The embedded SQLite receipt store (the default).
 
-SQLite in WAL mode with ``synchronous=FULL``: each :meth:`SQLiteReceiptStore.put` is one
-``BEGIN IMMEDIATE`` transaction (receipt row plus its evidence, or nothing), so a crash mid-write
-leaves the whole receipt or nothing, and several processes may write one file. It is thread-safe
+SQLite in WAL mode with ``synchronous=FULL``: each :meth:`SQLiteReceiptStore.put` commits its
+receipt row plus its evidence, or nothing (concurrent puts share one ``BEGIN IMMEDIATE``
+transaction, each in its own savepoint: ``stores/batching.py``), so a crash mid-write leaves the
+whole receipt or nothing, and several processes may write one file. It is thread-safe
 (one connection behind a lock). Receipts hold the exact bytes of requests and responses, so the
 store is private: a directory it creates is ``0700``, the database and its ``-wal``/``-shm`` files
 ``0600``; opening the default store (``~/.redpill/receipts.sqlite3``) also repairs the modes of
@@ -16,7 +17,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from redpill_integrations.stores.base import (
     default_path,
     load,
 )
+from redpill_integrations.stores.batching import GroupCommit
 
 __all__ = ["SQLiteReceiptStore"]
 
@@ -74,6 +76,20 @@ _INSERT = (
 )
 
 
+def _params(row: Row) -> tuple[Any, ...]:
+    return (
+        row.receipt_id,
+        row.created_at,
+        row.status,
+        row.chat_id,
+        row.model,
+        row.protocol,
+        row.provider,
+        row.evidence_sha256,
+        row.body,
+    )
+
+
 def _private_file(path: Path) -> None:
     """Create ``path`` as ``0600`` if it does not exist (before SQLite opens it)."""
     with contextlib.suppress(FileExistsError):
@@ -106,6 +122,7 @@ class SQLiteReceiptStore(ReceiptStore):
         except (OSError, sqlite3.Error) as exc:
             raise ReceiptError(f"cannot open receipt store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
+        self._group: GroupCommit[Row] = GroupCommit(self._write)
 
     def __repr__(self) -> str:
         return f"ReceiptStore({str(self.path)!r})"
@@ -176,38 +193,34 @@ class SQLiteReceiptStore(ReceiptStore):
     # -- the store contract -----------------------------------------------------------------
 
     def put(self, receipt: Receipt) -> bool:
-        row = Row.of(receipt)
+        return self._group.submit(Row.of(receipt))
+
+    def _write(self, rows: Sequence[Row]) -> list[bool]:
+        """One ``BEGIN IMMEDIATE`` transaction for ``rows`` (see ``stores/batching.py``)."""
+        inserted: list[bool] = []
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    if row.evidence is not None:
-                        self._db.execute(
-                            "INSERT OR IGNORE INTO evidence(sha256, body) VALUES (?, ?)",
-                            (row.evidence_sha256, row.evidence),
-                        )
-                    inserted = self._db.execute(
-                        _INSERT,
-                        (
-                            row.receipt_id,
-                            row.created_at,
-                            row.status,
-                            row.chat_id,
-                            row.model,
-                            row.protocol,
-                            row.provider,
-                            row.evidence_sha256,
-                            row.body,
-                        ),
-                    ).rowcount
+                    for row in rows:
+                        self._db.execute("SAVEPOINT receipt")
+                        if row.evidence is not None:
+                            self._db.execute(
+                                "INSERT OR IGNORE INTO evidence(sha256, body) VALUES (?, ?)",
+                                (row.evidence_sha256, row.evidence),
+                            )
+                        new = self._db.execute(_INSERT, _params(row)).rowcount == 1
+                        if not new:  # a duplicate id changes nothing, not even evidence
+                            self._db.execute("ROLLBACK TO receipt")
+                        self._db.execute("RELEASE receipt")
+                        inserted.append(new)
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
-                # a duplicate id changes nothing: not even evidence only it referenced
-                self._db.execute("COMMIT" if inserted else "ROLLBACK")
+                self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise ReceiptError(f"cannot store receipt: {exc}") from exc
-        return bool(inserted)
+        return inserted
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
