@@ -4,8 +4,8 @@ Connections come from psycopg's pools: a :class:`psycopg_pool.ConnectionPool` fo
 for :meth:`PostgresReceiptStore.aput`, an :class:`psycopg_pool.AsyncConnectionPool` per event loop
 (created on first use), so async callers never block their loop. Each put commits its evidence
 row (de-duplicated by content hash) and its receipt row, or nothing; a receipt id already stored
-is rolled back and ``put`` returns ``False``. Concurrent sync puts share one transaction, each in
-its own savepoint (group commit, ``stores/batching.py``). A write that fails because the server is
+is left alone and ``put`` returns ``False``. Concurrent sync puts share one transaction of two
+statements (group commit, ``stores/batching.py``). A write that fails because the server is
 unreachable is retried a bounded number of times (``attempts``), then raises ``ReceiptError``.
 
 The schema (tables ``redpill_receipts``, ``redpill_evidence``, ``redpill_schema_version``) is
@@ -84,6 +84,22 @@ _SELECT = (
 )
 _INSERT_EVIDENCE = (
     "INSERT INTO redpill_evidence(sha256, body) VALUES (%s, %s) ON CONFLICT (sha256) DO NOTHING"
+)
+# A batch (group commit) in two statements: evidence only for receipts not already stored (so a
+# duplicate id leaves nothing behind), then all receipt rows.
+_INSERT_EVIDENCE_BATCH = (
+    "INSERT INTO redpill_evidence(sha256, body)"
+    " SELECT t.sha256, t.body FROM unnest(%s::text[], %s::text[], %s::text[])"
+    " AS t(receipt_id, sha256, body)"
+    " WHERE NOT EXISTS (SELECT 1 FROM redpill_receipts r WHERE r.receipt_id = t.receipt_id)"
+    " ON CONFLICT (sha256) DO NOTHING"
+)
+_INSERT_BATCH = (
+    "INSERT INTO redpill_receipts(receipt_id, created_at, status, chat_id, model, protocol,"
+    " provider, evidence_sha256, body)"
+    " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
+    " %s::text[], %s::text[], %s::text[], %s::text[])"
+    " ON CONFLICT (receipt_id) DO NOTHING RETURNING receipt_id"
 )
 _INSERT = (
     "INSERT INTO redpill_receipts(receipt_id, created_at, status, chat_id, model, protocol,"
@@ -233,22 +249,36 @@ class PostgresReceiptStore(ReceiptStore):
         return self._group.submit((Row.of(receipt), receipt))
 
     def _write(self, items: Sequence[tuple[Row, Receipt]]) -> list[bool]:
-        """One transaction for ``items``, each in its own savepoint (``stores/batching.py``),
-        retried ``attempts`` times when the server is unreachable."""
+        """One transaction of two statements for all ``items`` (``stores/batching.py``): the
+        evidence of receipts not stored yet, then every receipt row (``ON CONFLICT DO
+        NOTHING``); retried ``attempts`` times when the server is unreachable."""
         psycopg = self._psycopg
+        ids = [row.receipt_id for row, _ in items]
+        evidence = [row for row, _ in items if row.evidence is not None]
+        columns = [self._params(row, receipt) for row, receipt in items]
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             try:
-                inserted: list[bool] = []
                 with self._pool.connection() as conn, conn.transaction():
-                    for row, receipt in items:
-                        with conn.transaction() as savepoint:
-                            if row.evidence is not None:
-                                conn.execute(_INSERT_EVIDENCE, (row.evidence_sha256, row.evidence))
-                            new = conn.execute(_INSERT, self._params(row, receipt)).fetchone()
-                            inserted.append(new is not None)
-                            if new is None:  # a duplicate id changes nothing, not even evidence
-                                raise psycopg.Rollback(savepoint)
+                    if evidence:
+                        conn.execute(
+                            _INSERT_EVIDENCE_BATCH,
+                            (
+                                [r.receipt_id for r in evidence],
+                                [r.evidence_sha256 for r in evidence],
+                                [r.evidence for r in evidence],
+                            ),
+                        )
+                    stored = {
+                        rid
+                        for (rid,) in conn.execute(
+                            _INSERT_BATCH, [list(col) for col in zip(*columns, strict=True)]
+                        ).fetchall()
+                    }
+                inserted = []
+                for rid in ids:  # the first of several rows with one id is the stored one
+                    inserted.append(rid in stored)
+                    stored.discard(rid)
                 return inserted
             except self._errors as exc:
                 if attempt == self._attempts:

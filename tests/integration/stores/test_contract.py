@@ -108,6 +108,13 @@ def test_threads_writing_at_once_all_land(store: ReceiptStore) -> None:
     assert len(store) == 64 and len(store.list(limit=500)) == 64
 
 
+def test_concurrent_duplicates_store_each_id_once(store: ReceiptStore, store_url: str) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: store.put(receipt(i % 32)), range(96)))
+    assert results.count(True) == 32 and results.count(False) == 64
+    assert len(store) == 32 and count(store_url, "evidence") == 1
+
+
 async def test_aput_from_many_tasks_all_land(store: ReceiptStore) -> None:
     done = await asyncio.gather(*(store.aput(receipt(i)) for i in range(50)))
     assert done == [True] * 50
