@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from redpill_integrations.errors import ConfigurationError, ReceiptError
@@ -36,7 +36,7 @@ from redpill_integrations.stores.base import (
     redact_url,
     url_password,
 )
-from redpill_integrations.stores.batching import GroupCommit
+from redpill_integrations.stores.batching import MAX_BATCH, GroupCommit
 
 if TYPE_CHECKING:
     import psycopg
@@ -82,9 +82,6 @@ _SELECT = (
     "SELECT r.body, e.body, r.created_at, r.seq, r.receipt_id FROM redpill_receipts r "
     "LEFT JOIN redpill_evidence e ON e.sha256 = r.evidence_sha256"
 )
-_INSERT_EVIDENCE = (
-    "INSERT INTO redpill_evidence(sha256, body) VALUES (%s, %s) ON CONFLICT (sha256) DO NOTHING"
-)
 # A batch (group commit) in two statements: evidence only for receipts not already stored (so a
 # duplicate id leaves nothing behind), then all receipt rows.
 _INSERT_EVIDENCE_BATCH = (
@@ -101,11 +98,6 @@ _INSERT_BATCH = (
     " %s::text[], %s::text[], %s::text[], %s::text[])"
     " ON CONFLICT (receipt_id) DO NOTHING RETURNING receipt_id"
 )
-_INSERT = (
-    "INSERT INTO redpill_receipts(receipt_id, created_at, status, chat_id, model, protocol,"
-    " provider, evidence_sha256, body) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " ON CONFLICT (receipt_id) DO NOTHING RETURNING seq"
-)
 
 
 def _import_psycopg() -> Any:
@@ -118,6 +110,30 @@ def _import_psycopg() -> Any:
             "pip install 'redpill-integrations[postgres]'"
         ) from exc
     return psycopg, psycopg_pool
+
+
+def _batch_args(
+    items: Sequence[tuple[Row, Receipt]],
+    params: Callable[[Row, Receipt], tuple[Any, ...]],
+) -> tuple[tuple[list[Any], ...], list[list[Any]]]:
+    """The array parameters of ``_INSERT_EVIDENCE_BATCH`` and ``_INSERT_BATCH``."""
+    with_evidence = [row for row, _ in items if row.evidence is not None]
+    evidence = (
+        [r.receipt_id for r in with_evidence],
+        [r.evidence_sha256 for r in with_evidence],
+        [r.evidence for r in with_evidence],
+    )
+    columns = [params(row, receipt) for row, receipt in items]
+    return evidence, [list(col) for col in zip(*columns, strict=True)]
+
+
+def _inserted(ids: list[str], stored: set[str]) -> list[bool]:
+    """Per row, whether it was stored (of several rows with one id, the first one was)."""
+    out = []
+    for rid in ids:
+        out.append(rid in stored)
+        stored.discard(rid)
+    return out
 
 
 class PostgresReceiptStore(ReceiptStore):
@@ -158,6 +174,10 @@ class PostgresReceiptStore(ReceiptStore):
         ] = weakref.WeakKeyDictionary()
         self._apool_lock = threading.Lock()
         self._group: GroupCommit[tuple[Row, Receipt]] = GroupCommit(self._write)
+        self._aqueues: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[tuple[Row, Receipt, asyncio.Future[bool]]]
+        ] = weakref.WeakKeyDictionary()
+        self._atasks: set[asyncio.Task[None]] = set()
         try:
             with psycopg.connect(url, connect_timeout=max(1, int(timeout))) as conn:
                 self._migrate(conn)
@@ -253,33 +273,15 @@ class PostgresReceiptStore(ReceiptStore):
         evidence of receipts not stored yet, then every receipt row (``ON CONFLICT DO
         NOTHING``); retried ``attempts`` times when the server is unreachable."""
         psycopg = self._psycopg
-        ids = [row.receipt_id for row, _ in items]
-        evidence = [row for row, _ in items if row.evidence is not None]
-        columns = [self._params(row, receipt) for row, receipt in items]
+        evidence_args, receipt_args = _batch_args(items, self._params)
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             try:
                 with self._pool.connection() as conn, conn.transaction():
-                    if evidence:
-                        conn.execute(
-                            _INSERT_EVIDENCE_BATCH,
-                            (
-                                [r.receipt_id for r in evidence],
-                                [r.evidence_sha256 for r in evidence],
-                                [r.evidence for r in evidence],
-                            ),
-                        )
-                    stored = {
-                        rid
-                        for (rid,) in conn.execute(
-                            _INSERT_BATCH, [list(col) for col in zip(*columns, strict=True)]
-                        ).fetchall()
-                    }
-                inserted = []
-                for rid in ids:  # the first of several rows with one id is the stored one
-                    inserted.append(rid in stored)
-                    stored.discard(rid)
-                return inserted
+                    if evidence_args[0]:
+                        conn.execute(_INSERT_EVIDENCE_BATCH, evidence_args)
+                    rows = conn.execute(_INSERT_BATCH, receipt_args).fetchall()
+                return _inserted([row.receipt_id for row, _ in items], {rid for (rid,) in rows})
             except self._errors as exc:
                 if attempt == self._attempts:
                     self._fail(f"cannot store receipt after {attempt} attempts", exc)
@@ -309,23 +311,55 @@ class PostgresReceiptStore(ReceiptStore):
         return pool
 
     async def aput(self, receipt: Receipt) -> bool:
-        """:meth:`put` on the async pool of the running loop: no blocking call on the loop."""
-        row, psycopg = Row.of(receipt), self._psycopg
+        """:meth:`put` on the async pool of the running loop: no blocking call on the loop.
+        Concurrent ``aput`` calls on one loop share a commit, like concurrent ``put`` calls."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        queue = self._aqueues.setdefault(loop, [])
+        queue.append((Row.of(receipt), receipt, future))
+        if len(queue) == 1:  # nobody is flushing this loop's queue: start
+            task = loop.create_task(self._aflush(queue))
+            self._atasks.add(task)
+            task.add_done_callback(self._atasks.discard)
+        result = await future
+        return result
+
+    async def _aflush(self, queue: list[tuple[Row, Receipt, asyncio.Future[bool]]]) -> None:
+        """Write the loop's pending receipts, batch after batch, until none is left."""
+        while queue:
+            await asyncio.sleep(0)  # let the writers of this instant join the batch
+            batch = queue[:MAX_BATCH]
+            try:
+                inserted = await self._awrite([(row, receipt) for row, receipt, _ in batch])
+            except BaseException as exc:
+                for *_, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(
+                            ReceiptError(str(exc)) if isinstance(exc, ReceiptError) else exc
+                        )
+                if not isinstance(exc, Exception):
+                    del queue[: len(batch)]
+                    raise
+            else:
+                for (*_, fut), new in zip(batch, inserted, strict=True):
+                    if not fut.done():
+                        fut.set_result(new)
+            del queue[: len(batch)]
+
+    async def _awrite(self, items: Sequence[tuple[Row, Receipt]]) -> list[bool]:
+        """:meth:`_write` on the async pool."""
+        psycopg = self._psycopg
+        evidence_args, receipt_args = _batch_args(items, self._params)
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             try:
                 pool = await self._apool()
-                async with pool.connection() as conn:
-                    async with conn.transaction() as tx:
-                        if row.evidence is not None:
-                            await conn.execute(
-                                _INSERT_EVIDENCE, (row.evidence_sha256, row.evidence)
-                            )
-                        cur = await conn.execute(_INSERT, self._params(row, receipt))
-                        inserted = await cur.fetchone()
-                        if inserted is None:
-                            raise psycopg.Rollback(tx)
-                return inserted is not None
+                async with pool.connection() as conn, conn.transaction():
+                    if evidence_args[0]:
+                        await conn.execute(_INSERT_EVIDENCE_BATCH, evidence_args)
+                    cur = await conn.execute(_INSERT_BATCH, receipt_args)
+                    stored = {rid for (rid,) in await cur.fetchall()}
+                return _inserted([row.receipt_id for row, _ in items], stored)
             except self._errors as exc:
                 if attempt == self._attempts:
                     self._fail(f"cannot store receipt after {attempt} attempts", exc)
