@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import hashlib
 import json
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redpill_integrations.errors import ConfigurationError, ReceiptError
 from redpill_integrations.receipts import Receipt
+from redpill_integrations.verify.models import AttestationEvidence
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -126,9 +130,9 @@ class Row:
 
     @classmethod
     def of(cls, receipt: Receipt) -> Row:
-        data = receipt.to_dict()
-        att = data.pop("attestation")
-        evidence = json.dumps(att, sort_keys=True, separators=(",", ":")) if att else None
+        data = dataclasses.replace(receipt, attestation=None).to_dict()
+        del data["attestation"]
+        sha, evidence = _evidence_json(receipt.attestation)
         protocol, provider = listing_columns(receipt)
         return cls(
             receipt_id=receipt.receipt_id,
@@ -138,10 +142,37 @@ class Row:
             model=receipt.model,
             protocol=protocol,
             provider=provider,
-            evidence_sha256=hashlib.sha256(evidence.encode()).hexdigest() if evidence else None,
+            evidence_sha256=sha,
             evidence=evidence,
             body=json.dumps(data, sort_keys=True, separators=(",", ":")),
         )
+
+
+#: the last few attestations serialised: one cached attestation backs many receipts, so its
+#: ~60 KB of JSON is built and hashed once, not once per receipt (the entries hold the evidence
+#: object itself, so an ``id`` is never confused with a later object's)
+_EVIDENCE_CACHE: OrderedDict[int, tuple[AttestationEvidence, str, str]] = OrderedDict()
+_EVIDENCE_LOCK = threading.Lock()
+_EVIDENCE_CACHE_SIZE = 16
+
+
+def _evidence_json(att: AttestationEvidence | None) -> tuple[str | None, str | None]:
+    """``(sha256, json)`` of an attestation's stored form, or ``(None, None)``."""
+    if att is None:
+        return None, None
+    key = id(att)
+    with _EVIDENCE_LOCK:
+        hit = _EVIDENCE_CACHE.get(key)
+        if hit is not None and hit[0] is att:
+            _EVIDENCE_CACHE.move_to_end(key)
+            return hit[1], hit[2]
+    text = json.dumps(att.to_dict(), sort_keys=True, separators=(",", ":"))
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    with _EVIDENCE_LOCK:
+        _EVIDENCE_CACHE[key] = (att, sha, text)
+        while len(_EVIDENCE_CACHE) > _EVIDENCE_CACHE_SIZE:
+            _EVIDENCE_CACHE.popitem(last=False)
+    return sha, text
 
 
 def load(body: str, evidence: str | None) -> Receipt:
