@@ -5,13 +5,19 @@ and ``redpill_integrations.llama_index``.
 """
 
 from redpill_integrations._version import __version__
-from redpill_integrations.errors import RedpillError, ResponseUnreadable, VerificationFailed
+from redpill_integrations.errors import (
+    ConfigurationError,
+    RedpillError,
+    ResponseUnreadable,
+    VerificationFailed,
+)
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
-from redpill_integrations.receipts import Receipt, ReceiptStore
+from redpill_integrations.receipts import Receipt, ReceiptStore, reverify
 from redpill_integrations.results import Reason, Status, VerificationResult
 from redpill_integrations.wire import RedpillVerifier
 
 __all__ = [
+    "ConfigurationError",
     "Reason",
     "Receipt",
     "ReceiptStore",
@@ -24,4 +30,5 @@ __all__ = [
     "VerificationPolicy",
     "VerificationResult",
     "__version__",
+    "reverify",
 ]

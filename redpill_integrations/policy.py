@@ -16,6 +16,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -25,7 +26,10 @@ from redpill_integrations.errors import ConfigurationError
 __all__ = [
     "DEFAULT_ACCEPTED_TCB_STATUSES",
     "DEFAULT_BASE_URL",
+    "PRODUCTION_ACI_APP_IDS",
+    "PRODUCTION_KMS_ROOT_PUBKEYS",
     "TCB_STATUSES",
+    "OsImage",
     "TrustAnchors",
     "VerificationPolicy",
 ]
@@ -46,6 +50,14 @@ TCB_STATUSES = (
     "OutOfDateConfigurationNeeded",
 )
 DEFAULT_ACCEPTED_TCB_STATUSES = frozenset({"UpToDate", "SWHardeningNeeded", "OutOfDate"})
+
+#: The dstack KMS root (compressed secp256k1) behind api.redpill.ai's ACI gateway: every custody
+#: chain of the live gateway recovers to it (docs/protocol-aci.md, key custody).
+PRODUCTION_KMS_ROOT_PUBKEYS = (
+    "0334c76e0c3f52ec64cbf9bbf5c910c272330166fd656c0a86bb330963e46910e1",
+)
+#: The dstack app id of api.redpill.ai's ACI gateway (RTMR3 ``app-id`` event), stable since 2026-06.
+PRODUCTION_ACI_APP_IDS = ("fdb7a14e5a6675f752e2cb69c9067a98ca402918",)
 
 _ALLOWLISTS = (
     "allowed_compose_hashes",
@@ -96,6 +108,23 @@ class VerificationPolicy:
     max_response_bytes: int = 32 * 1024 * 1024
     #: keep request/response bodies in receipts (False keeps only their hashes)
     receipt_bodies: bool = True
+    # ---- ACI (SPEC §6) ----
+    #: the gateway's receipt must show ``upstream.verified`` with ``result == "verified"``
+    require_verified_upstream: bool = True
+    #: send ``"provider": {"aci_verified": true}`` so the gateway refuses unverified serving
+    send_aci_constraint: bool = True
+    #: upstream provider names (the session's ``upstream_name``) accepted; None = any
+    accepted_providers: tuple[str, ...] | None = None
+    #: session claims that must be ``asserted`` (checked when the session is)
+    required_session_claims: tuple[str, ...] = ("tee_attested",)
+    #: fetch and check the upstream session record of every receipt
+    check_session: bool = False
+    #: re-verify the upstream's own evidence from the session (not implemented: never verified)
+    deep_audit: bool = False
+    #: seconds the receipt's ``served_at`` may lie outside our request's start..finish
+    served_at_skew: float = 300.0
+    #: longest accepted keyset lifetime (``not_after - now``), seconds; longer is implausible
+    max_keyset_lifetime: float = 90 * 24 * 3600.0
 
     def __post_init__(self) -> None:
         statuses = frozenset(self.accepted_tcb_statuses)
@@ -114,6 +143,17 @@ class VerificationPolicy:
                 raise ConfigurationError(f"{name} must not be negative")
         if self.max_response_bytes <= 0:
             raise ConfigurationError("max_response_bytes must be positive")
+        if self.accepted_providers is not None:
+            object.__setattr__(
+                self, "accepted_providers", _names("accepted_providers", self.accepted_providers)
+            )
+        claims = self.required_session_claims
+        object.__setattr__(
+            self, "required_session_claims", _names("required_session_claims", claims, empty=True)
+        )
+        for name in ("served_at_skew", "max_keyset_lifetime"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must not be negative")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, list) else v for k, v in self._as_dict.items()}
@@ -125,7 +165,7 @@ class VerificationPolicy:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = sorted(value) if isinstance(value, frozenset) else value
+            out[f.name] = sorted(value) if isinstance(value, frozenset | tuple) else value
         return out
 
     @classmethod
@@ -165,12 +205,25 @@ class TrustAnchors:
     #: the Redpill base URL the trust file was written for (emulator trust files carry it)
     base_url: str | None = None
     source: str | None = None
+    #: accepted dstack KMS root keys (compressed secp256k1, hex) of ACI key custody chains
+    kms_root_pubkeys: tuple[str, ...] = PRODUCTION_KMS_ROOT_PUBKEYS
+    #: accepted dstack app ids (20 bytes, hex) of the ACI gateway
+    aci_app_ids: tuple[str, ...] = PRODUCTION_ACI_APP_IDS
+    #: the OS-image registry: ``os_image_hash → OsImage``; the gateway's image must be listed
+    os_images: Mapping[str, OsImage] = dataclasses.field(
+        default_factory=lambda: production_os_images(), hash=False
+    )
 
     def __post_init__(self) -> None:
         for name in ("pccs_url", "nras_url", "nras_jwks_url"):
             _check_url(name, getattr(self, name))
         if self.base_url is not None:
             _check_url("base_url", self.base_url)
+        object.__setattr__(
+            self, "kms_root_pubkeys", _hex_tuple("kms_root_pubkeys", self.kms_root_pubkeys, 33)
+        )
+        object.__setattr__(self, "aci_app_ids", _hex_tuple("aci_app_ids", self.aci_app_ids, 20))
+        object.__setattr__(self, "os_images", _os_image_map(self.os_images))
 
     @property
     def is_production(self) -> bool:
@@ -217,6 +270,7 @@ class TrustAnchors:
                 nras_jwks_url=str(data["nras_jwks_url"]),
                 base_url=str(data["base_url"]) if data.get("base_url") else None,
                 source=source,
+                **_aci_anchors(data),
             )
         except (KeyError, TypeError, binascii.Error) as exc:
             raise ConfigurationError(f"invalid trust file: missing or bad field {exc}") from exc
@@ -233,6 +287,9 @@ class TrustAnchors:
             "nras_url": self.nras_url,
             "nras_jwks_url": self.nras_jwks_url,
             "base_url": self.base_url,
+            "kms_root_pubkeys": list(self.kms_root_pubkeys),
+            "aci_app_ids": list(self.aci_app_ids),
+            "os_images": {h: image.to_dict() for h, image in self.os_images.items()},
         }
 
     @classmethod
@@ -240,6 +297,105 @@ class TrustAnchors:
         """``REDPILL_TRUST_FILE`` when set (with a warning), production otherwise."""
         path = os.environ.get("REDPILL_TRUST_FILE")
         return cls.from_file(path) if path else cls.production()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OsImage:
+    """One entry of the OS-image registry. Measurements are lower-case hex (48 bytes) or None.
+
+    With measurements, a gateway quote must carry exactly these MRTD/RTMR1/RTMR2; without them
+    the entry matches on its ``os_image_hash`` alone (the measured ``os-image-hash`` event).
+    """
+
+    name: str
+    mrtd: str | None = None
+    rtmr1: str | None = None
+    rtmr2: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("mrtd", "rtmr1", "rtmr2"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _hex_tuple(f"os image {name}", (value,), 48)[0])
+
+    @property
+    def has_measurements(self) -> bool:
+        return self.mrtd is not None or self.rtmr1 is not None or self.rtmr2 is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OsImage:
+        if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+            raise ConfigurationError("an os_images entry must be an object with a name")
+        return cls(
+            name=data["name"],
+            mrtd=data.get("mrtd"),
+            rtmr1=data.get("rtmr1"),
+            rtmr2=data.get("rtmr2"),
+            source=data.get("source"),
+        )
+
+
+@functools.cache
+def _production_os_images() -> Mapping[str, OsImage]:
+    text = resources.files("redpill_integrations").joinpath("data/aci_os_images.json").read_text()
+    return _os_image_map(json.loads(text)["images"])
+
+
+def production_os_images() -> dict[str, OsImage]:
+    """The shipped, dated OS-image registry (``redpill_integrations/data/aci_os_images.json``)."""
+    return dict(_production_os_images())
+
+
+def _os_image_map(images: Mapping[str, Any]) -> dict[str, OsImage]:
+    if not isinstance(images, Mapping):
+        raise ConfigurationError("os_images must be a mapping of os_image_hash to entries")
+    out: dict[str, OsImage] = {}
+    for key, entry in images.items():
+        (digest,) = _hex_tuple("os_images key", (key,), 32)
+        out[digest] = entry if isinstance(entry, OsImage) else OsImage.from_dict(entry)
+    return out
+
+
+def _hex_tuple(name: str, values: Iterable[str], nbytes: int) -> tuple[str, ...]:
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise ConfigurationError(f"{name} must be a collection of hex strings")
+    out: list[str] = []
+    for value in values:
+        text = value.lower().removeprefix("0x") if isinstance(value, str) else ""
+        try:
+            ok = len(bytes.fromhex(text)) == nbytes
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigurationError(f"{name}: {str(value)[:80]!r} is not {nbytes} bytes of hex")
+        out.append(text)
+    if not out:
+        raise ConfigurationError(f"{name} is empty")
+    return tuple(dict.fromkeys(out))
+
+
+def _names(name: str, values: Iterable[str], *, empty: bool = False) -> tuple[str, ...]:
+    if isinstance(values, str) or not all(isinstance(v, str) and v for v in values):
+        raise ConfigurationError(f"{name} must be a collection of non-empty strings")
+    out = tuple(sorted(set(values)))
+    if not out and not empty:
+        raise ConfigurationError(f"{name} is empty; pass None to accept any")
+    return out
+
+
+def _aci_anchors(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The ACI keys of a trust file; absent keys keep the production values."""
+    out: dict[str, Any] = {}
+    for key in ("kms_root_pubkeys", "aci_app_ids"):
+        if data.get(key) is not None:
+            out[key] = tuple(data[key])
+    if data.get("os_images") is not None:
+        out["os_images"] = data["os_images"]
+    return out
 
 
 def _check_url(name: str, url: str) -> None:

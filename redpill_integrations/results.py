@@ -14,16 +14,22 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "ACI_CHECKS",
     "CHECK_FAILURE_REASON",
     "FAILED_REASONS",
+    "LEGACY_CHECKS",
+    "PROTOCOL_CHECKS",
     "REQUIRED_CHECKS",
     "UNVERIFIABLE_REASONS",
+    "AciSummary",
     "AttestationSummary",
     "Check",
     "CheckOutcome",
     "Reason",
     "Status",
+    "UpstreamSummary",
     "VerificationResult",
+    "required_checks",
 ]
 
 
@@ -53,6 +59,19 @@ class Reason(StrEnum):
     GPU_CLAIMS_REJECTED = "GPU_CLAIMS_REJECTED"
     UNSUPPORTED_PROTOCOL = "UNSUPPORTED_PROTOCOL"
     DUPLICATE_JSON_KEY = "DUPLICATE_JSON_KEY"
+    # failed, ACI (SPEC §6)
+    KEYSET_DIGEST_MISMATCH = "KEYSET_DIGEST_MISMATCH"  # recomputed keyset digest differs
+    KEYSET_EXPIRED = "KEYSET_EXPIRED"  # now (or served_at) >= keyset not_after
+    KEY_CUSTODY_INVALID = "KEY_CUSTODY_INVALID"  # KMS chain bad, root not accepted, key uncovered
+    RECEIPT_MISSING = "RECEIPT_MISSING"  # an ACI inference response without X-Receipt-Id
+    RECEIPT_MISMATCH = "RECEIPT_MISMATCH"  # receipt id, chat id, endpoint or served_at window
+    MODEL_MISMATCH = "MODEL_MISMATCH"  # the receipt names another model than we requested
+    UPSTREAM_NOT_VERIFIED = "UPSTREAM_NOT_VERIFIED"  # the gateway did not verify the upstream
+    SESSION_MISMATCH = "SESSION_MISMATCH"  # session id, evidence digest, window or claims
+    # failed, ACI, finer codes added by this package (docs/protocol-aci.md)
+    KEYSET_EXPIRY_IMPLAUSIBLE = "KEYSET_EXPIRY_IMPLAUSIBLE"  # not_after beyond the policy bound
+    KEY_ROLE_REUSE = "KEY_ROLE_REUSE"  # one public key listed under two roles of the keyset
+    RECEIPT_EVENT_LOG_INVALID = "RECEIPT_EVENT_LOG_INVALID"  # required receipt events missing
     # unverifiable: the verification could not be completed
     SIGNATURE_UNAVAILABLE = "SIGNATURE_UNAVAILABLE"
     SIGNATURE_EXPIRED = "SIGNATURE_EXPIRED"
@@ -65,6 +84,11 @@ class Reason(StrEnum):
     DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
     MODEL_NOT_TEE = "MODEL_NOT_TEE"
     CHECK_NOT_RUN = "CHECK_NOT_RUN"  # added: a required check never ran and nothing said why
+    # unverifiable, ACI (SPEC §6)
+    RECEIPT_UNAVAILABLE = "RECEIPT_UNAVAILABLE"  # the receipt could not be fetched
+    UPSTREAM_REFUSED = "UPSTREAM_REFUSED"  # the gateway refused to forward (503/412 refusal)
+    # unverifiable, ACI, finer: the policy needs the session record and it is not at hand
+    SESSION_UNAVAILABLE = "SESSION_UNAVAILABLE"
 
 
 UNVERIFIABLE_REASONS: frozenset[Reason] = frozenset(
@@ -80,6 +104,9 @@ UNVERIFIABLE_REASONS: frozenset[Reason] = frozenset(
         Reason.DEPENDENCY_UNAVAILABLE,
         Reason.MODEL_NOT_TEE,
         Reason.CHECK_NOT_RUN,
+        Reason.RECEIPT_UNAVAILABLE,
+        Reason.UPSTREAM_REFUSED,
+        Reason.SESSION_UNAVAILABLE,
     }
 )
 FAILED_REASONS: frozenset[Reason] = frozenset(Reason) - UNVERIFIABLE_REASONS
@@ -106,6 +133,12 @@ class Check(StrEnum):
     COMPOSE = "compose"
     MEASUREMENTS = "measurements"  # policy allowlists; passes trivially only when none is set
     GPU = "gpu"
+    # ACI (SPEC §6)
+    KEYSET = "keyset"  # digest recomputes, keys per role, not_after plausible and not passed
+    KEY_CUSTODY = "key_custody"  # dstack KMS chains to an accepted root cover the receipt key
+    RECEIPT = "receipt"  # receipt names this exchange: id, chat id, endpoint, model, served_at
+    UPSTREAM = "upstream"  # the gateway verified the upstream, as the policy requires
+    SESSION = "session"  # the upstream session record (only when the policy asks)
 
 
 #: The reason a failed check stands for when the code that failed it gave none.
@@ -122,11 +155,68 @@ CHECK_FAILURE_REASON: Mapping[str, Reason] = {
     "compose": Reason.COMPOSE_MISMATCH,
     "measurements": Reason.MEASUREMENT_NOT_ALLOWED,
     "gpu": Reason.GPU_CLAIMS_REJECTED,
+    "keyset": Reason.KEYSET_DIGEST_MISMATCH,
+    "key_custody": Reason.KEY_CUSTODY_INVALID,
+    "receipt": Reason.RECEIPT_MISMATCH,
+    "upstream": Reason.UPSTREAM_NOT_VERIFIED,
+    "session": Reason.SESSION_MISMATCH,
 }
 
-#: Every check that must be ``pass`` for a ``verified`` status. ``gpu`` is dropped from this set
-#: only when the policy explicitly does not require GPU evidence.
-REQUIRED_CHECKS: tuple[Check, ...] = tuple(Check)
+#: The checks of the per-node (legacy) protocol, in the order they run.
+LEGACY_CHECKS: tuple[Check, ...] = (
+    Check.SIGNATURE,
+    Check.REQUEST_HASH,
+    Check.RESPONSE_HASH,
+    Check.SIGNER_ATTESTED,
+    Check.REPORT_DATA,
+    Check.NONCE,
+    Check.QUOTE,
+    Check.TCB,
+    Check.EVENT_LOG,
+    Check.COMPOSE,
+    Check.MEASUREMENTS,
+    Check.GPU,
+)
+#: The checks of the ACI protocol. No ``gpu``: the gateway TD has none; the upstream's GPUs are
+#: vouched for by the gateway (``upstream``) and, on request, its session record (``session``).
+ACI_CHECKS: tuple[Check, ...] = (
+    Check.KEYSET,
+    Check.REPORT_DATA,
+    Check.NONCE,
+    Check.QUOTE,
+    Check.TCB,
+    Check.EVENT_LOG,
+    Check.COMPOSE,
+    Check.MEASUREMENTS,
+    Check.KEY_CUSTODY,
+    Check.SIGNATURE,
+    Check.SIGNER_ATTESTED,
+    Check.RECEIPT,
+    Check.REQUEST_HASH,
+    Check.RESPONSE_HASH,
+    Check.UPSTREAM,
+    Check.SESSION,
+)
+PROTOCOL_CHECKS: Mapping[str, tuple[Check, ...]] = {"legacy": LEGACY_CHECKS, "aci": ACI_CHECKS}
+
+#: Every check that must be ``pass`` for a legacy ``verified`` status. ``gpu`` is dropped from
+#: this set only when the policy explicitly does not require GPU evidence.
+REQUIRED_CHECKS: tuple[Check, ...] = LEGACY_CHECKS
+
+
+def required_checks(
+    protocol: str, *, require_gpu: bool = True, check_session: bool = False
+) -> tuple[str, ...]:
+    """The checks that must pass for ``verified`` under ``protocol`` (``"legacy"`` | ``"aci"``).
+
+    Legacy: all of :data:`LEGACY_CHECKS`, ``gpu`` only when ``require_gpu``. ACI: all of
+    :data:`ACI_CHECKS`, ``session`` only when ``check_session``.
+    """
+    if protocol == "legacy":
+        return tuple(c.value for c in LEGACY_CHECKS if require_gpu or c is not Check.GPU)
+    if protocol == "aci":
+        return tuple(c.value for c in ACI_CHECKS if check_session or c is not Check.SESSION)
+    raise ValueError(f"unknown protocol {protocol!r}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -189,6 +279,58 @@ def _plain(value: Any) -> Any:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class UpstreamSummary:
+    """What the gateway's receipt (and, when fetched, the session) says about the upstream."""
+
+    provider: str | None = None  # the session's ``upstream_name`` (or a failed event's)
+    model_id: str | None = None
+    result: str | None = None  # "verified" | "failed"
+    required: bool | None = None
+    session_id: str | None = None
+    claims: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["claims"] = _plain(self.claims)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UpstreamSummary:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["claims"] = dict(values.get("claims") or {})
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AciSummary:
+    """The ACI facts of one verdict (SPEC §6): the gateway identity and the server's receipt."""
+
+    receipt_id: str | None = None  # the server's ``rcpt-…`` (our store's id is the top-level one)
+    keyset_digest: str | None = None
+    app_id: str | None = None
+    compose_hash: str | None = None
+    os_image_hash: str | None = None
+    source_commit: str | None = None
+    kms_root: str | None = None
+    served_at: int | None = None
+    upstream: UpstreamSummary | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["upstream"] = self.upstream.to_dict() if self.upstream else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AciSummary:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        upstream = values.get("upstream")
+        values["upstream"] = UpstreamSummary.from_dict(upstream) if upstream else None
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class VerificationResult:
     """The verdict for one exchange (SPEC §3). Build it with :meth:`build` to keep it consistent."""
 
@@ -209,6 +351,12 @@ class VerificationResult:
     receipt_id: str | None = None
     cached: bool = False  # True when served from a LangChain/LlamaIndex cache, not freshly verified
     detail: str | None = None  # one human line; never contains secrets
+    protocol: str = "legacy"  # "legacy" (per-node signatures) | "aci" (gateway receipts)
+    signed_by: str | None = None  # "gateway" | "model-node" | None (nothing was signed)
+    aci: AciSummary | None = None
+    #: how the code that served was identified: {"kind": "pinned" | "registry" | "unpinned",
+    #: "matched": [what matched, e.g. "kms_root", "app_id", "os_image"]}
+    code_identity: Mapping[str, Any] | None = None
 
     @property
     def verified(self) -> bool:
@@ -221,6 +369,7 @@ class VerificationResult:
         checks: Mapping[str, CheckOutcome],
         reasons: Iterable[Reason],
         required: Iterable[str] = tuple(c.value for c in REQUIRED_CHECKS),
+        protocol: str = "legacy",
         **evidence: Any,
     ) -> VerificationResult:
         """Derive ``status`` from checks and reasons so that it can never contradict them.
@@ -228,9 +377,11 @@ class VerificationResult:
         * any failed-class reason, or any required check that is ``fail`` → ``failed``
         * otherwise any reason, or any required check that is not ``pass`` → ``unverifiable``
         * otherwise ``verified``
+
+        ``checks`` is completed with ``not_checked`` for every check of ``protocol``.
         """
         ordered = tuple(dict.fromkeys(Reason(r) for r in reasons))
-        all_checks = {str(c): CheckOutcome.NOT_CHECKED for c in Check}
+        all_checks = {str(c): CheckOutcome.NOT_CHECKED for c in PROTOCOL_CHECKS[protocol]}
         all_checks.update({str(k): CheckOutcome(v) for k, v in checks.items()})
         required = tuple(required)
         if any(r in FAILED_REASONS for r in ordered) or any(
@@ -249,7 +400,7 @@ class VerificationResult:
                 if failed
                 else (Reason.CHECK_NOT_RUN,)
             )
-        return cls(status=status, reasons=ordered, checks=all_checks, **evidence)
+        return cls(status=status, reasons=ordered, checks=all_checks, protocol=protocol, **evidence)
 
     @classmethod
     def unverifiable(cls, reason: Reason, **evidence: Any) -> VerificationResult:
@@ -278,6 +429,10 @@ class VerificationResult:
             "receipt_id": self.receipt_id,
             "cached": self.cached,
             "detail": self.detail,
+            "protocol": self.protocol,
+            "signed_by": self.signed_by,
+            "aci": self.aci.to_dict() if self.aci else None,
+            "code_identity": _plain(self.code_identity) if self.code_identity else None,
         }
 
     @classmethod
@@ -302,4 +457,8 @@ class VerificationResult:
             receipt_id=data.get("receipt_id"),
             cached=bool(data.get("cached", False)),
             detail=data.get("detail"),
+            protocol=str(data.get("protocol") or "legacy"),
+            signed_by=data.get("signed_by"),
+            aci=AciSummary.from_dict(data["aci"]) if data.get("aci") else None,
+            code_identity=dict(data["code_identity"]) if data.get("code_identity") else None,
         )

@@ -38,6 +38,17 @@ NRAS (``nras_url`` = ``{origin}/v3/attest/gpu``): ``POST`` the report's ``nvidia
   ``[["JWT", platform_token], {"GPU-0": token, ...}]``, ES384, ``iss`` = the origin, keys at
   ``GET /.well-known/jwks.json`` (``nras_jwks_url``).
 
+The model: scripted replies (:meth:`Emulator.script`) are served first; otherwise it answers like
+a real model where the request asks for structure — ``tools`` get a call of the named (or forced,
+or first) tool with arguments generated from its JSON schema, tool results get a text answer that
+quotes them, ``response_format`` gets a JSON object (valid against ``json_schema``'s schema) — and
+echoes the prompt otherwise (:mod:`redpill_integrations.emulator.structured`). Every answer is
+signed and receipted alike.
+
+Latency (seconds, default 0): ``Emulator(network_rtt=…, time_to_first_token=…,
+time_per_token=…)`` or ``redpill emulator --network-rtt … --time-to-first-token …
+--time-per-token …`` (:mod:`redpill_integrations.emulator.latency`).
+
 Fault injection: :class:`Faults` (see :mod:`redpill_integrations.emulator.faults`), globally, per
 model, or per request with the header ``X-Emulator-Faults: <JSON of Faults fields>``.
 """

@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signature-delay", type=float, default=0.0)
     p.add_argument("--gpu-count", type=int, default=1)
     p.add_argument("--seed", default=None, help="deterministic keys (default: random)")
+    lat = p.add_argument_group("latency (seconds, default 0)")
+    lat.add_argument("--network-rtt", type=float, default=0.0, help="added to every exchange")
+    lat.add_argument("--time-to-first-token", type=float, default=0.0)
+    lat.add_argument("--time-per-token", type=float, default=0.0)
     f = p.add_argument_group("faults (global)")
     for name in (
         "signature-not-ready",
@@ -75,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             signature_delay=args.signature_delay,
             gpu_count=args.gpu_count,
             seed=args.seed,
+            network_rtt=args.network_rtt,
+            time_to_first_token=args.time_to_first_token,
+            time_per_token=args.time_per_token,
         )
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)

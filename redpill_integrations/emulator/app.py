@@ -19,7 +19,17 @@ from redpill_integrations.emulator.faults import (
     FaultsHeaderError,
     parse_faults_header,
 )
-from redpill_integrations.emulator.model import new_chat_id, render_json, render_sse_events
+from redpill_integrations.emulator.latency import (
+    NetworkDelay,
+    generation_time,
+    stream_event_interval,
+)
+from redpill_integrations.emulator.model import (
+    completion_tokens,
+    new_chat_id,
+    render_json,
+    render_sse_events,
+)
 from redpill_integrations.emulator.nras import NrasService, PayloadError
 from redpill_integrations.emulator.report import build_report, dumps
 from redpill_integrations.emulator.responses import (
@@ -76,6 +86,7 @@ def create_app(state: EmulatorState) -> FastAPI:
         title="Redpill emulator (NOT a real TEE)", docs_url=None, redoc_url=None, openapi_url=None
     )
     app.add_middleware(_EmulatorHeader)
+    app.add_middleware(NetworkDelay, rtt=state.config.network_rtt)
     nras = NrasService(state.seed, state.origin)
 
     def authorized(request: Request) -> bool:
@@ -122,7 +133,7 @@ def create_app(state: EmulatorState) -> FastAPI:
         faults = state.faults_for(info.id, header)
         state.stats.chat_requests += 1
         messages = body.get("messages")
-        reply = state.script.next(info.id, messages)
+        reply = state.script.next(info.id, messages, request=body)
         chat_id = new_chat_id()
         req_hash = hashlib.sha256(raw).hexdigest()
 
@@ -169,8 +180,21 @@ def create_app(state: EmulatorState) -> FastAPI:
                 on_complete=lambda: remember(signed),
                 reset_after=max(1, len(events) // 2) if faults.reset_mid_stream else None,
                 headers={"Cache-Control": "no-cache"},
-                interval=state.config.stream_interval,
+                interval=stream_event_interval(
+                    stream_interval=state.config.stream_interval,
+                    time_per_token=state.config.time_per_token,
+                    tokens=completion_tokens(reply),
+                    events=len(events),
+                ),
+                first_delay=state.config.time_to_first_token,
             )
+        delay = generation_time(
+            time_to_first_token=state.config.time_to_first_token,
+            time_per_token=state.config.time_per_token,
+            tokens=completion_tokens(reply),
+        )
+        if delay > 0:
+            await asyncio.sleep(delay)
         out = render_json(chat_id, info.id, reply, messages)
         sent = tamper_json(out, faults.tamper_response)
         remember(out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import secrets
 import threading
 import time
@@ -11,11 +10,18 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ModelInfo", "Reply", "ReplyScript", "render_json", "render_sse_events"]
+from redpill_integrations.emulator.reply import Reply
+from redpill_integrations.emulator.reply import dumps as _dumps
+from redpill_integrations.emulator.structured import argument_fragments, structured_reply
 
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+__all__ = [
+    "ModelInfo",
+    "Reply",
+    "ReplyScript",
+    "completion_tokens",
+    "render_json",
+    "render_sse_events",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,28 +31,6 @@ class ModelInfo:
     id: str
     served_name: str
     tee: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class Reply:
-    """One scripted assistant turn. Build with :meth:`text`, :meth:`tool_call` or :meth:`json`."""
-
-    content: str | None = None
-    reasoning: str | None = None
-    tool_name: str | None = None
-    tool_arguments: str | None = None
-
-    @classmethod
-    def text(cls, content: str, *, reasoning: str | None = None) -> Reply:
-        return cls(content=content, reasoning=reasoning)
-
-    @classmethod
-    def tool_call(cls, name: str, arguments: Mapping[str, Any]) -> Reply:
-        return cls(tool_name=name, tool_arguments=_dumps(dict(arguments)))
-
-    @classmethod
-    def json(cls, obj: Any) -> Reply:
-        return cls(content=_dumps(obj))
 
 
 class ReplyScript:
@@ -64,12 +48,18 @@ class ReplyScript:
         with self._lock:
             self._queues.clear()
 
-    def next(self, model: str, messages: Any) -> Reply:
+    def next(self, model: str, messages: Any, *, request: Mapping[str, Any] | None = None) -> Reply:
+        """The next scripted reply for ``model``; else, when ``request`` (the chat request body)
+        asks for tools, tool results or a ``response_format``, the structured answer
+        (:mod:`~redpill_integrations.emulator.structured`); else a text echo of the prompt."""
         with self._lock:
             for key in (model, None):
                 q = self._queues.get(key)
                 if q:
                     return q.popleft()
+        structured = structured_reply(request) if request is not None else None
+        if structured is not None:
+            return structured
         return Reply.text(f"Emulated reply from {model}: {_last_user_text(messages)[:200]}")
 
 
@@ -85,11 +75,16 @@ def _last_user_text(messages: Any) -> str:
     return ""
 
 
-def _usage(messages: Any, reply: Reply) -> dict[str, int]:
-    prompt = max(1, len(_dumps(messages)) // 4)
-    completion = max(
+def completion_tokens(reply: Reply) -> int:
+    """The completion token count ``usage`` reports for ``reply`` (about 4 characters a token)."""
+    return max(
         1, len((reply.content or "") + (reply.tool_arguments or "") + (reply.reasoning or "")) // 4
     )
+
+
+def _usage(messages: Any, reply: Reply) -> dict[str, int]:
+    prompt = max(1, len(_dumps(messages)) // 4)
+    completion = completion_tokens(reply)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -157,7 +152,7 @@ def render_sse_events(
         events.append(chunk({"tool_calls": [{"index": 0, **call}]}))
         events += [
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
-            for p in _pieces(reply.tool_arguments or "")
+            for p in argument_fragments(reply.tool_arguments or "")
         ]
         events.append(chunk({}, "tool_calls"))
     else:

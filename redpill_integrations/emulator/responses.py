@@ -48,8 +48,9 @@ def install_reset_log_filter() -> None:
 
 
 class EventStreamResponse(Response):
-    """SSE: sends ``events`` one by one (``interval`` seconds apart; 0 sends them back to back,
-    each still its own chunk); optionally resets after ``reset_after`` events.
+    """SSE: sends the headers, waits ``first_delay`` seconds, then sends ``events`` one by one
+    (``interval`` seconds apart; 0 sends them back to back, each still its own chunk); optionally
+    resets after ``reset_after`` events.
 
     ``on_complete`` runs after the last byte was handed to the server (the stream has ended).
     """
@@ -64,6 +65,7 @@ class EventStreamResponse(Response):
         reset_after: int | None = None,
         headers: dict[str, str] | None = None,
         interval: float = 0.0,
+        first_delay: float = 0.0,
     ) -> None:
         super().__init__(content=None, status_code=200, headers=headers, media_type=self.media_type)
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
@@ -71,12 +73,15 @@ class EventStreamResponse(Response):
         self._on_complete = on_complete
         self._reset_after = reset_after
         self._interval = interval
+        self._first_delay = first_delay
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         last = len(self._events) - 1
+        if self._first_delay > 0:
+            await asyncio.sleep(self._first_delay)
         for i, event in enumerate(self._events):
             if self._reset_after is not None and i >= self._reset_after:
                 raise InjectedReset("reset_mid_stream")

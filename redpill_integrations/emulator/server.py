@@ -53,6 +53,8 @@ class Emulator:
     """A Redpill-compatible server on loopback, with a test PKI. NOT a real TEE.
 
     Use as a context manager (sync or async); see the package docstring for the endpoints.
+    ``network_rtt``, ``time_to_first_token`` and ``time_per_token`` (seconds, default 0) simulate
+    latency (:mod:`~redpill_integrations.emulator.latency`).
     """
 
     def __init__(
@@ -70,6 +72,9 @@ class Emulator:
         seed: bytes | str | None = None,
         gzip: bool = False,
         stream_interval: float = 0.0,
+        network_rtt: float = 0.0,
+        time_to_first_token: float = 0.0,
+        time_per_token: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -86,6 +91,9 @@ class Emulator:
             seed=seed,
             gzip=gzip,
             stream_interval=stream_interval,
+            network_rtt=network_rtt,
+            time_to_first_token=time_to_first_token,
+            time_per_token=time_per_token,
         )
         self._sock = _bind(host, port)
         self.port: int = self._sock.getsockname()[1]

@@ -43,6 +43,12 @@ class EmulatorConfig:
     seed: bytes | str | None = None
     #: seconds between SSE events (0: back to back, each its own chunk)
     stream_interval: float = 0.0
+    #: seconds added once to every HTTP exchange (see :mod:`~redpill_integrations.emulator.latency`)
+    network_rtt: float = 0.0
+    #: seconds before a chat completion's first token
+    time_to_first_token: float = 0.0
+    #: seconds per completion token
+    time_per_token: float = 0.0
     #: gzip JSON bodies for clients that accept gzip (signature stays over the decoded bytes)
     gzip: bool = False
 
@@ -57,7 +63,15 @@ class EmulatorConfig:
             raise ConfigurationError(f"unknown tcb_status {self.tcb_status!r}")
         if not 1 <= self.gpu_count <= 16:
             raise ConfigurationError("gpu_count must be 1..16")
-        if min(self.signature_ttl, self.signature_delay, self.stream_interval) < 0:
+        durations = (
+            self.signature_ttl,
+            self.signature_delay,
+            self.stream_interval,
+            self.network_rtt,
+            self.time_to_first_token,
+            self.time_per_token,
+        )
+        if min(durations) < 0:
             raise ConfigurationError("durations must not be negative")
 
     @property

@@ -9,6 +9,7 @@ import redpill_integrations
 def test_root_all_is_pinned() -> None:
     assert sorted(redpill_integrations.__all__) == sorted(
         [
+            "ConfigurationError",
             "Reason",
             "Receipt",
             "ReceiptStore",
@@ -21,6 +22,7 @@ def test_root_all_is_pinned() -> None:
             "VerificationPolicy",
             "VerificationResult",
             "__version__",
+            "reverify",
         ]
     )
     for name in redpill_integrations.__all__:

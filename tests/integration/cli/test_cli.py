@@ -10,9 +10,9 @@ import pytest
 from redpill_integrations.cli import EXIT_CODES, main
 from redpill_integrations.emulator import Emulator, Faults
 from redpill_integrations.receipts import ReceiptStore
+from redpill_integrations.results import Reason
 
 CANARY = "sk-canary-9f7c2b41d0e8"
-RUN_CLI = "from redpill_integrations.cli import main; raise SystemExit(main())"
 MODEL = "phala/deepseek-chat-v3-0324"
 
 
@@ -22,7 +22,8 @@ def env(emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
     emu.write_trust_file(trust)
     store = tmp_path / "receipts.sqlite3"
     monkeypatch.setenv("REDPILL_API_KEY", CANARY)
-    monkeypatch.delenv("REDPILL_BASE_URL", raising=False)
+    # A real-looking key goes only where the user points it (never where a trust file says).
+    monkeypatch.setenv("REDPILL_BASE_URL", emu.base_url)
     monkeypatch.delenv("REDPILL_TRUST_FILE", raising=False)
     return {"trust": str(trust), "store": str(store)}
 
@@ -103,6 +104,54 @@ def test_chat_non_tee_model_exits_unverifiable(
     )
     assert code == EXIT_CODES["unverifiable"] == 3
     assert json.loads(out)["verification"]["reasons"] == ["MODEL_NOT_TEE"]
+
+
+def test_chat_that_cannot_connect_is_a_transport_error(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys,
+        "chat",
+        "hello",
+        "--model",
+        MODEL,
+        "--trust",
+        env["trust"],
+        "--store",
+        env["store"],
+        "--base-url",
+        "http://127.0.0.1:1/v1",  # nothing listens on port 1
+    )
+    assert code == EXIT_CODES["error"] == 4
+    assert err.splitlines()[-1] == "redpill: TransportError: chat call failed: APIConnectionError"
+    assert len(ReceiptStore(env["store"])) == 0  # no exchange, so no receipt
+
+
+def test_chat_stream_that_breaks_off_keeps_its_receipt(
+    emu: Emulator, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    emu.set_faults(Faults(reset_mid_stream=True))
+    code, _, err = run(
+        capsys,
+        "chat",
+        "hello",
+        "--model",
+        MODEL,
+        "--stream",
+        "--json",
+        "--trust",
+        env["trust"],
+        "--store",
+        env["store"],
+    )
+    assert code == EXIT_CODES["error"] == 4
+    (receipt,) = ReceiptStore(env["store"]).list(limit=5)
+    assert err.splitlines()[-1] == (
+        "redpill: TransportError: chat call failed: RemoteProtocolError;"
+        f" receipt {receipt.receipt_id} (unverifiable)"
+    )
+    assert receipt.result.reasons == (Reason.STREAM_INCOMPLETE,)
+    assert receipt.response_body  # the bytes that did arrive are kept
 
 
 def test_attest_shows_trust_chain(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -235,7 +284,16 @@ def test_emulator_command_accepts_the_documented_flags(tmp_path: Path) -> None:
 
     trust = tmp_path / "trust.json"
     proc = subprocess.Popen(
-        [sys.executable, "-c", RUN_CLI, "emulator", "--port", "0", "--trust-out", str(trust)],
+        [
+            sys.executable,
+            "-m",
+            "redpill_integrations.cli",
+            "emulator",
+            "--port",
+            "0",
+            "--trust-out",
+            str(trust),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

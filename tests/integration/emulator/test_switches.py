@@ -149,6 +149,9 @@ def test_trust_file_and_loopback_only(emu: Emulator, tmp_path) -> None:  # type:
         "nras_url",
         "nras_jwks_url",
         "base_url",
+        "kms_root_pubkeys",
+        "aci_app_ids",
+        "os_images",
     }
     assert data["kind"] == "redpill-emulator" and data["base_url"] == emu.base_url
     loaded = TrustAnchors.from_file(path)

@@ -16,6 +16,18 @@ from tests.support import FakeTime
 MODEL = "phala/gpt-oss-120b"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A standard-suite class with ``standard_tests_only = "prefix"`` keeps only those tests."""
+    dropped = []
+    for item in items:
+        only = getattr(getattr(item, "cls", None), "standard_tests_only", None)
+        if only and not item.name.startswith(only):
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> ReceiptStore:
     return ReceiptStore(tmp_path / "receipts.sqlite3")

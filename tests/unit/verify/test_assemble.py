@@ -21,7 +21,7 @@ from redpill_integrations.verify import (
     required_checks,
     verify_attestation,
 )
-from tests.unit.verify.conftest import NEAR_KEY, NEAR_NOW, near_evidence
+from tests.unit.verify._vectors import NEAR_KEY, NEAR_NOW, near_evidence
 
 POLICY = VerificationPolicy()
 REQ, RESP = b'{"model":"m"}', b'{"id":"chatcmpl-1"}'

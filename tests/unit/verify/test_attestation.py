@@ -17,7 +17,7 @@ from redpill_integrations.verify import (
     AttestationEvidence,
     verify_attestation,
 )
-from tests.unit.verify.conftest import (
+from tests.unit.verify._vectors import (
     CLOUD_NONCE,
     CLOUD_NOW,
     NEAR_FMSPC,

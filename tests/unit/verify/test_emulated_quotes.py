@@ -16,7 +16,7 @@ from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import CheckOutcome, Reason
 from redpill_integrations.verify import quote_fmspc, verify_attestation
 from redpill_integrations.verify.tdx import parse_td_quote
-from tests.unit.verify.conftest import NEAR_KEY, NEAR_NOW, dump, near_evidence, near_report_dict
+from tests.unit.verify._vectors import NEAR_KEY, NEAR_NOW, dump, near_evidence, near_report_dict
 
 SEED = hashlib.sha256(b"verify-core-tests").digest()
 PKI = TestPki.create(SEED, now=NEAR_NOW)

@@ -18,7 +18,7 @@ from redpill_integrations.verify.eventlog import (
 )
 from redpill_integrations.verify.report import _parse_event_log, _parse_info
 from redpill_integrations.verify.tdx import parse_td_quote
-from tests.unit.verify.conftest import cached, vector_json
+from tests.unit.verify._vectors import cached, vector_json
 
 
 def near_node() -> NodeAttestation:

@@ -12,7 +12,7 @@ import pytest
 from redpill_integrations.errors import EvidenceError
 from redpill_integrations.results import Reason
 from redpill_integrations.verify.gpu import payload_gpu_count, payload_nonce, verify_nras
-from tests.unit.verify.conftest import (
+from tests.unit.verify._vectors import (
     NEAR_NONCE,
     NEAR_NOW,
     NRAS_ISSUER,

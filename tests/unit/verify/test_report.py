@@ -12,7 +12,7 @@ import pytest
 from redpill_integrations.errors import DuplicateJSONKey, MalformedEvidence, UnsupportedProtocol
 from redpill_integrations.results import Reason
 from redpill_integrations.verify import parse_report
-from tests.unit.verify.conftest import (
+from tests.unit.verify._vectors import (
     CLOUD_NONCE,
     NEAR_KEY,
     NEAR_NONCE,

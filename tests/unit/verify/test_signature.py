@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import statistics
-import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,7 +17,7 @@ from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.results import CheckOutcome, Reason
 from redpill_integrations.verify import SignatureRecord, check_signature
 from redpill_integrations.verify.signature import parse_signed_text, recover_eip191_address
-from tests.unit.verify.conftest import vector_bytes, vector_json
+from tests.unit.verify._vectors import vector_bytes, vector_json
 
 SEED_SIGNER = "0xD8414F83c1335627b31d08Eba6d2dA5Fa53A0A83"
 DOC_SIGNER = "0xc51268C9b46140619CBC066A34441a6ca51F85f9"
@@ -327,18 +325,6 @@ def test_recovery_equals_eth_account(secret: int, text: str) -> None:
 def test_parse_signed_text_normalises_case() -> None:
     parsed = parse_signed_text(f"{'A' * 64}:{'b' * 64}")
     assert parsed.request_sha256 == "a" * 64 and parsed.served_model is None
-
-
-def test_check_signature_is_fast_for_a_10kb_body() -> None:
-    body = json.dumps({"content": "x" * 10_000}).encode()
-    record = ecdsa_record(f"{h(REQ)}:{h(body)}")
-    timings = []
-    for _ in range(30):
-        start = time.perf_counter()
-        check_signature(record, request_body=REQ, response_body=body, streamed=False, policy=POLICY)
-        timings.append(time.perf_counter() - start)
-    # ~0.15 ms on an idle core; the bound leaves room for a shared CI machine.
-    assert statistics.median(timings) < 0.002
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from redpill_integrations.verify.tdx import (
     parse_td_quote,
     verify_quote,
 )
-from tests.unit.verify.conftest import (
+from tests.unit.verify._vectors import (
     CLOUD_NONCE,
     CLOUD_NOW,
     NEAR_NONCE,

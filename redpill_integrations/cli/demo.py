@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from redpill_integrations.display import render_result, render_trust_chain
+from redpill_integrations.cli.display import printable, render_result, render_trust_chain
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors
 from redpill_integrations.receipts import reverify
 from redpill_integrations.results import Status, VerificationResult
@@ -47,7 +47,7 @@ def _say(text: str = "") -> None:
 
 def _line(result: VerificationResult) -> str:
     reasons = f" ({', '.join(r.value for r in result.reasons)})" if result.reasons else ""
-    return f"{result.status.value.upper()}{reasons}  receipt {result.receipt_id}"
+    return f"{result.status.value.upper()}{reasons}  receipt {printable(result.receipt_id)}"
 
 
 def _script_emulator(emu: Any) -> None:
@@ -89,20 +89,21 @@ def _langchain_steps(
     messages: list[Any] = [HumanMessage("What is the weather in Paris? Use the tool.")]
     ai = llm.bind_tools([get_weather]).invoke(messages)
     results.append(VerificationResult.from_dict(ai.response_metadata["redpill_verification"]))
-    _say(f"   model asked for tools {[c['name'] for c in ai.tool_calls]}: {_line(results[-1])}")
+    tools = printable([c["name"] for c in ai.tool_calls])
+    _say(f"   model asked for tools {tools}: {_line(results[-1])}")
     messages.append(ai)
     for call in ai.tool_calls:
         messages.append(ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"]))
     final = llm.invoke(messages)
     results.append(VerificationResult.from_dict(final.response_metadata["redpill_verification"]))
-    _say(f"   answer: {final.content}")
+    _say(f"   answer: {printable(final.content, multiline=True)}")
     _say(f"   {_line(results[-1])}")
 
     _say("── 2. LangChain: a streamed answer")
     verdict: dict[str, Any] | None = None
     sys.stdout.write("   ")
     for chunk in llm.stream("In one sentence: what does verified provenance mean?"):
-        sys.stdout.write(str(chunk.content))
+        sys.stdout.write(printable(chunk.content, multiline=True))
         sys.stdout.flush()
         verdict = chunk.response_metadata.get("redpill_verification") or verdict
     _say()
@@ -148,7 +149,7 @@ def _llama_index_step(
         answer = index.as_query_engine(llm=llm).query("Where do phala/ models run?")
     finally:
         root.event_handlers.remove(handler)
-    _say(f"   answer: {str(answer).strip()}")
+    _say(f"   answer: {printable(str(answer).strip(), multiline=True)}")
     if not seen:
         raise RuntimeError("the RAG query produced no verification event")
     result = VerificationResult.from_dict(seen[-1])
@@ -165,7 +166,7 @@ def run_demo(*, store_path: str | None = None) -> int:
         if key:
             trust = TrustAnchors.from_env()
             base_url = os.environ.get("REDPILL_BASE_URL", DEFAULT_BASE_URL)
-            _say(f"Redpill demo against {base_url} with model {model}")
+            _say(f"Redpill demo against {printable(base_url)} with model {printable(model)}")
         else:
             from redpill_integrations.emulator import Emulator
 
@@ -187,7 +188,10 @@ def run_demo(*, store_path: str | None = None) -> int:
         last = results[-1]
         _say(render_trust_chain(last.attestation, last.checks))
         _say()
-        _say(f"── 5. Offline re-verification of receipt {last.receipt_id} from {store.path}")
+        _say(
+            f"── 5. Offline re-verification of receipt {printable(last.receipt_id)}"
+            f" from {printable(store.path)}"
+        )
         receipt = store.get(last.receipt_id) if last.receipt_id else None
         if receipt is None:
             _say("   receipt not found in the store")

@@ -9,16 +9,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from redpill_integrations.cli import (
+from redpill_integrations.cli._common import (
     EXIT_CODES,
-    _parse_time,
-    _print_json,
-    _UsageError,
+    UsageError,
     exit_code_for,
+    parse_time,
+    print_json,
 )
-from redpill_integrations.display import render_receipt_rows, render_result, render_trust_chain
-from redpill_integrations.errors import ConfigurationError, ReceiptError
-from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors
+from redpill_integrations.cli._destination import Destination, resolve_destination
+from redpill_integrations.cli.display import (
+    printable,
+    render_receipt_rows,
+    render_result,
+    render_trust_chain,
+)
+from redpill_integrations.errors import ConfigurationError, ReceiptError, TransportError
+from redpill_integrations.policy import TrustAnchors
 from redpill_integrations.receipts import Receipt, ReceiptStore, reverify
 from redpill_integrations.results import VerificationResult
 
@@ -29,13 +35,20 @@ def _trust(args: argparse.Namespace) -> TrustAnchors:
     return TrustAnchors.from_env()
 
 
-def _base_url(args: argparse.Namespace, trust: TrustAnchors) -> str:
-    return (
-        getattr(args, "base_url", None)
-        or os.environ.get("REDPILL_BASE_URL")
-        or trust.base_url
-        or DEFAULT_BASE_URL
+def _destination(args: argparse.Namespace, trust: TrustAnchors) -> Destination:
+    """Where to send requests (see ``cli/_destination.py``); says so when the trust file's
+    ``base_url`` was passed over."""
+    dest = resolve_destination(
+        base_url_flag=getattr(args, "base_url", None), trust=trust, env=os.environ
     )
+    if dest.ignored_trust_base_url is not None:
+        print(
+            f"redpill: not using the trust file's base_url {printable(dest.ignored_trust_base_url)}"
+            f" (only a loopback emulator without REDPILL_API_KEY is taken from a trust file);"
+            f" calling {printable(dest.base_url)}. Pass --base-url to choose.",
+            file=sys.stderr,
+        )
+    return dest
 
 
 def _store(args: argparse.Namespace) -> ReceiptStore:
@@ -43,25 +56,28 @@ def _store(args: argparse.Namespace) -> ReceiptStore:
 
 
 def _progress(step: str) -> None:
-    print(f"  … {step}", file=sys.stderr, flush=True)
+    print(f"  … {printable(step)}", file=sys.stderr, flush=True)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    import httpx
     import openai
 
     from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
 
     trust = _trust(args)
-    base_url = _base_url(args, trust)
-    api_key = os.environ.get("REDPILL_API_KEY") or ("emulator" if not trust.is_production else None)
-    if not api_key:
+    dest = _destination(args, trust)
+    if not dest.api_key:
         raise ConfigurationError("REDPILL_API_KEY is not set")
     store = _store(args)
     with RedpillVerifier(
-        base_url=base_url, api_key=api_key, trust=trust, receipt_store=store
+        base_url=dest.base_url, api_key=dest.api_key, trust=trust, receipt_store=store
     ) as verifier:
         client = openai.OpenAI(
-            base_url=base_url, api_key=api_key, http_client=verifier.http_client(), max_retries=1
+            base_url=dest.base_url,
+            api_key=dest.api_key,
+            http_client=verifier.http_client(),
+            max_retries=1,
         )
         tag = verifier.recorder.new_tag()
         messages: Any = [{"role": "user", "content": args.prompt}]
@@ -79,7 +95,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                         piece = chunk.choices[0].delta.content
                         parts.append(piece)
                         if not args.json:
-                            print(piece, end="", flush=True)
+                            print(printable(piece, multiline=True), end="", flush=True)
                 if not args.json:
                     print()
                 content = "".join(parts)
@@ -89,12 +105,20 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 )
                 content = completion.choices[0].message.content or ""
                 if not args.json:
-                    print(content)
-        except openai.APIError as exc:
-            raise ConfigurationError(f"chat call failed: {type(exc).__name__}") from exc
+                    print(printable(content, multiline=True))
+        except (openai.APIError, httpx.HTTPError) as exc:
+            # The call failed (network, HTTP error, unreadable answer, a stream that broke off).
+            # If a response arrived, it still gets its one receipt (which holds the bytes); the
+            # command reports a transport error either way.
+            exchange = verifier.recorder.take(tag)
+            kept = ""
+            if exchange is not None:
+                failed = verifier.verify(exchange)
+                kept = f"; receipt {failed.receipt_id} ({failed.status.value})"
+            raise TransportError(f"chat call failed: {type(exc).__name__}{kept}") from exc
         result = verifier.verify(verifier.recorder.take(tag))
     if args.json:
-        _print_json({"content": content, "verification": result.to_dict()})
+        print_json({"content": content, "verification": result.to_dict()})
     else:
         print()
         print(render_result(result, trust_chain=True))
@@ -105,11 +129,10 @@ def cmd_attest(args: argparse.Namespace) -> int:
     from redpill_integrations.wire import RedpillVerifier
 
     trust = _trust(args)
-    base_url = _base_url(args, trust)
-    api_key = os.environ.get("REDPILL_API_KEY") or ("emulator" if not trust.is_production else None)
+    dest = _destination(args, trust)
     if not args.json:
-        print(f"attesting {args.model} at {base_url}", file=sys.stderr)
-    with RedpillVerifier(base_url=base_url, api_key=api_key, trust=trust) as verifier:
+        print(f"attesting {printable(args.model)} at {printable(dest.base_url)}", file=sys.stderr)
+    with RedpillVerifier(base_url=dest.base_url, api_key=dest.api_key, trust=trust) as verifier:
         outcome = verifier.attest(
             args.model, signer=args.signer, progress=None if args.json else _progress
         )
@@ -127,7 +150,7 @@ def cmd_attest(args: argparse.Namespace) -> int:
         detail=verdict.detail,
     )
     if args.json:
-        _print_json({"model": args.model, "attestation": result.to_dict()})
+        print_json({"model": args.model, "attestation": result.to_dict()})
     else:
         print(render_trust_chain(verdict.summary, verdict.checks))
         print(
@@ -161,13 +184,13 @@ def _load_receipt(args: argparse.Namespace) -> Receipt:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    at = _parse_time(args.at) if args.at else None
+    at = parse_time(args.at) if args.at else None
     receipt = _load_receipt(args)
     result = reverify(receipt, at=at, trust=_trust(args))
     original = receipt.result
     same = result.status == original.status and result.reasons == original.reasons
     if args.json:
-        _print_json(
+        print_json(
             {
                 "receipt_id": receipt.receipt_id,
                 "verification": result.to_dict(),
@@ -177,7 +200,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
     else:
         print(
-            f"re-verified receipt {receipt.receipt_id} offline"
+            f"re-verified receipt {printable(receipt.receipt_id)} offline"
             + (f" at {at.isoformat()}" if at else " at its original time")
         )
         print(render_result(result, trust_chain=True))
@@ -190,7 +213,7 @@ def cmd_receipts(args: argparse.Namespace) -> int:
     store = _store(args)
     if args.receipts_command == "list":
         if args.limit <= 0:
-            raise _UsageError("--limit must be positive")
+            raise UsageError("--limit must be positive")
         receipts = store.list(limit=args.limit, status=args.status)
         rows = [
             {
@@ -203,7 +226,7 @@ def cmd_receipts(args: argparse.Namespace) -> int:
             for r in receipts
         ]
         if args.json:
-            _print_json(rows)
+            print_json(rows)
         else:
             print(render_receipt_rows(rows))
         return EXIT_CODES["verified"]
@@ -212,7 +235,7 @@ def cmd_receipts(args: argparse.Namespace) -> int:
         if receipt is None:
             raise ReceiptError(f"no receipt {args.receipt_id!r}")
         if args.json:
-            _print_json(json.loads(receipt.to_json()))
+            print_json(json.loads(receipt.to_json()))
         else:
             print(render_result(receipt.result, trust_chain=True))
         return EXIT_CODES["verified"]
@@ -234,7 +257,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from redpill_integrations.demo import run_demo
+    from redpill_integrations.cli.demo import run_demo
 
     return run_demo(store_path=args.store)
 

@@ -12,6 +12,10 @@ import logging
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
+pytestmark = pytest.mark.perf
+
 RUN = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
 
 

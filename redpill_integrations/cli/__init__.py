@@ -15,42 +15,31 @@ code  meaning
 ====  ==========================================================
 
 Settings come from ``REDPILL_API_KEY``, ``REDPILL_BASE_URL``, ``REDPILL_TRUST_FILE`` and
-``REDPILL_RECEIPTS`` (the receipt store path), or the matching flags. The API key is never printed.
+``REDPILL_RECEIPTS`` (the receipt store path), or the matching flags. The API key is never printed,
+and a trust file never decides where it is sent (``_destination.py``). Everything shown on the
+terminal goes through ``display.printable`` (control characters escaped).
+
+The package: this module (``main`` and the parser), ``_common`` (exit codes, ``UsageError``, JSON
+printing, time parsing), ``_destination`` (base URL and key), ``commands`` (one function per
+command), ``display`` (renderings), ``demo`` (``redpill demo``). ``commands`` is imported lazily so
+that ``--help`` stays fast; no module of the package imports names from this one.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from redpill_integrations._version import __version__
+from redpill_integrations.cli._common import EXIT_CODES, UsageError
+from redpill_integrations.cli.display import printable
 from redpill_integrations.errors import RedpillError
-from redpill_integrations.results import Status, VerificationResult
+from redpill_integrations.results import Status
 
-__all__ = ["EXIT_CODES", "main"]
-
-EXIT_CODES = {
-    "verified": 0,
-    "failed": 1,
-    "usage": 2,
-    "unverifiable": 3,
-    "error": 4,
-    "internal": 5,
-}
-_STATUS_EXIT = {
-    Status.VERIFIED: EXIT_CODES["verified"],
-    Status.FAILED: EXIT_CODES["failed"],
-    Status.UNVERIFIABLE: EXIT_CODES["unverifiable"],
-}
-
-
-def exit_code_for(result: VerificationResult) -> int:
-    return _STATUS_EXIT[result.status]
+__all__ = ["EXIT_CODES", "build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,23 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def _parse_time(value: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise _UsageError(f"--at is not an ISO-8601 time: {value!r}") from exc
-
-
-class _UsageError(Exception):
-    pass
-
-
 def _dispatch(args: argparse.Namespace) -> int:
-    from redpill_integrations import _cli_commands as commands
+    from redpill_integrations.cli import commands
 
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "chat": commands.cmd_chat,
@@ -157,10 +131,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _scrub(message: str) -> str:
+    """One printable line: the API key masked, control characters escaped."""
     key = os.environ.get("REDPILL_API_KEY")
     if key:
         message = message.replace(key, "***")
-    return message.replace("\n", " ").strip()
+    return printable(message.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
-    except _UsageError as exc:
+    except UsageError as exc:
         print(f"redpill: error: {_scrub(str(exc))}", file=sys.stderr)
         return EXIT_CODES["usage"]
     except RedpillError as exc:
@@ -190,7 +165,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_CODES["internal"]
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
