@@ -12,7 +12,7 @@ from opentelemetry import trace
 
 from redpill_integrations.otel import record_verdict, span_attributes
 from redpill_integrations.results import Reason, Status, VerificationResult
-from tests.integration.stores._receipts import NOW, AciResult
+from tests.integration.stores._receipts import NOW, aci
 from tests.support_otel import telemetry, verdict_counts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,8 +45,7 @@ def test_an_aci_verdict_names_its_protocol_and_upstream_provider() -> None:
     base = VerificationResult.unverifiable(Reason.SIGNATURE_UNAVAILABLE, chat_id="c").with_updates(
         reasons=(Reason.SIGNATURE_UNAVAILABLE, Reason.TIMEOUT)
     )
-    fields = {name: getattr(base, name) for name in base.__dataclass_fields__}
-    result = AciResult(**fields, protocol="aci", provider="near")
+    result = aci(base, protocol="aci", provider="near")
     attrs = span_attributes(result)
     assert attrs["redpill.verification.protocol"] == "aci"
     assert attrs["redpill.verification.upstream.provider"] == "near"

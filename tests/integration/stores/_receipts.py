@@ -1,14 +1,18 @@
-"""Receipts for the store tests, with and without the verdict fields newer verdicts carry."""
+"""Receipts for the store tests, legacy and ACI (protocol, upstream provider)."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.receipts import Receipt
-from redpill_integrations.results import Reason, Status, VerificationResult
+from redpill_integrations.results import (
+    AciSummary,
+    Reason,
+    Status,
+    UpstreamSummary,
+    VerificationResult,
+)
 from redpill_integrations.verify.models import AttestationEvidence, SignatureRecord
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -23,19 +27,10 @@ EVIDENCE = AttestationEvidence(
 SIG = SignatureRecord.from_json(b'{"text":"a:b","signature":"0x00","signing_algo":"ecdsa"}')
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class AciResult(VerificationResult):
-    """A verdict that also names a protocol and an ACI upstream provider in ``to_dict()``, as
-    the verdicts being extended in parallel will; stores read them defensively from the dict."""
-
-    protocol: str | None = None
-    provider: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        d["protocol"] = self.protocol
-        d["aci"] = {"upstream": {"provider": self.provider}} if self.provider else None
-        return d
+def aci(result: VerificationResult, *, protocol: str, provider: str | None) -> VerificationResult:
+    """``result`` as an ACI verdict naming ``protocol`` and an upstream ``provider``."""
+    upstream = UpstreamSummary(provider=provider) if provider else None
+    return result.with_updates(protocol=protocol, aci=AciSummary(upstream=upstream))
 
 
 def receipt(
@@ -53,8 +48,7 @@ def receipt(
     if status is Status.VERIFIED:
         result = result.with_updates(status=Status.VERIFIED, reasons=())
     if protocol or provider:
-        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(VerificationResult)}
-        result = AciResult(**fields, protocol=protocol, provider=provider)
+        result = aci(result, protocol=protocol or "legacy", provider=provider)
     return Receipt(
         receipt_id=f"r{i}",
         created_at=NOW + timedelta(seconds=i),
