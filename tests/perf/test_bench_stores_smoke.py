@@ -9,6 +9,8 @@ import pytest
 
 from tests.support_postgres import find_bindir
 
+pytestmark = pytest.mark.perf
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_stores.py"
 
 
