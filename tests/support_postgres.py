@@ -44,7 +44,7 @@ def find_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -56,7 +56,7 @@ class Cluster:
 
     def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
         self.bindir = bindir
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="redpill-pg-"))
         self.data = self.root / "data"
         self._fsync = fsync

@@ -11,7 +11,7 @@ from redpill_integrations.cli import EXIT_CODES, main
 from redpill_integrations.emulator import Emulator
 from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.stores import ReceiptStore
-from tests.support_postgres import _free_port
+from tests.support_postgres import free_port
 
 from ._sql import execute
 from .test_tamper import _edit_response
@@ -121,7 +121,7 @@ def test_an_unreadable_policy_file_is_a_configuration_error(
 def test_a_database_that_is_down_names_the_url_without_its_password(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url = f"postgresql://auditor:hunter2-pw@127.0.0.1:{_free_port()}/receipts"
+    url = f"postgresql://auditor:hunter2-pw@127.0.0.1:{free_port()}/receipts"
     code, out, err = run(capsys, "receipts", "list", "--store", url)
     assert code == EXIT_CODES["error"]
     assert "hunter2-pw" not in out + err

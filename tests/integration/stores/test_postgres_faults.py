@@ -16,7 +16,7 @@ from redpill_integrations.results import Status
 from redpill_integrations.stores import ReceiptStore
 from redpill_integrations.stores.postgres import PostgresReceiptStore
 from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
-from tests.support_postgres import SKIP_REASON, Cluster, _free_port, find_bindir
+from tests.support_postgres import SKIP_REASON, Cluster, find_bindir, free_port
 
 from ._receipts import receipt
 
@@ -46,7 +46,7 @@ def test_database_down_at_start_is_a_configuration_error_naming_the_url(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     url = f"postgresql://redpill:{PASSWORD.replace('!', '%21')}@127.0.0.1:{port}/receipts"
     with pytest.raises(ConfigurationError) as info:
         ReceiptStore.open(url)
