@@ -287,6 +287,7 @@ def attestation(
             nonce=ev.nonce,
             issuer=trust.nras_issuer,
             now=now,
+            ca_certs_der=trust.nras_ca_certs_der,
             expected_gpus=payload_gpu_count(payload),
         ),
     }

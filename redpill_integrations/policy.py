@@ -29,6 +29,7 @@ __all__ = [
     "PRODUCTION_ACI_APP_IDS",
     "PRODUCTION_KMS_ROOT_PUBKEYS",
     "TCB_STATUSES",
+    "TEE_MODEL_PREFIXES",
     "OsImage",
     "TrustAnchors",
     "VerificationPolicy",
@@ -37,9 +38,15 @@ __all__ = [
 logger = logging.getLogger("redpill_integrations")
 
 DEFAULT_BASE_URL = "https://api.redpill.ai/v1"
+
+#: Redpill serves models under these prefixes from GPU TEEs; nothing else carries a signature to
+#: check. A verifier may be given others (``RedpillVerifier(tee_model_prefixes=...)``).
+TEE_MODEL_PREFIXES: tuple[str, ...] = ("phala/",)
 PRODUCTION_PCCS_URL = "https://pccs.phala.network"
 PRODUCTION_NRAS_URL = "https://nras.attestation.nvidia.com/v3/attest/gpu"
 PRODUCTION_NRAS_JWKS_URL = "https://nras.attestation.nvidia.com/.well-known/jwks.json"
+#: NVIDIA's NRAS signing-key issuer shipped with the package (docs/nvidia-nras-pinning.md)
+PRODUCTION_NRAS_CA_FILE = "nvidia_nras_gpu_intermediate_004.pem"
 
 TCB_STATUSES = (
     "UpToDate",
@@ -188,13 +195,46 @@ class VerificationPolicy:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+@functools.cache
+def production_nras_ca_certs() -> tuple[bytes, ...]:
+    """DER of the NRAS CA certificates pinned in production (shipped as package data)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    pem = (
+        resources.files("redpill_integrations")
+        .joinpath("data", PRODUCTION_NRAS_CA_FILE)
+        .read_bytes()
+    )
+    certs = x509.load_pem_x509_certificates(pem)
+    return tuple(c.public_bytes(serialization.Encoding.DER) for c in certs)
+
+
+def _check_nras_ca_certs(certs: Iterable[bytes]) -> tuple[bytes, ...]:
+    from cryptography import x509
+
+    if isinstance(certs, bytes | str):
+        raise ConfigurationError("nras_ca_certs_der must be a collection of DER certificates")
+    out = tuple(certs)
+    if not out:
+        raise ConfigurationError("nras_ca_certs_der is empty: no NRAS signing key could verify")
+    for der in out:
+        try:
+            x509.load_der_x509_certificate(der)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError("nras_ca_certs_der holds a non-certificate") from exc
+    return out
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrustAnchors:
     """The roots a verification trusts and the services it may contact.
 
     ``intel_root_ca_der=None`` means Intel's real SGX root CA, as built into dcap-qvl
     (``dcap_qvl.verify``); any other root is verified with ``dcap_qvl.verify_with_root_ca``.
-    The expected NRAS token issuer is the origin of ``nras_url``.
+    The expected NRAS token issuer is the origin of ``nras_url``. NRAS's JWKS is trusted only
+    for keys whose ``x5c`` chains to one of ``nras_ca_certs_der`` (NVIDIA's GPU attestation
+    intermediate by default; ``docs/nvidia-nras-pinning.md``).
     """
 
     kind: str = "production"
@@ -213,8 +253,13 @@ class TrustAnchors:
     os_images: Mapping[str, OsImage] = dataclasses.field(
         default_factory=lambda: production_os_images(), hash=False
     )
+    #: DER certificates an NRAS signing key's x5c chain must end at or be issued by
+    nras_ca_certs_der: tuple[bytes, ...] = dataclasses.field(
+        default_factory=production_nras_ca_certs
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "nras_ca_certs_der", _check_nras_ca_certs(self.nras_ca_certs_der))
         for name in ("pccs_url", "nras_url", "nras_jwks_url"):
             _check_url(name, getattr(self, name))
         if self.base_url is not None:
@@ -228,6 +273,20 @@ class TrustAnchors:
     @property
     def is_production(self) -> bool:
         return self.kind == "production"
+
+    @property
+    def nras_ca_spki_sha256(self) -> tuple[str, ...]:
+        """Lower-hex SPKI sha256 of each pinned NRAS CA certificate (for display and logs)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        der_spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return tuple(
+            hashlib.sha256(
+                x509.load_der_x509_certificate(der).public_key().public_bytes(*der_spki)
+            ).hexdigest()
+            for der in self.nras_ca_certs_der
+        )
 
     @property
     def nras_issuer(self) -> str:
@@ -270,6 +329,7 @@ class TrustAnchors:
                 nras_jwks_url=str(data["nras_jwks_url"]),
                 base_url=str(data["base_url"]) if data.get("base_url") else None,
                 source=source,
+                **_nras_ca_from_dict(data),
                 **_aci_anchors(data),
             )
         except (KeyError, TypeError, binascii.Error) as exc:
@@ -287,6 +347,7 @@ class TrustAnchors:
             "nras_url": self.nras_url,
             "nras_jwks_url": self.nras_jwks_url,
             "base_url": self.base_url,
+            "nras_ca_certs_der_b64": [base64.b64encode(c).decode() for c in self.nras_ca_certs_der],
             "kms_root_pubkeys": list(self.kms_root_pubkeys),
             "aci_app_ids": list(self.aci_app_ids),
             "os_images": {h: image.to_dict() for h, image in self.os_images.items()},
@@ -297,6 +358,16 @@ class TrustAnchors:
         """``REDPILL_TRUST_FILE`` when set (with a warning), production otherwise."""
         path = os.environ.get("REDPILL_TRUST_FILE")
         return cls.from_file(path) if path else cls.production()
+
+
+def _nras_ca_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``nras_ca_certs_der`` from a trust file; absent means NVIDIA's production pin."""
+    certs = data.get("nras_ca_certs_der_b64")
+    if certs is None:
+        return {}
+    if not isinstance(certs, list) or not all(isinstance(c, str) for c in certs):
+        raise ConfigurationError("nras_ca_certs_der_b64 must be a list of base64 strings")
+    return {"nras_ca_certs_der": tuple(base64.b64decode(c, validate=True) for c in certs)}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -39,6 +39,7 @@ from redpill_integrations.errors import EvidenceError, ReceiptError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.verify.encoding import too_deep
+from redpill_integrations.verify.judgement import judge
 from redpill_integrations.verify.models import AttestationEvidence, SignatureRecord
 
 __all__ = ["RECEIPT_FORMAT", "Receipt", "ReceiptStore", "reverify"]
@@ -177,8 +178,6 @@ def reverify(
     policy: VerificationPolicy | None = None,
 ) -> VerificationResult:
     """Re-run the pure core on ``receipt`` offline (see the module docstring)."""
-    from redpill_integrations.wire.plan import judge  # wire imports receipts; keep this lazy
-
     when = at or receipt.verified_at or receipt.result.verified_at or receipt.created_at
     # by default the attestation is replayed at the instant it was judged (it may be cached)
     attestation_at = at or (receipt.attestation.fetched_at if receipt.attestation else None)

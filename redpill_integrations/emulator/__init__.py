@@ -36,7 +36,8 @@ PCCS (``pccs_url`` = the origin), exactly what ``dcap_qvl.get_collateral(pccs_ur
 
 NRAS (``nras_url`` = ``{origin}/v3/attest/gpu``): ``POST`` the report's ``nvidia_payload`` →
   ``[["JWT", platform_token], {"GPU-0": token, ...}]``, ES384, ``iss`` = the origin, keys at
-  ``GET /.well-known/jwks.json`` (``nras_jwks_url``).
+  ``GET /.well-known/jwks.json`` (``nras_jwks_url``); the key's ``x5c`` chains to the emulator's
+  test NRAS CA, which the trust file pins (``nras_ca_certs_der_b64``).
 
 The model: scripted replies (:meth:`Emulator.script`) are served first; otherwise it answers like
 a real model where the request asks for structure — ``tools`` get a call of the named (or forced,
@@ -48,6 +49,11 @@ signed and receipted alike.
 Latency (seconds, default 0): ``Emulator(network_rtt=…, time_to_first_token=…,
 time_per_token=…)`` or ``redpill emulator --network-rtt … --time-to-first-token …
 --time-per-token …`` (:mod:`redpill_integrations.emulator.latency`).
+
+ACI mode (``Emulator(protocol="aci")``, CLI ``--protocol aci``): the gateway api.redpill.ai runs
+(ACI generation B) with its own test dstack KMS, keyset, receipts, sessions and legacy aliases; see
+:mod:`redpill_integrations.emulator.aci.routes` and ``docs/aci-emulator.md``. The default is
+``protocol="legacy"``.
 
 Fault injection: :class:`Faults` (see :mod:`redpill_integrations.emulator.faults`), globally, per
 model, or per request with the header ``X-Emulator-Faults: <JSON of Faults fields>``.

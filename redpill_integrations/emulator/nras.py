@@ -2,24 +2,35 @@
 
 It does not trust the payload blindly: it checks the shape of the evidence and puts the payload's
 own nonce into ``eat_nonce``. It never claims real GPUs: ``hwmodel`` is ``EMULATED-GH100``.
+
+Like NVIDIA's, its JWKS key carries an ``x5c`` chain: a leaf certificate for the signing key, issued
+by the emulator's own test NRAS CA (:func:`nras_ca_der`), which the emulator's trust file pins.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import functools
 import hashlib
 import json
 import time
 import uuid
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
 
 from redpill_integrations.emulator.pki import derive_ec_key
 
-__all__ = ["NrasService", "PayloadError", "make_nvidia_payload"]
+__all__ = ["NrasService", "PayloadError", "make_nvidia_payload", "nras_ca_der"]
+
+# fixed, wide validity: the certificates are deterministic for a seed and any injected clock works
+_VALID_FROM = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+_VALID_UNTIL = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 
 
 class PayloadError(ValueError):
@@ -43,6 +54,75 @@ def sign_es384(claims: dict[str, Any], key: ec.EllipticCurvePrivateKey, kid: str
     return f"{header}.{payload}.{_b64(r.to_bytes(48, 'big') + s.to_bytes(48, 'big'))}"
 
 
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "ZZ"),
+            x509.NameAttribute(
+                NameOID.ORGANIZATION_NAME, "Redpill Emulator (TEST PKI, NOT NVIDIA)"
+            ),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+
+
+def _certificate(
+    seed: bytes,
+    *,
+    subject: str,
+    key: ec.EllipticCurvePublicKey,
+    issuer: str,
+    signer: ec.EllipticCurvePrivateKey,
+    ca: bool,
+) -> x509.Certificate:
+    serial = int.from_bytes(
+        hashlib.sha256(seed + b"|nras-serial|" + subject.encode()).digest()[:16]
+    )
+    usage = dict.fromkeys(
+        (
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key)
+        .serial_number(serial >> 1)
+        .not_valid_before(_VALID_FROM)
+        .not_valid_after(_VALID_UNTIL)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, **usage),
+            critical=True,
+        )
+        .sign(signer, hashes.SHA384(), ecdsa_deterministic=True)
+    )
+
+
+def _ca_key(seed: bytes) -> ec.EllipticCurvePrivateKey:
+    return derive_ec_key(seed, "nras-ca", ec.SECP384R1())
+
+
+_CA_NAME = "Redpill Emulator NRAS CA"
+
+
+@functools.lru_cache(maxsize=8)
+def nras_ca_der(seed: bytes) -> bytes:
+    """DER of the emulator's test NRAS CA for ``seed`` (what its trust file pins)."""
+    key = _ca_key(seed)
+    cert = _certificate(
+        seed, subject=_CA_NAME, key=key.public_key(), issuer=_CA_NAME, signer=key, ca=True
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def make_nvidia_payload(nonce_hex: str, gpu_count: int, seed: bytes) -> str:
     """The report's ``nvidia_payload`` JSON string: ``{"nonce","evidence_list","arch"}``."""
     evidence = []
@@ -63,6 +143,18 @@ class NrasService:
         self._key = derive_ec_key(seed, "nras", ec.SECP384R1())
         self._rogue = derive_ec_key(seed, "nras-rogue", ec.SECP384R1())
         self.kid = "emulator-nras-" + hashlib.sha256(seed + b"|kid").hexdigest()[:16]
+        leaf = _certificate(
+            seed,
+            subject="Redpill Emulator NRAS signing key",
+            key=self._key.public_key(),
+            issuer=_CA_NAME,
+            signer=_ca_key(seed),
+            ca=False,
+        )
+        self.x5c = [
+            base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode(),
+            base64.b64encode(nras_ca_der(seed)).decode(),
+        ]
 
     def jwks(self) -> dict[str, Any]:
         pub = self._key.public_key().public_numbers()
@@ -76,6 +168,7 @@ class NrasService:
                     "alg": "ES384",
                     "x": _b64url(pub.x),
                     "y": _b64url(pub.y),
+                    "x5c": list(self.x5c),
                 }
             ]
         }

@@ -1,14 +1,11 @@
 """``VerifyingChatOpenAI``: the call drivers that put a verdict on every generation.
 
 A ``BaseChatOpenAI`` whose clients go through the wire layer's capturing transports (built by the
-subclass). Each call is tagged with ``CAPTURE_HEADER``; once the response (or the stream) ends, the
-exchange filed under that tag is handed to the verifier, which decides (``MODEL_NOT_TEE``
-included) and writes the one receipt. Sync and async drivers share every decision: they differ
-only in how they wait for the verifier and dispatch the event.
-
-A call whose answer arrived but could not be read still gets its receipt: a complete 2xx body
-the OpenAI SDK fails to parse (:mod:`._unreadable`), or a stream that broke off,
-is verified and raised as :class:`ResponseUnreadable` carrying the verdict and the raw bytes.
+subclass). Every decision about a verified call (the strict pre-check, the capture tag, the order
+attach → event → enforce, unreadable answers, abandoned streams) is the adapter core's
+(:mod:`redpill_integrations._adapter.core`); this module only translates LangChain's call styles
+into it, and the verdict into ``response_metadata`` and the ``redpill_verification`` event. It
+also tells fresh calls from cache hits (``_FRESHNESS``), whose stored verdicts are re-enforced.
 """
 
 from __future__ import annotations
@@ -28,21 +25,17 @@ from langchain_core.outputs.chat_generation import merge_chat_generation_chunks
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import Field
 
-from redpill_integrations.errors import ConfigurationError, ResponseUnreadable
+from redpill_integrations._adapter import VerificationMode, VerifiedCall, VerifiedCalls, enforce
+from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.langchain import _events
-from redpill_integrations.langchain._unreadable import broken, salvage
 from redpill_integrations.langchain._verification import (
-    VerificationMode,
     attach_verdict,
-    enforce,
     failed_response,
-    is_tee_model,
     mark_cached,
-    model_not_tee,
     verdict_chunk,
 )
 from redpill_integrations.results import VerificationResult
-from redpill_integrations.wire import CAPTURE_HEADER, RedpillVerifier
+from redpill_integrations.wire import RedpillVerifier
 
 __all__ = ["VerifyingChatOpenAI"]
 
@@ -99,6 +92,59 @@ def _merged_message(chunks: list[ChatGenerationChunk]) -> BaseMessage | None:
     return message
 
 
+class _Generations:
+    """How a verdict reaches a ``ChatResult`` and the callbacks of its run."""
+
+    def __init__(self, run_manager: Any) -> None:
+        self.run_manager = run_manager
+
+    def attach(self, response: ChatResult, result: VerificationResult) -> ChatResult:
+        return attach_verdict(response, result)
+
+    def emit(self, result: VerificationResult, *, delivered: bool) -> None:
+        _events.emit(self.run_manager, result)
+
+    async def aemit(self, result: VerificationResult, *, delivered: bool) -> None:
+        await _events.aemit(self.run_manager, result)
+
+    def carried(self, response: ChatResult) -> Any:
+        return failed_response([g.message for g in response.generations])
+
+
+class _Chunks:
+    """How a verdict ends a stream of ``ChatGenerationChunk``: one trailing chunk carries it."""
+
+    def __init__(self, run_manager: Any) -> None:
+        self.run_manager = run_manager
+        self.chunks: list[ChatGenerationChunk] = []
+
+    def seen(self, chunk: ChatGenerationChunk) -> None:
+        self.chunks.append(chunk)
+
+    def final(self, result: VerificationResult) -> ChatGenerationChunk:
+        return verdict_chunk(result)
+
+    def emit(self, result: VerificationResult, *, delivered: bool) -> None:
+        _events.emit(_sync_manager(self.run_manager), result)
+
+    async def aemit(self, result: VerificationResult, *, delivered: bool) -> None:
+        await _events.aemit(_async_manager(self.run_manager), result)
+
+    def carried(self, final: ChatGenerationChunk) -> Any:
+        return _merged_message([*self.chunks, final])
+
+    def delivered(self) -> Any:
+        return _merged_message(self.chunks)
+
+    def yielding(self, final: ChatGenerationChunk) -> None:
+        if self.run_manager:
+            self.run_manager.on_llm_new_token("", chunk=final)
+
+    async def ayielding(self, final: ChatGenerationChunk) -> None:
+        if self.run_manager:
+            await self.run_manager.on_llm_new_token("", chunk=final)
+
+
 class VerifyingChatOpenAI(BaseChatOpenAI):
     """Verification drivers over langchain-openai's own ``_generate``/``_stream`` (and async)."""
 
@@ -107,74 +153,22 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
     redpill_verifier: RedpillVerifier | None = Field(default=None, alias="verifier", exclude=True)
     """The verifier in use (``None`` with ``verification="off"``)."""
 
-    # -- verification seams ---------------------------------------------------------------------
+    # -- the seam into the adapter core -----------------------------------------------------------
 
-    def _begin(self, kwargs: dict[str, Any]) -> tuple[RedpillVerifier, str, dict[str, Any]]:
-        """Tag one call for capture: (verifier, tag, kwargs with the capture header)."""
+    def _begin(self, kwargs: dict[str, Any]) -> tuple[VerifiedCalls, VerifiedCall]:
+        """Pre-check and tag one call (the model's own ``extra_headers``/``extra_body`` kept)."""
         verifier = self.redpill_verifier
         if verifier is None:  # pragma: no cover - built in validate_environment
             raise ConfigurationError("ChatRedpill has no verifier")
-        model = str(kwargs.get("model") or self.model_name)
-        if self.verification == "strict" and not is_tee_model(model):
-            raise model_not_tee(model)
-        _mark_fresh()
-        tag = verifier.recorder.new_tag()
-        user_headers = kwargs.get("extra_headers") or self.model_kwargs.get("extra_headers") or {}
-        return verifier, tag, {**kwargs, "extra_headers": {**user_headers, CAPTURE_HEADER: tag}}
-
-    # The verifier decides everything about the exchange (MODEL_NOT_TEE included) and writes the
-    # one receipt; these only fetch the exchange filed under the call's tag.
-
-    @staticmethod
-    def _verify(verifier: RedpillVerifier, tag: str) -> VerificationResult:
-        return verifier.verify(verifier.recorder.take(tag))
-
-    @staticmethod
-    async def _averify(verifier: RedpillVerifier, tag: str) -> VerificationResult:
-        return await verifier.averify(verifier.recorder.take(tag))
-
-    def _settle(self, result: ChatResult, verdict: VerificationResult) -> ChatResult:
-        attach_verdict(result, verdict)
-        enforce(
-            self.verification, verdict, failed_response([g.message for g in result.generations])
+        calls = VerifiedCalls(verifier=verifier, mode=self.verification)
+        call = calls.start(
+            str(kwargs.get("model") or self.model_name),
+            kwargs,
+            extra_headers=self.model_kwargs.get("extra_headers"),
+            extra_body=self.extra_body or self.model_kwargs.get("extra_body"),
         )
-        return result
-
-    @staticmethod
-    def _abandoned(
-        verifier: RedpillVerifier,
-        tag: str,
-        exc: BaseException,
-        chunks: list[ChatGenerationChunk],
-    ) -> BaseException | None:
-        """A stream that ended early (consumer stopped, error): still verify it, for its receipt.
-        Returns the error to raise instead of ``exc`` (a broken stream), or None."""
-        exchange = verifier.recorder.take(tag)
-        verdict: VerificationResult | None = None
-        try:
-            verdict = verifier.verify(exchange)
-        except Exception:  # never mask the reason the stream ended
-            logger.exception("Redpill: could not verify an abandoned stream")
-        else:
-            _log_abandoned(verdict)
-        return broken(exchange, verdict, exc, lambda: _merged_message(chunks))
-
-    @staticmethod
-    async def _aabandoned(
-        verifier: RedpillVerifier,
-        tag: str,
-        exc: BaseException,
-        chunks: list[ChatGenerationChunk],
-    ) -> BaseException | None:
-        exchange = verifier.recorder.take(tag)
-        verdict: VerificationResult | None = None
-        try:
-            verdict = await verifier.averify(exchange)
-        except Exception:
-            logger.exception("Redpill: could not verify an abandoned stream")
-        else:
-            _log_abandoned(verdict)
-        return broken(exchange, verdict, exc, lambda: _merged_message(chunks))
+        _mark_fresh()
+        return calls, call
 
     # -- sync drivers -----------------------------------------------------------------------------
 
@@ -209,20 +203,14 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
     ) -> ChatResult:
         if self.verification == "off":
             return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        verifier, tag, kwargs = self._begin(kwargs)
-        try:
-            result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        except BaseException as exc:
-            salvaged = salvage(verifier, tag, exc)
-            if salvaged is None:
-                raise
-            exchange, reason = salvaged
-            verdict = verifier.verify(exchange)
-            _events.emit(run_manager, verdict)
-            raise ResponseUnreadable.of(exchange, verdict, exc, reason=reason) from exc
-        verdict = self._verify(verifier, tag)
-        _events.emit(run_manager, verdict)
-        return self._settle(result, verdict)
+        calls, call = self._begin(kwargs)
+        return calls.call(
+            call,
+            lambda kw: super(VerifyingChatOpenAI, self)._generate(
+                messages, stop=stop, run_manager=run_manager, **kw
+            ),
+            _Generations(run_manager),
+        )
 
     def _stream(
         self,
@@ -234,29 +222,12 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         if self.verification == "off":
             yield from super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
             return
-        verifier, tag, kwargs = self._begin(kwargs)
+        calls, call = self._begin(kwargs)
         inner = cast(
             "Generator[ChatGenerationChunk, None, None]",
-            super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs),
+            super()._stream(messages, stop=stop, run_manager=run_manager, **call.kwargs),
         )
-        chunks: list[ChatGenerationChunk] = []
-        try:
-            for chunk in inner:
-                chunks.append(chunk)
-                yield chunk
-        except BaseException as exc:  # stopped early (GeneratorExit) or failed: keep the receipt
-            inner.close()
-            error = self._abandoned(verifier, tag, exc, chunks)
-            if error is None:
-                raise
-            raise error from exc
-        verdict = self._verify(verifier, tag)
-        final = verdict_chunk(verdict)
-        _events.emit(_sync_manager(run_manager), verdict)
-        enforce(self.verification, verdict, _merged_message([*chunks, final]))
-        if run_manager:
-            run_manager.on_llm_new_token("", chunk=final)
-        yield final
+        yield from calls.stream(call, inner, _Chunks(run_manager))
 
     # -- async drivers ----------------------------------------------------------------------------
 
@@ -291,22 +262,14 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
     ) -> ChatResult:
         if self.verification == "off":
             return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        verifier, tag, kwargs = self._begin(kwargs)
-        try:
-            result = await super()._agenerate(
-                messages, stop=stop, run_manager=run_manager, **kwargs
-            )
-        except BaseException as exc:
-            salvaged = salvage(verifier, tag, exc)
-            if salvaged is None:
-                raise
-            exchange, reason = salvaged
-            verdict = await verifier.averify(exchange)
-            await _events.aemit(run_manager, verdict)
-            raise ResponseUnreadable.of(exchange, verdict, exc, reason=reason) from exc
-        verdict = await self._averify(verifier, tag)
-        await _events.aemit(run_manager, verdict)
-        return self._settle(result, verdict)
+        calls, call = self._begin(kwargs)
+        return await calls.acall(
+            call,
+            lambda kw: super(VerifyingChatOpenAI, self)._agenerate(
+                messages, stop=stop, run_manager=run_manager, **kw
+            ),
+            _Generations(run_manager),
+        )
 
     async def _astream(
         self,
@@ -321,29 +284,20 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             ):
                 yield chunk
             return
-        verifier, tag, kwargs = self._begin(kwargs)
+        calls, call = self._begin(kwargs)
         inner = cast(
             "AsyncGenerator[ChatGenerationChunk, None]",
-            super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs),
+            super()._astream(messages, stop=stop, run_manager=run_manager, **call.kwargs),
         )
-        chunks: list[ChatGenerationChunk] = []
+        verified = cast(
+            "AsyncGenerator[ChatGenerationChunk, None]",
+            calls.astream(call, inner, _Chunks(run_manager)),
+        )
         try:
-            async for chunk in inner:
-                chunks.append(chunk)
+            async for chunk in verified:
                 yield chunk
-        except BaseException as exc:
-            await inner.aclose()
-            error = await self._aabandoned(verifier, tag, exc, chunks)
-            if error is None:
-                raise
-            raise error from exc
-        verdict = await self._averify(verifier, tag)
-        final = verdict_chunk(verdict)
-        await _events.aemit(_async_manager(run_manager), verdict)
-        enforce(self.verification, verdict, _merged_message([*chunks, final]))
-        if run_manager:
-            await run_manager.on_llm_new_token("", chunk=final)
-        yield final
+        finally:  # a consumer that stops early closes us: the core must see it now
+            await verified.aclose()
 
     # -- shared ---------------------------------------------------------------------------------
 
@@ -353,13 +307,3 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
                 self.verification, verdict, failed_response([g.message for g in result.generations])
             )
         return result
-
-
-def _log_abandoned(verdict: VerificationResult) -> None:
-    logger.warning(
-        "Redpill stream for chat %s ended early: %s %s (receipt %s)",
-        verdict.chat_id,
-        verdict.status.value,
-        ", ".join(r.value for r in verdict.reasons),
-        verdict.receipt_id,
-    )

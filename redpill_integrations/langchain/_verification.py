@@ -1,9 +1,9 @@
 """The strict / annotate / off policy shared by ChatRedpill and RedpillCallbackHandler.
 
 Pure decisions over :class:`VerificationResult`: how a verdict is attached to LangChain messages
-and how a verdict served from a cache is marked. Which models are TEE models and what each mode does
-with a verdict live in :mod:`redpill_integrations.modes`, shared with the LlamaIndex adapter (and
-re-exported here). No network, no LangChain runtime state.
+and how a verdict served from a cache is marked. What each mode does with a verdict lives in the
+adapter core (:mod:`redpill_integrations._adapter`), shared with the LlamaIndex adapter. No
+network, no LangChain runtime state.
 """
 
 from __future__ import annotations
@@ -15,24 +15,15 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from redpill_integrations.modes import (
-    VERDICT_KEY,
-    VerificationMode,
-    enforce,
-    is_tee_model,
-    model_not_tee,
-)
+from redpill_integrations._adapter import VERDICT_KEY
 from redpill_integrations.results import Reason, VerificationResult
 
 __all__ = [
     "EVENT_NAME",
     "VERDICT_KEY",
-    "VerificationMode",
     "attach_verdict",
-    "enforce",
-    "is_tee_model",
+    "failed_response",
     "mark_cached",
-    "model_not_tee",
     "verdict_chunk",
     "verdict_from_message",
 ]

@@ -18,13 +18,9 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from redpill_integrations._adapter import VerifiedCalls, openai_client, resolve_verifier
 from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.langchain._calls import VerifyingChatOpenAI
-from redpill_integrations.langchain._clients import build_clients
-from redpill_integrations.langchain._verification import (
-    is_tee_model,
-    model_not_tee,
-)
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import ReceiptStore
 from redpill_integrations.wire import RedpillVerifier
@@ -160,54 +156,48 @@ class ChatRedpill(VerifyingChatOpenAI):
             raise ConfigurationError(
                 "openai_proxy is not supported: pass http_client=httpx.Client(proxy=…)"
             )
-        if self.verification == "strict" and not is_tee_model(self.model_name):
-            raise model_not_tee(self.model_name)
         key = self.redpill_api_key.get_secret_value() if self.redpill_api_key else ""
         if not key:
             raise ConfigurationError("no Redpill API key: pass api_key=… or set REDPILL_API_KEY")
+        if self.verification != "off" and any(
+            c is not None for c in (self.client, self.async_client, self.root_client)
+        ):
+            raise ConfigurationError(
+                "ChatRedpill builds its own OpenAI clients to capture the exchange; pass "
+                "http_client/http_async_client to customise the transport"
+            )
+        self.redpill_verifier = resolve_verifier(
+            mode=self.verification,
+            base_url=self.redpill_api_base,
+            api_key=self.redpill_api_key,
+            verifier=self.redpill_verifier,
+            policy=self.policy,
+            trust=self.trust,
+            receipt_store=self.receipt_store,
+        )
         http_client, http_async_client = self.http_client, self.http_async_client
-        if self.verification != "off":
-            if any(c is not None for c in (self.client, self.async_client, self.root_client)):
-                raise ConfigurationError(
-                    "ChatRedpill builds its own OpenAI clients to capture the exchange; pass "
-                    "http_client/http_async_client to customise the transport"
-                )
-            given = [
-                n for n in ("policy", "trust", "receipt_store") if getattr(self, n) is not None
-            ]
-            if self.redpill_verifier is not None and given:
-                raise ConfigurationError(
-                    f"pass either verifier= or {', '.join(given)}=, not both: the verifier "
-                    "already carries its own"
-                )
-            if self.redpill_verifier is not None and self.redpill_verifier.base_url != (
-                self.redpill_api_base.rstrip("/")
-            ):
-                raise ConfigurationError(
-                    "the verifier's base_url differs from ChatRedpill's: nothing would be captured"
-                )
-            if self.redpill_verifier is None:
-                self.redpill_verifier = RedpillVerifier(
-                    base_url=self.redpill_api_base,
-                    api_key=self.redpill_api_key,
-                    policy=self.policy,
-                    trust=self.trust if self.trust is not None else TrustAnchors.from_env(),
-                    receipt_store=self.receipt_store,
-                )
+        if self.redpill_verifier is not None:
+            VerifiedCalls(verifier=self.redpill_verifier, mode=self.verification).precheck(
+                self.model_name
+            )
             http_client = self.redpill_verifier.http_client(inner=self.http_client)
             http_async_client = self.redpill_verifier.async_http_client(
                 inner=self.http_async_client
             )
         if self.client is None or self.async_client is None:
-            sync_client, async_client = build_clients(
-                api_key=key,
-                base_url=self.redpill_api_base,
-                timeout=self.request_timeout,
-                max_retries=self.max_retries,
-                default_headers=self.default_headers,
-                default_query=self.default_query,
-                http_client=http_client,
-                http_async_client=http_async_client,
+            params: dict[str, Any] = {
+                "api_key": key,
+                "base_url": self.redpill_api_base,
+                "default_headers": self.default_headers,
+                "default_query": self.default_query,
+            }
+            if self.request_timeout is not None:
+                params["timeout"] = self.request_timeout
+            if self.max_retries is not None:
+                params["max_retries"] = self.max_retries
+            sync_client = openai_client(openai.OpenAI, http_client=http_client, **params)
+            async_client = openai_client(
+                openai.AsyncOpenAI, http_client=http_async_client, **params
             )
             if self.client is None:
                 self.root_client = sync_client

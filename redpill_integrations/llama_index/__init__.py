@@ -4,7 +4,7 @@ Importing this package imports ``llama_index`` (install the ``llama-index`` extr
 root ``redpill_integrations`` never does.
 """
 
-from redpill_integrations.llama_index.calls import VERIFICATION_KEY
+from redpill_integrations.llama_index._hosts import VERIFICATION_KEY
 from redpill_integrations.llama_index.events import RedpillVerificationEvent
 from redpill_integrations.llama_index.llm import Redpill
 

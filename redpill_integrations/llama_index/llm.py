@@ -24,33 +24,33 @@ import asyncio
 import os
 import weakref
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, cast
 
 import httpx
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-untyped]
-from openai import AsyncOpenAI, Omit
+from openai import AsyncOpenAI
 from openai import OpenAI as SyncOpenAI
 from pydantic import SecretStr, ValidationError
 
-from redpill_integrations.errors import ConfigurationError
-from redpill_integrations.llama_index.calls import Call, LiveResponses, check_mode
-from redpill_integrations.llama_index.models import context_window_for, is_tee_model, not_tee_error
-from redpill_integrations.llama_index.streams import (
-    aclosing,
-    averified_stream,
-    closing,
-    collecting,
-    verified_stream,
+from redpill_integrations._adapter import (
+    LiveResponses,
+    VerifiedCall,
+    VerifiedCalls,
+    check_mode,
+    openai_client,
+    resolve_verifier,
 )
+from redpill_integrations.errors import ConfigurationError
+from redpill_integrations.llama_index._hosts import ResponseHost, StreamHost
+from redpill_integrations.llama_index._models import context_window_for
+from redpill_integrations.llama_index._streams import aclosing, closing, collecting, register
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import ReceiptStore
 from redpill_integrations.wire import RedpillVerifier
 
 __all__ = ["Redpill"]
-
-_SDK_ENV_HEADERS = "OPENAI_CUSTOM_HEADERS"
 
 
 class Redpill(OpenAILike):  # type: ignore[misc]
@@ -112,10 +112,9 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         mode = check_mode(verification)
-        if mode == "strict" and not is_tee_model(model):
-            raise not_tee_error(model)
-        if verifier is not None and (policy, trust, receipt_store) != (None, None, None):
-            raise ConfigurationError("pass either verifier= or policy=/trust=/receipt_store=")
+        key = _api_key(api_key)
+        if not key:
+            raise ConfigurationError("no Redpill API key: pass api_key= or set REDPILL_API_KEY")
         if not kwargs.get("reuse_client", True):
             raise ConfigurationError(
                 "Redpill keeps its capturing clients alive across calls; reuse_client=False "
@@ -128,8 +127,18 @@ class Redpill(OpenAILike):  # type: ignore[misc]
                 "an OpenAI client passed in would bypass verification; pass http_client= / "
                 'async_http_client= (they are wrapped and kept), or use verification="off"'
             )
-        key = _resolve_api_key(api_key)
         base = api_base or os.environ.get("REDPILL_BASE_URL") or DEFAULT_BASE_URL
+        resolved = resolve_verifier(
+            mode=mode,
+            base_url=base,
+            api_key=key,
+            verifier=verifier,
+            policy=policy,
+            trust=trust,
+            receipt_store=receipt_store,
+        )
+        if resolved is not None:
+            VerifiedCalls(verifier=resolved, mode=mode).precheck(model)
         kwargs.setdefault("context_window", context_window_for(model))
         kwargs.setdefault("is_chat_model", True)
         kwargs.setdefault("is_function_calling_model", True)
@@ -139,19 +148,12 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         except ValidationError as exc:  # e.g. temperature=7: ours, like every settings error
             raise ConfigurationError(f"invalid Redpill settings: {exc}") from exc
         self.api_version = None
-        if mode != "off":
-            self._verifier = verifier or RedpillVerifier(
-                base_url=base,
-                api_key=key,
-                policy=policy,
-                trust=trust if trust is not None else TrustAnchors.from_env(),
-                receipt_store=receipt_store,
-            )
+        self._verifier = resolved
         self._inner_http = kwargs.get("http_client")
         self._inner_ahttp = kwargs.get("async_http_client")
         self._user_aclient = kwargs.get("async_openai_client")
-        self._sync_client = kwargs.get("openai_client") or _scrubbed(
-            SyncOpenAI(**self._sdk_kwargs(self._sync_http()))
+        self._sync_client = kwargs.get("openai_client") or openai_client(
+            SyncOpenAI, **self._sdk_kwargs(self._sync_http())
         )
 
     @classmethod
@@ -175,7 +177,7 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         client = self._aclients.get(loop)
         if client is None:
-            client = _scrubbed(AsyncOpenAI(**self._sdk_kwargs(self._async_http())))
+            client = openai_client(AsyncOpenAI, **self._sdk_kwargs(self._async_http()))
             self._aclients[loop] = client
         return client
 
@@ -192,67 +194,55 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         return self._live.awatch(self._verifier.async_http_client(inner=inner))
 
     def _sdk_kwargs(self, http_client: httpx.Client | httpx.AsyncClient | None) -> dict[str, Any]:
-        headers: dict[str, str | Omit] = {k: Omit() for k in _sdk_env_header_names()}
-        headers.update(self.default_headers or {})
         return {
             "api_key": self.api_key,
             "base_url": self.api_base,
             "max_retries": self.max_retries,
             "timeout": self.timeout,
-            "default_headers": headers,
+            "default_headers": self.default_headers,
             "http_client": http_client,
         }
 
     # -- request kwargs ------------------------------------------------------------------------
 
     def _get_model_kwargs(self, **kwargs: Any) -> dict[str, Any]:
-        # Upstream lets additional_kwargs replace per-call kwargs wholesale; merge extra_headers so
-        # neither the user's headers nor our capture tag is lost.
-        call_headers = kwargs.pop("extra_headers", None) or {}
+        # Upstream lets additional_kwargs replace per-call kwargs wholesale; merge extra_headers and
+        # extra_body so neither the user's values nor ours (capture tag, request fields) is lost.
+        call_values = {name: kwargs.pop(name, None) for name in ("extra_headers", "extra_body")}
         all_kwargs = cast(dict[str, Any], super()._get_model_kwargs(**kwargs))
-        merged = {**(all_kwargs.get("extra_headers") or {}), **call_headers}
-        if merged:
-            all_kwargs["extra_headers"] = merged
+        for name, value in call_values.items():
+            merged = {**(all_kwargs.get(name) or {}), **(value or {})}
+            if merged:
+                all_kwargs[name] = merged
         return all_kwargs
 
-    def _begin(self, kwargs: dict[str, Any]) -> Call:
+    def _begin(self, kwargs: dict[str, Any]) -> tuple[VerifiedCalls, VerifiedCall]:
         verifier = self._verifier
         assert verifier is not None
-        model = str(kwargs.get("model") or self.model)
-        if self.verification == "strict" and not is_tee_model(model):
-            raise not_tee_error(model)
-        return Call.start(verifier, self._live, self.verification, kwargs)
+        calls = VerifiedCalls(verifier=verifier, mode=self.verification, live=self._live)
+        return calls, calls.start(str(kwargs.get("model") or self.model), kwargs)
 
     # -- the four seams every call style goes through ---------------------------------------------
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if self._verifier is None:
             return cast(ChatResponse, super()._chat(messages, **kwargs))
-        call = self._begin(kwargs)
-        try:
-            response = cast(ChatResponse, super()._chat(messages, **call.kwargs))
-        except BaseException as exc:
-            salvaged = call.salvage(exc)
-            if salvaged is None:
-                raise
-            exchange, reason = salvaged
-            raise call.unreadable(exchange, reason, call.verifier.verify(exchange), exc) from exc
-        return call.conclude(response, call.verify())
+        calls, call = self._begin(kwargs)
+        return calls.call(
+            call,
+            lambda kw: cast(ChatResponse, super(Redpill, self)._chat(messages, **kw)),
+            ResponseHost(self.verification),
+        )
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if self._verifier is None:
             return cast(ChatResponse, await super()._achat(messages, **kwargs))
-        call = self._begin(kwargs)
-        try:
-            response = cast(ChatResponse, await super()._achat(messages, **call.kwargs))
-        except BaseException as exc:
-            salvaged = call.salvage(exc)
-            if salvaged is None:
-                raise
-            exchange, reason = salvaged
-            result = await call.verifier.averify(exchange)
-            raise call.unreadable(exchange, reason, result, exc) from exc
-        return call.conclude(response, await call.averify())
+        calls, call = self._begin(kwargs)
+
+        async def send(kw: dict[str, Any]) -> ChatResponse:
+            return cast(ChatResponse, await super(Redpill, self)._achat(messages, **kw))
+
+        return await calls.acall(call, send, ResponseHost(self.verification))
 
     def _stream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
@@ -261,11 +251,16 @@ class Redpill(OpenAILike):  # type: ignore[misc]
             return cast(
                 Generator[ChatResponse, None, None], super()._stream_chat(messages, **kwargs)
             )
-        call = self._begin(kwargs)
+        calls, call = self._begin(kwargs)
         inner = cast(
             Generator[ChatResponse, None, None], super()._stream_chat(messages, **call.kwargs)
         )
-        return verified_stream(inner, call)
+        stream = cast(
+            Generator[ChatResponse, None, None],
+            calls.stream(call, inner, StreamHost(self.verification)),
+        )
+        register(stream)
+        return stream
 
     async def _astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
@@ -274,12 +269,17 @@ class Redpill(OpenAILike):  # type: ignore[misc]
             return cast(
                 AsyncGenerator[ChatResponse, None], await super()._astream_chat(messages, **kwargs)
             )
-        call = self._begin(kwargs)
+        calls, call = self._begin(kwargs)
         inner = cast(
             AsyncGenerator[ChatResponse, None],
             await super()._astream_chat(messages, **call.kwargs),
         )
-        return averified_stream(inner, call)
+        stream = cast(
+            AsyncGenerator[ChatResponse, None],
+            calls.astream(call, inner, StreamHost(self.verification)),
+        )
+        register(stream)
+        return stream
 
     # -- public streaming entry points: make the consumer's close reach the verified stream -----
 
@@ -337,28 +337,7 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         return await super()._astream_complete(prompt, **kwargs)
 
 
-_C = TypeVar("_C", SyncOpenAI, AsyncOpenAI)
-
-
-def _scrubbed(client: _C) -> _C:
-    # The SDK fills these from OPENAI_* variables; none of them may reach Redpill.
-    client.organization = None
-    client.project = None
-    client.admin_api_key = None
-    client.webhook_secret = None
-    return client
-
-
-def _resolve_api_key(api_key: str | SecretStr | None) -> str:
+def _api_key(api_key: str | SecretStr | None) -> str:
     if isinstance(api_key, SecretStr):
         api_key = api_key.get_secret_value()
-    key = api_key or os.environ.get("REDPILL_API_KEY")
-    if not key:
-        raise ConfigurationError("no Redpill API key: pass api_key= or set REDPILL_API_KEY")
-    return key
-
-
-def _sdk_env_header_names() -> list[str]:
-    """Names of the headers the OpenAI SDK would add from OPENAI_CUSTOM_HEADERS (to remove them)."""
-    raw = os.environ.get(_SDK_ENV_HEADERS, "")
-    return [line.split(":", 1)[0].strip() for line in raw.split("\n") if ":" in line]
+    return api_key or os.environ.get("REDPILL_API_KEY") or ""

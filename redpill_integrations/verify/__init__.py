@@ -8,7 +8,8 @@ evidence and calls, in order::
     verdict = verify_attestation(evidence, signer=sig.signer, policy=..., trust=..., now=...)
     result = assemble_result(sig, verdict, chat_id=..., model=..., policy=..., now=...)
 
-Receipts re-run exactly the same calls offline.
+:mod:`.judgement` holds the same steps made total (``judge_attestation``, and ``judge``, which
+receipts run offline): a crash of ours there is ``CHECK_NOT_RUN``, never a pass.
 """
 
 from redpill_integrations.verify.assemble import assemble_result, required_checks
@@ -17,6 +18,12 @@ from redpill_integrations.verify.attestation import (
     MISSING_JWKS,
     MISSING_NRAS,
     verify_attestation,
+)
+from redpill_integrations.verify.judgement import (
+    CRASHED,
+    failed_fetch_verdict,
+    judge,
+    judge_attestation,
 )
 from redpill_integrations.verify.models import (
     AttestationEvidence,
@@ -29,6 +36,7 @@ from redpill_integrations.verify.signature import check_signature
 from redpill_integrations.verify.tdx import quote_fmspc, quote_pck_ca
 
 __all__ = [
+    "CRASHED",
     "MISSING_COLLATERAL",
     "MISSING_JWKS",
     "MISSING_NRAS",
@@ -40,6 +48,9 @@ __all__ = [
     "SignatureRecord",
     "assemble_result",
     "check_signature",
+    "failed_fetch_verdict",
+    "judge",
+    "judge_attestation",
     "parse_report",
     "quote_fmspc",
     "quote_pck_ca",

@@ -3,9 +3,12 @@
 NRAS answers ``[["JWT", platform_token], {"GPU-0": gpu_token, ...}]``. Every token is verified
 locally against the JWKS passed in: ``alg`` must be ES384 (``none``/HS*/anything else rejected), the
 key is picked by ``kid``, ``iss`` must be the configured NRAS origin, ``exp``/``nbf`` are checked
-against the injected ``now``. The platform token must carry ``eat_nonce == nonce`` and
-``x-nvidia-overall-att-result: true``, and one ``submods`` digest per GPU equal to sha256 of that
-GPU's token; each GPU token must say ``measres: success`` and ``dbgstat: disabled``.
+against the injected ``now``. The JWKS itself is not trusted: the key must chain through its ``x5c``
+to one of the pinned NRAS CA certificates, valid at the token's ``iat`` and at ``now``
+(:mod:`redpill_integrations.verify.x5c`, ``docs/nvidia-nras-pinning.md``). The platform token must
+carry ``eat_nonce == nonce`` and ``x-nvidia-overall-att-result: true``, and one ``submods`` digest
+per GPU equal to sha256 of that GPU's token; each GPU token must say ``measres: success`` and
+``dbgstat: disabled``.
 Server-asserted verdicts (in the report or the payload) are ignored.
 """
 
@@ -18,7 +21,7 @@ import functools
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -32,8 +35,16 @@ from redpill_integrations.errors import EvidenceError, MalformedEvidence
 from redpill_integrations.results import Reason
 from redpill_integrations.verify.encoding import as_dict, loads_strict, norm_hex
 from redpill_integrations.verify.tdx import epoch_seconds
+from redpill_integrations.verify.x5c import chain_invalid_at, check_chain
 
-__all__ = ["GpuVerification", "payload_gpu_count", "payload_nonce", "verify_jwt", "verify_nras"]
+__all__ = [
+    "GpuVerification",
+    "NrasKey",
+    "payload_gpu_count",
+    "payload_nonce",
+    "verify_jwt",
+    "verify_nras",
+]
 
 MAX_NRAS_BYTES = 4 * 1024 * 1024
 MAX_JWKS_BYTES = 4 * 1024 * 1024
@@ -46,6 +57,15 @@ class _Rejected(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NrasKey:
+    """One usable JWKS entry: its P-384 key and its ``x5c`` (None when absent or not strings)."""
+
+    key: ec.EllipticCurvePublicKey
+    xy: tuple[int, int]
+    x5c: tuple[str, ...] | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,13 +103,13 @@ def _b64url(part: str, what: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=8)
-def _jwks_keys(jwks: bytes) -> Mapping[str, ec.EllipticCurvePublicKey]:
+def _jwks_keys(jwks: bytes) -> Mapping[str, NrasKey]:
     """The usable P-384 keys of a JWKS body by ``kid`` (cached: NRAS's JWKS is ~80 KB, ~50 keys)."""
     data = as_dict(loads_strict(jwks, what="NRAS JWKS", max_bytes=MAX_JWKS_BYTES), what="JWKS")
     keys = data.get("keys")
     if not isinstance(keys, list):
         raise MalformedEvidence("JWKS has no keys list")
-    out: dict[str, ec.EllipticCurvePublicKey] = {}
+    out: dict[str, NrasKey] = {}
     for jwk in keys:
         if not isinstance(jwk, dict) or jwk.get("kty") != "EC" or jwk.get("crv") != "P-384":
             continue
@@ -100,19 +120,36 @@ def _jwks_keys(jwks: bytes) -> Mapping[str, ec.EllipticCurvePublicKey]:
             xb, yb = _b64url(x, "jwk x"), _b64url(y, "jwk y")
             if len(xb) != 48 or len(yb) != 48:
                 continue
-            numbers = ec.EllipticCurvePublicNumbers(
-                int.from_bytes(xb, "big"), int.from_bytes(yb, "big"), ec.SECP384R1()
-            )
-            out.setdefault(kid, numbers.public_key())
+            xy = (int.from_bytes(xb, "big"), int.from_bytes(yb, "big"))
+            key = ec.EllipticCurvePublicNumbers(*xy, ec.SECP384R1()).public_key()
+            out.setdefault(kid, NrasKey(key=key, xy=xy, x5c=_x5c(jwk.get("x5c"))))
         except (_Rejected, ValueError):
             continue  # a key not on the curve is simply unusable
     return MappingProxyType(out)
 
 
+def _x5c(value: Any) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        return None
+    return tuple(value)
+
+
 def verify_jwt(
-    token: Any, keys: Mapping[str, ec.EllipticCurvePublicKey], *, issuer: str, now: int
+    token: Any,
+    keys: Mapping[str, NrasKey],
+    *,
+    issuer: str,
+    now: int,
+    ca_certs_der: Sequence[bytes],
 ) -> dict[str, Any]:
     """The verified claims of one NRAS token; raises ``_Rejected`` (GPU_TOKEN_INVALID)."""
+    return _verify_token(token, keys, issuer=issuer, now=now, pins=tuple(ca_certs_der))[0]
+
+
+def _verify_token(
+    token: Any, keys: Mapping[str, NrasKey], *, issuer: str, now: int, pins: tuple[bytes, ...]
+) -> tuple[dict[str, Any], datetime]:
+    """The verified claims and the instant the signing key's chain stops being valid."""
     bad = Reason.GPU_TOKEN_INVALID
     if not isinstance(token, str) or len(token) > MAX_NRAS_BYTES:
         raise _Rejected(bad, "token is not a string")
@@ -132,15 +169,15 @@ def verify_jwt(
         raise _Rejected(bad, f"token alg {str(header.get('alg'))[:16]!r} is not ES384")
     if "crit" in header:
         raise _Rejected(bad, "token has critical header parameters")
-    key = keys.get(header["kid"]) if isinstance(header.get("kid"), str) else None
-    if key is None:
+    entry = keys.get(header["kid"]) if isinstance(header.get("kid"), str) else None
+    if entry is None:
         raise _Rejected(bad, "token kid is not in the JWKS")
     sig = _b64url(parts[2], "JWT signature")
     if len(sig) != 96:
         raise _Rejected(bad, "token signature is not 96 bytes")
     der = encode_dss_signature(int.from_bytes(sig[:48], "big"), int.from_bytes(sig[48:], "big"))
     try:
-        key.verify(der, f"{parts[0]}.{parts[1]}".encode(), ec.ECDSA(hashes.SHA384()))
+        entry.key.verify(der, f"{parts[0]}.{parts[1]}".encode(), ec.ECDSA(hashes.SHA384()))
     except InvalidSignature as exc:
         raise _Rejected(bad, "token signature does not verify") from exc
     if claims.get("iss") != issuer:
@@ -152,7 +189,16 @@ def verify_jwt(
         raise _Rejected(bad, "token has expired")
     if "nbf" in claims and (nbf is None or now + NBF_LEEWAY_SECONDS < nbf):
         raise _Rejected(bad, "token is not yet valid")
-    return claims
+    chain = check_chain(entry.x5c, entry.xy, pins)
+    if chain.error is None:
+        iat = _seconds(claims.get("iat"))
+        chain_error = chain_invalid_at(chain, [now] if iat is None else [int(iat), now])
+    else:
+        chain_error = chain.error
+    if chain_error is not None:
+        raise _Rejected(bad, f"NRAS signing key: {chain_error}")
+    assert chain.not_after is not None
+    return claims, chain.not_after
 
 
 def _seconds(value: Any) -> float | None:
@@ -191,9 +237,13 @@ def verify_nras(
     nonce: str,
     issuer: str,
     now: datetime,
+    ca_certs_der: Sequence[bytes],
     expected_gpus: int | None = None,
 ) -> GpuVerification:
-    """Verify NRAS's answer for ``nonce``. Never raises for bad evidence."""
+    """Verify NRAS's answer for ``nonce``; its keys must chain to ``ca_certs_der`` (the pins).
+
+    Never raises for bad evidence.
+    """
     try:
         return _verify_nras(
             response,
@@ -201,6 +251,7 @@ def verify_nras(
             nonce=nonce,
             issuer=issuer,
             now=epoch_seconds(now),
+            pins=tuple(bytes(c) for c in ca_certs_der),
             expected_gpus=expected_gpus,
         )
     except _Rejected as exc:
@@ -212,7 +263,14 @@ def verify_nras(
 
 
 def _verify_nras(
-    response: bytes, jwks: bytes, *, nonce: str, issuer: str, now: int, expected_gpus: int | None
+    response: bytes,
+    jwks: bytes,
+    *,
+    nonce: str,
+    issuer: str,
+    now: int,
+    pins: tuple[bytes, ...],
+    expected_gpus: int | None,
 ) -> GpuVerification:
     bad = Reason.GPU_TOKEN_INVALID
     keys = _jwks_keys(bytes(jwks))
@@ -226,7 +284,7 @@ def _verify_nras(
         and isinstance(answer[1], dict)
     ):
         raise _Rejected(bad, 'NRAS response is not [["JWT", token], {gpu: token}]')
-    platform = verify_jwt(answer[0][1], keys, issuer=issuer, now=now)
+    platform, chain_end = _verify_token(answer[0][1], keys, issuer=issuer, now=now, pins=pins)
     if platform.get("eat_nonce") != nonce:
         raise _Rejected(Reason.GPU_NONCE_MISMATCH, "NRAS eat_nonce is not our nonce")
     if platform.get("x-nvidia-overall-att-result") is not True:
@@ -235,11 +293,12 @@ def _verify_nras(
     submods = platform.get("submods")
     if not isinstance(submods, dict) or set(submods) != set(gpu_tokens) or not gpu_tokens:
         raise _Rejected(bad, "platform submods do not list exactly the GPU tokens")
-    expiries = [float(platform["exp"])]
+    expiries = [float(platform["exp"]), chain_end.timestamp()]
     per_gpu: dict[str, Any] = {}
     for name in sorted(gpu_tokens):
         token = gpu_tokens[name]
-        claims = verify_jwt(token, keys, issuer=issuer, now=now)
+        claims, chain_end = _verify_token(token, keys, issuer=issuer, now=now, pins=pins)
+        expiries.append(chain_end.timestamp())
         digest = submods[name]
         if not (
             isinstance(digest, list)

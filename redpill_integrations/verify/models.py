@@ -147,6 +147,16 @@ class SignatureCheck:
     served_model: str | None = None  # first field of a 3-part signed text
     detail: str | None = None  # one human line on what failed; never secrets
 
+    @property
+    def passed(self) -> bool:
+        """A signer was established and every check ran and passed (nothing else counts)."""
+        return (
+            self.signer is not None
+            and not self.reasons
+            and bool(self.checks)
+            and all(o is CheckOutcome.PASS for o in self.checks.values())
+        )
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AttestationVerdict:
@@ -162,3 +172,8 @@ class AttestationVerdict:
     summary: AttestationSummary | None = None
     valid_until: datetime | None = None
     detail: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """No reason against it and every check that ran passed (what a cache may keep)."""
+        return not self.reasons and all(o is CheckOutcome.PASS for o in self.checks.values())

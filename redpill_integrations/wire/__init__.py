@@ -3,7 +3,9 @@
 Modules: ``capture`` (transports) and ``recorder`` (where exchanges wait), ``flow`` (sans-I/O
 effects and the sync/async drivers), ``http`` (requests, the API-key rule, capped reads), ``cache``
 (TTL + single-flight), ``fetch_signature``, ``fetch_attestation`` and ``pccs`` (the fetchers),
-``plan`` (one verification, written once) and ``verifier`` (the facade).
+``protocols`` (the seam: which evidence to fetch and how to judge it), ``legacy`` (today's
+protocol), ``verify_flow`` (one verification, written once: the steps every protocol shares) and
+``verifier`` (the facade).
 """
 
 from redpill_integrations.wire.capture import (

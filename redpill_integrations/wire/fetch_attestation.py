@@ -8,7 +8,7 @@ Per fetch:
    collateral from ``trust.pccs_url`` by FMSPC (:mod:`.pccs`, shared and cached per FMSPC);
 3. the node's ``nvidia_payload`` string POSTed unchanged to ``trust.nras_url``; the JWKS from
    ``trust.nras_jwks_url`` (shared, cached for ``JWKS_TTL``);
-4. ``verify.verify_attestation`` on an :class:`AttestationEvidence` holding all of it as received.
+4. ``verify.judge_attestation`` on an :class:`AttestationEvidence` holding all of it as received.
    Pieces that could not be fetched are listed in ``evidence.missing`` as
    ``DEPENDENCY_UNAVAILABLE`` (keys ``verify.MISSING_*``).
 
@@ -31,28 +31,29 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from redpill_integrations.errors import EvidenceError, RedpillError
+from redpill_integrations.errors import EvidenceError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
-from redpill_integrations.results import CheckOutcome, Reason
+from redpill_integrations.results import Reason
 from redpill_integrations.verify import (
     MISSING_COLLATERAL,
     MISSING_JWKS,
     MISSING_NRAS,
     AttestationEvidence,
     AttestationVerdict,
+    failed_fetch_verdict,
+    judge_attestation,
     parse_report,
     quote_fmspc,
-    verify_attestation,
+    quote_pck_ca,
 )
 from redpill_integrations.wire.flow import Fetched, FetchFailed, Flow, Shared
 from redpill_integrations.wire.http import Budget, Endpoints
-from redpill_integrations.wire.pccs import collateral_flow, quote_ca
+from redpill_integrations.wire.pccs import collateral_flow
 
 __all__ = [
     "AttestationOutcome",
     "attestation_flow",
     "cached_attestation_flow",
-    "failed_fetch_verdict",
 ]
 
 logger = logging.getLogger("redpill_integrations.wire")
@@ -76,8 +77,7 @@ class AttestationOutcome:
 
     @property
     def passed(self) -> bool:
-        v = self.verdict
-        return not v.reasons and all(o is CheckOutcome.PASS for o in v.checks.values())
+        return self.verdict.passed
 
 
 def wire_address(signer: str) -> str:
@@ -85,11 +85,6 @@ def wire_address(signer: str) -> str:
     ``0x`` as Ethereum tooling prints it, an ed25519 key (32 bytes) as bare hex. The package's
     canonical form (lower-case hex without ``0x``) is kept everywhere else."""
     return f"0x{signer}" if len(signer) == 40 else signer
-
-
-def failed_fetch_verdict(reason: Reason, detail: str) -> AttestationVerdict:
-    """The verdict when no report could be obtained: nothing checked, one reason."""
-    return AttestationVerdict(checks={}, reasons=(reason,), detail=detail)
 
 
 def _no_progress(step: str) -> None:
@@ -162,7 +157,7 @@ def attestation_flow(
             if n is None:
                 continue
             try:
-                fmspc, ca = quote_fmspc(n.intel_quote).lower(), quote_ca(n.intel_quote)
+                fmspc, ca = quote_fmspc(n.intel_quote).lower(), quote_pck_ca(n.intel_quote)
             except EvidenceError:
                 continue  # an unreadable quote fails in the core
             if fmspc in collateral:
@@ -204,25 +199,10 @@ def attestation_flow(
         missing=missing,
     )
     progress("verify")
-    verdict = run_core(evidence, core_signer, policy, trust, fetched_at)
+    verdict = judge_attestation(
+        evidence, signer=core_signer, policy=policy, trust=trust, at=fetched_at
+    )
     return AttestationOutcome(verdict, evidence)
-
-
-def run_core(
-    evidence: AttestationEvidence,
-    signer: str | None,
-    policy: VerificationPolicy,
-    trust: TrustAnchors,
-    at: datetime,
-) -> AttestationVerdict:
-    """``verify_attestation``, with any unexpected core error turned into a fail-closed verdict."""
-    try:
-        return verify_attestation(evidence, signer=signer, policy=policy, trust=trust, now=at)
-    except RedpillError as exc:
-        return failed_fetch_verdict(exc.reason or Reason.CHECK_NOT_RUN, type(exc).__name__)
-    except Exception:  # a core bug must not lose the user's response
-        logger.exception("attestation verification crashed; verdict is unverifiable")
-        return failed_fetch_verdict(Reason.CHECK_NOT_RUN, "attestation verification crashed")
 
 
 def cached_attestation_flow(

@@ -28,7 +28,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from urllib.parse import quote
 
 import tenacity
@@ -200,7 +200,3 @@ def signature_flow(
     detail = f"signature attempts={attempts}; last: {last.detail}"
     logger.debug("signature for %s unavailable: %s", chat_id, detail)
     return SignatureFetch(None, reason, attempts, detail)
-
-
-def exchange_age(finished_at: datetime | None, now: datetime) -> float | None:
-    return (now - finished_at).total_seconds() if finished_at is not None else None

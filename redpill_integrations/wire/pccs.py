@@ -32,7 +32,7 @@ from redpill_integrations.verify.encoding import loads_strict
 from redpill_integrations.wire.flow import Fetched, FetchFailed, Flow, Shared
 from redpill_integrations.wire.http import DEFAULT_TIMEOUT, Budget, Endpoints
 
-__all__ = ["Collateral", "collateral_flow", "json_member_text", "quote_ca"]
+__all__ = ["Collateral", "collateral_flow", "json_member_text"]
 
 MAX_COLLATERAL_BYTES = 4 * 1024 * 1024
 
@@ -77,15 +77,6 @@ def json_member_text(body: str, member: str) -> str:
     except (ValueError, IndexError) as exc:
         raise MalformedEvidence(f"PCCS answer is not valid JSON around {member!r}") from exc
     raise MalformedEvidence(f"PCCS answer lacks {member!r}")
-
-
-def quote_ca(quote: bytes) -> str:
-    """``processor`` or ``platform``: which PCK CA issued the quote's PCK certificate."""
-    try:
-        ca = dcap_qvl.Quote.parse(quote).ca()
-    except ValueError as exc:
-        raise MalformedEvidence("cannot read the PCK CA from the quote") from exc
-    return "platform" if "platform" in str(ca).lower() else "processor"
 
 
 def _header(answer: Fetched, *names: str) -> str:

@@ -20,21 +20,25 @@ The contract the adapters rely on::
 * ``attest(model, signer=None, progress=None)``/``aattest``: a fresh (uncached) attestation with
   its evidence, for ``redpill attest``; ``progress(step)`` sees ``report``, ``collateral``, ``gpu``,
   ``jwks``, ``verify``.
+* ``is_tee_model(model)``: whether this verifier can verify ``model`` at all (the adapters' strict
+  pre-check asks it, so they and the verdict never disagree).
 * Settings beyond the shared contract: ``sleep``/``asleep``/``monotonic`` (tests inject them so
   retries never really wait), ``tee_model_prefixes`` (default ``("phala/",)``; other models are
   ``MODEL_NOT_TEE`` without any fetch), ``signature_ttl`` (default 1200 s, see
   :mod:`.fetch_signature`), ``transport``/``async_transport`` (inner transports of the fetchers'
   own clients).
 
-Both sync and async run the same :class:`~redpill_integrations.wire.plan.VerifyPlan` flows through
-:func:`~redpill_integrations.wire.flow.run_sync` / ``run_async``. The API key is a ``SecretStr``: it
+Both sync and async run the same :class:`~redpill_integrations.wire.verify_flow.VerifyFlow` flows
+through :func:`~redpill_integrations.wire.flow.run_sync` / ``run_async``; the protocols it
+dispatches to are listed in ``__init__`` (see :mod:`.protocols` to add one). A crash of ours
+anywhere in a verification is caught here, once, as ``CHECK_NOT_RUN``, and still leaves its one
+receipt. The API key is a ``SecretStr``: it
 is never in reprs, logs, exceptions or receipts, and goes to the base URL's origin only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
 import time
@@ -49,9 +53,14 @@ import tenacity
 from pydantic import SecretStr
 
 from redpill_integrations.errors import ConfigurationError
-from redpill_integrations.modes import TEE_MODEL_PREFIXES
-from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
+from redpill_integrations.policy import (
+    DEFAULT_BASE_URL,
+    TEE_MODEL_PREFIXES,
+    TrustAnchors,
+    VerificationPolicy,
+)
 from redpill_integrations.results import Reason, VerificationResult
+from redpill_integrations.verify import CRASHED
 from redpill_integrations.verify.encoding import sha256_hex
 from redpill_integrations.wire.cache import SingleFlightCache
 from redpill_integrations.wire.capture import (
@@ -73,7 +82,9 @@ from redpill_integrations.wire.http import (
     send_async,
     send_sync,
 )
-from redpill_integrations.wire.plan import VerifyPlan
+from redpill_integrations.wire.legacy import LegacyProtocol
+from redpill_integrations.wire.protocols import Judgement
+from redpill_integrations.wire.verify_flow import VerifyFlow, store_receipt
 
 if TYPE_CHECKING:
     from redpill_integrations.receipts import Receipt, ReceiptStore
@@ -134,7 +145,7 @@ class RedpillVerifier:
             api_key=self._key,
             extra_urls=(self.trust.pccs_url, self.trust.nras_url, self.trust.nras_jwks_url),
         )
-        self._plan = VerifyPlan(
+        self._legacy = LegacyProtocol(
             endpoints=self._endpoints,
             policy=self.policy,
             trust=self.trust,
@@ -142,8 +153,15 @@ class RedpillVerifier:
             monotonic=self._monotonic,
             tee_model_prefixes=tuple(tee_model_prefixes),
             signature_ttl=signature_ttl,
-            store=receipt_store,
             backoff=backoff,
+        )
+        self._flow = VerifyFlow(
+            protocols=(self._legacy,),  # the fallback last; see wire/protocols.py
+            base_url=self.base_url,
+            policy=self.policy,
+            trust=self.trust,
+            clock=self._clock,
+            store=receipt_store,
         )
         self._transport = transport
         self._async_transport = async_transport
@@ -163,6 +181,14 @@ class RedpillVerifier:
     @property
     def recorder(self) -> ExchangeRecorder:
         return self._recorder
+
+    @property
+    def tee_model_prefixes(self) -> tuple[str, ...]:
+        return self._legacy.tee_model_prefixes
+
+    def is_tee_model(self, model: str | None) -> bool:
+        """Whether answers of ``model`` can be verified at all (others are ``MODEL_NOT_TEE``)."""
+        return self._legacy.is_tee_model(model)
 
     # -- capturing clients for the OpenAI SDK ------------------------------------------------
 
@@ -229,61 +255,32 @@ class RedpillVerifier:
 
     def verify_exchange(self, exchange: CapturedExchange | None) -> Receipt:
         try:
-            return self._run(self._plan.verify(exchange))
-        except Exception:  # last resort: a bug of ours must not cost the user the response
+            return self._run(self._flow.verify(exchange))
+        except Exception:  # the one crash guard: a bug of ours must not cost the user the response
             logger.exception("verification crashed; verdict is unverifiable")
-            return self._store_crashed(self._crashed(exchange))
+            return store_receipt(self.receipt_store, self._crashed(exchange))
 
     async def averify_exchange(self, exchange: CapturedExchange | None) -> Receipt:
         try:
-            return await self._arun(self._plan.verify(exchange))
+            return await self._arun(self._flow.verify(exchange))
         except Exception:
             logger.exception("verification crashed; verdict is unverifiable")
-            return await asyncio.to_thread(self._store_crashed, self._crashed(exchange))
+            receipt = self._crashed(exchange)
+            return await asyncio.to_thread(store_receipt, self.receipt_store, receipt)
 
     def _crashed(self, exchange: CapturedExchange | None) -> Receipt:
-        from redpill_integrations.receipts import Receipt
-
-        now = self._clock()
+        """The receipt of a verification that crashed: ``CHECK_NOT_RUN``, the exchange kept."""
         result = VerificationResult.unverifiable(
             Reason.CHECK_NOT_RUN,
             chat_id=exchange.chat_id if exchange else None,
             model=exchange.model if exchange else None,
-            verified_at=now,
-            detail="verification crashed (see the log)",
-        )
-        keep = exchange is not None and self.policy.receipt_bodies
-        receipt_id = uuid.uuid4().hex
-        return Receipt(
-            receipt_id=receipt_id,
-            created_at=now,
-            result=result.with_updates(receipt_id=receipt_id),
-            chat_id=result.chat_id,
-            model=result.model,
-            base_url=self.base_url,
-            streamed=exchange.streamed if exchange else False,
-            request_body=exchange.request_body if keep and exchange else None,
-            response_body=exchange.response_body if keep and exchange else None,
             request_sha256=sha256_hex(exchange.request_body) if exchange else None,
             response_sha256=sha256_hex(exchange.response_body) if exchange else None,
-            exchange_started_at=exchange.started_at if exchange else None,
-            exchange_finished_at=exchange.finished_at if exchange else None,
-            verified_at=now,
-            policy=self.policy.to_dict(),
-            trust_kind=self.trust.kind,
+            verified_at=self._clock(),
+            detail=CRASHED,
         )
-
-    def _store_crashed(self, receipt: Receipt) -> Receipt:
-        """Even a crashed verification leaves its one receipt (with the exchange's bytes)."""
-        unstored = dataclasses.replace(receipt, result=receipt.result.with_updates(receipt_id=None))
-        if self.receipt_store is None:
-            return unstored
-        try:
-            self.receipt_store.put(receipt)
-        except Exception as exc:
-            logger.error("receipt %s could not be stored: %s", receipt.receipt_id, exc)
-            return unstored
-        return receipt
+        judgement = Judgement(result=result, protocol="crashed")
+        return self._flow.receipt(uuid.uuid4().hex, judgement, exchange)
 
     def verify(self, exchange: CapturedExchange | None) -> VerificationResult:
         """Fetch the signature and (cached) attestation, verify, store one receipt. Never raises
@@ -301,7 +298,9 @@ class RedpillVerifier:
         progress: Callable[[str], Any] | None = None,
     ) -> AttestationOutcome:
         """Verify ``model``'s attestation now (never cached); the verdict and its evidence."""
-        return self._run(self._plan.attest(model, signer=signer, progress=progress or _no_progress))
+        return self._run(
+            self._legacy.attest(model, signer=signer, progress=progress or _no_progress)
+        )
 
     async def aattest(
         self,
@@ -310,7 +309,7 @@ class RedpillVerifier:
         signer: str | None = None,
         progress: Callable[[str], Any] | None = None,
     ) -> AttestationOutcome:
-        flow = self._plan.attest(model, signer=signer, progress=progress or _no_progress)
+        flow = self._legacy.attest(model, signer=signer, progress=progress or _no_progress)
         return await self._arun(flow)
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -149,6 +149,7 @@ def test_trust_file_and_loopback_only(emu: Emulator, tmp_path) -> None:  # type:
         "nras_url",
         "nras_jwks_url",
         "base_url",
+        "nras_ca_certs_der_b64",
         "kms_root_pubkeys",
         "aci_app_ids",
         "os_images",
@@ -156,5 +157,8 @@ def test_trust_file_and_loopback_only(emu: Emulator, tmp_path) -> None:  # type:
     assert data["kind"] == "redpill-emulator" and data["base_url"] == emu.base_url
     loaded = TrustAnchors.from_file(path)
     assert loaded.intel_root_ca_der == emu.root_ca_der and loaded.nras_issuer == emu.origin
+    # the emulator's own test NRAS CA is pinned, never NVIDIA's
+    assert loaded.nras_ca_certs_der == emu.trust.nras_ca_certs_der
+    assert loaded.nras_ca_certs_der != TrustAnchors.production().nras_ca_certs_der
     with pytest.raises(ConfigurationError, match="loopback"):
         Emulator(host="0.0.0.0")

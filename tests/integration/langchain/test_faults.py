@@ -10,9 +10,9 @@ import httpx
 import pytest
 from langchain_core.messages import AIMessageChunk
 
-from redpill_integrations import ReceiptStore
+from redpill_integrations import ReceiptStore, ResponseUnreadable
 from redpill_integrations.emulator import Emulator, Faults, Reply
-from redpill_integrations.errors import ResponseUnreadable, VerificationFailed
+from redpill_integrations.errors import VerificationFailed
 from redpill_integrations.langchain import VERDICT_KEY, ChatRedpill, RedpillCallbackHandler
 from redpill_integrations.results import Reason, Status
 

@@ -17,9 +17,9 @@ import httpx
 import openai
 import pytest
 
-from redpill_integrations import ReceiptStore
+from redpill_integrations import ReceiptStore, ResponseUnreadable
 from redpill_integrations.emulator import Emulator, Faults
-from redpill_integrations.errors import ResponseUnreadable, TransportError
+from redpill_integrations.errors import TransportError
 from redpill_integrations.langchain import ChatRedpill
 from redpill_integrations.results import Reason, Status
 

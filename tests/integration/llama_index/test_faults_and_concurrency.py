@@ -10,8 +10,9 @@ import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
+from redpill_integrations import ResponseUnreadable
 from redpill_integrations.emulator import Emulator, Faults, Reply
-from redpill_integrations.errors import ResponseUnreadable, VerificationFailed
+from redpill_integrations.errors import VerificationFailed
 from redpill_integrations.llama_index import Redpill
 from redpill_integrations.receipts import ReceiptStore
 

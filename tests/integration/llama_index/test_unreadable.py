@@ -18,9 +18,9 @@ import openai
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
-from redpill_integrations import ReceiptStore
+from redpill_integrations import ReceiptStore, ResponseUnreadable
 from redpill_integrations.emulator import Emulator, Faults
-from redpill_integrations.errors import ResponseUnreadable, TransportError
+from redpill_integrations.errors import TransportError
 from redpill_integrations.results import Reason, Status
 
 from .conftest import MODEL, make_llm

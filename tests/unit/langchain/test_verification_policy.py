@@ -9,11 +9,11 @@ import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult
 
+from redpill_integrations._adapter import enforce
 from redpill_integrations.errors import VerificationFailed
 from redpill_integrations.langchain import VERDICT_KEY, RedpillCallbackHandler
 from redpill_integrations.langchain._verification import (
     attach_verdict,
-    enforce,
     mark_cached,
     verdict_chunk,
     verdict_from_message,

@@ -47,6 +47,9 @@ class FakeRecorder:
 
 
 class FakeVerifier:
+    base_url = BASE
+    tee_model_prefixes = ("phala/",)
+
     def __init__(self) -> None:
         self.recorder = FakeRecorder()
         self.replies: list[Reply] = []
@@ -75,6 +78,9 @@ class FakeVerifier:
             headers={"content-type": "application/json"},
             content=render_json(chat_id, body["model"], reply, body["messages"]),
         )
+
+    def is_tee_model(self, model: str | None) -> bool:
+        return bool(model) and str(model).startswith(self.tee_model_prefixes)
 
     def http_client(self, inner: httpx.Client | None = None) -> httpx.Client:
         return httpx.Client(transport=httpx.MockTransport(self._handle))

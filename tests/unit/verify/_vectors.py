@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
 
 from redpill_integrations.verify import AttestationEvidence
 
@@ -76,22 +78,82 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class TokenMinter:
-    """A P-384 key with a JWKS entry: signs NRAS-shaped tokens whose claims tests control."""
+class CertAuthority:
+    """A test CA (P-384): self-signed, or issued by ``parent``; it issues certificates."""
 
-    def __init__(self, kid: str = "test-kid") -> None:
+    def __init__(
+        self,
+        name: str = "Test NRAS CA",
+        *,
+        parent: CertAuthority | None = None,
+        not_before: datetime = NEAR_NOW - timedelta(days=365),
+        not_after: datetime = NEAR_NOW + timedelta(days=365),
+    ) -> None:
+        self.name = name
+        self.key = ec.generate_private_key(ec.SECP384R1())
+        issuer = parent or self
+        self.cert = issuer.issue(
+            self.key.public_key(), name, ca=True, not_before=not_before, not_after=not_after
+        )
+        self.der = self.cert.public_bytes(serialization.Encoding.DER)
+        self.b64 = base64.b64encode(self.der).decode()
+
+    def issue(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        name: str,
+        *,
+        ca: bool = False,
+        not_before: datetime = NEAR_NOW - timedelta(days=1),
+        not_after: datetime = NEAR_NOW + timedelta(days=1),
+    ) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.name)]))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA384())
+        )
+
+
+#: the test NRAS CA every TokenMinter key chains to by default (pin it with ``TEST_PINS``)
+TEST_NRAS_CA = CertAuthority()
+TEST_PINS = (TEST_NRAS_CA.der,)
+
+
+class TokenMinter:
+    """A P-384 key with a JWKS entry: signs NRAS-shaped tokens whose claims tests control.
+
+    Its JWK carries ``x5c = [leaf, ca]`` like NVIDIA's (``ca=None``: no ``x5c`` at all).
+    """
+
+    def __init__(
+        self, kid: str = "test-kid", *, ca: CertAuthority | None = TEST_NRAS_CA, **leaf: Any
+    ) -> None:
         self.kid = kid
         self.key = ec.generate_private_key(ec.SECP384R1())
+        self.x5c: list[str] | None = None
+        if ca is not None:
+            cert = ca.issue(self.key.public_key(), f"NRAS signing key {kid}"[:64], **leaf)
+            self.x5c = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
+            self.x5c.append(ca.b64)
 
-    def jwk(self) -> dict[str, str]:
+    def jwk(self) -> dict[str, Any]:
         numbers = self.key.public_key().public_numbers()
-        return {
+        out: dict[str, Any] = {
             "kty": "EC",
             "crv": "P-384",
             "kid": self.kid,
             "x": b64url(numbers.x.to_bytes(48, "big")),
             "y": b64url(numbers.y.to_bytes(48, "big")),
         }
+        if self.x5c is not None:
+            out["x5c"] = list(self.x5c)
+        return out
 
     def jwks(self) -> bytes:
         return dump({"keys": [self.jwk()]})

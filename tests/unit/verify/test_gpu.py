@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from redpill_integrations.errors import EvidenceError
+from redpill_integrations.policy import production_nras_ca_certs
 from redpill_integrations.results import Reason
 from redpill_integrations.verify.gpu import payload_gpu_count, payload_nonce, verify_nras
 from tests.unit.verify._vectors import (
     NEAR_NONCE,
     NEAR_NOW,
     NRAS_ISSUER,
+    TEST_PINS,
     TokenMinter,
     b64url,
     cached,
@@ -43,6 +45,7 @@ def verify_real(
         nonce=nonce,
         issuer=issuer,
         now=now,
+        ca_certs_der=production_nras_ca_certs(),
         expected_gpus=expected,
     )
 
@@ -137,6 +140,7 @@ def verify_minted(answer: bytes, minter: TokenMinter, expected: int | None = 1) 
         nonce=NEAR_NONCE,
         issuer=NRAS_ISSUER,
         now=NEAR_NOW,
+        ca_certs_der=TEST_PINS,
         expected_gpus=expected,
     )
 
@@ -258,7 +262,12 @@ def test_malformed_nras_answers_are_token_invalid(response: bytes) -> None:
 def test_malformed_jwks_never_verifies(jwks: bytes) -> None:
     minter = TokenMinter()
     result = verify_nras(
-        nras_answer(minter), jwks, nonce=NEAR_NONCE, issuer=NRAS_ISSUER, now=NEAR_NOW
+        nras_answer(minter),
+        jwks,
+        nonce=NEAR_NONCE,
+        issuer=NRAS_ISSUER,
+        now=NEAR_NOW,
+        ca_certs_der=TEST_PINS,
     )
     assert result.reason is Reason.GPU_TOKEN_INVALID
 
@@ -273,6 +282,7 @@ def test_off_curve_jwk_is_skipped() -> None:
         nonce=NEAR_NONCE,
         issuer=NRAS_ISSUER,
         now=NEAR_NOW,
+        ca_certs_der=TEST_PINS,
     )
     assert (result.reason, result.detail) == (
         Reason.GPU_TOKEN_INVALID,

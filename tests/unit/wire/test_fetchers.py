@@ -293,23 +293,23 @@ async def test_single_flight_waiters_take_over_when_the_leader_is_cancelled() ->
 
 
 def test_internal_crashes_become_unverifiable_never_exceptions(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
-    import redpill_integrations.wire.plan as plan
+    import redpill_integrations.wire.legacy as legacy
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("bug")
 
     fake, hits = FakeTime(), Counter[str]()
     v = make(scripted([httpx.Response(200, content=signed_body())], hits), fake)
-    monkeypatch.setattr(plan, "check_signature", boom)
+    monkeypatch.setattr(legacy, "check_signature", boom)
     assert v.verify(exchange()).reasons == (Reason.CHECK_NOT_RUN,)
-    monkeypatch.setattr(plan.VerifyPlan, "_early_reason", boom)
+    monkeypatch.setattr(legacy.LegacyProtocol, "_early_reason", boom)
     result = v.verify(exchange())
     assert result.status is Status.UNVERIFIABLE and result.reasons == (Reason.CHECK_NOT_RUN,)
     assert "verification crashed" in caplog.text
 
 
 async def test_a_crashed_verification_still_stores_its_one_receipt(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import redpill_integrations.wire.plan as plan
+    import redpill_integrations.wire.legacy as legacy
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("bug")
@@ -319,7 +319,7 @@ async def test_a_crashed_verification_still_stores_its_one_receipt(monkeypatch, 
     v = make(
         scripted([httpx.Response(200, content=signed_body())], hits), fake, receipt_store=store
     )
-    monkeypatch.setattr(plan.VerifyPlan, "_early_reason", boom)
+    monkeypatch.setattr(legacy.LegacyProtocol, "_early_reason", boom)
     sync_result = v.verify(exchange())
     async_result = await v.averify(exchange())
     for result in (sync_result, async_result):

@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from redpill_integrations.errors import MalformedEvidence
-from redpill_integrations.verify import parse_report, quote_fmspc
+from redpill_integrations.verify import parse_report, quote_fmspc, quote_pck_ca
 from redpill_integrations.wire.cache import SingleFlightCache
 from redpill_integrations.wire.flow import run_sync
 from redpill_integrations.wire.http import Endpoints, make_client, send_sync
-from redpill_integrations.wire.pccs import collateral_flow, json_member_text, quote_ca
+from redpill_integrations.wire.pccs import collateral_flow, json_member_text
 
 HERE = Path(__file__).parent / "vectors"
 REPORT = Path(__file__).parents[2] / "vectors" / "teep_neardirect_attestation_report.json"
@@ -58,7 +58,7 @@ def fetch(seen: list[httpx.URL], cache: SingleFlightCache, quote: bytes):  # typ
     endpoints = Endpoints(base_url="https://api.test/v1", api_key=None, extra_urls=(PCCS,))
     client = make_client(httpx.MockTransport(pccs_handler(seen)))
     flow = collateral_flow(
-        endpoints, pccs_url=PCCS, fmspc=quote_fmspc(quote), ca=quote_ca(quote), now=lambda: WHEN
+        endpoints, pccs_url=PCCS, fmspc=quote_fmspc(quote), ca=quote_pck_ca(quote), now=lambda: WHEN
     )
     return run_sync(
         flow, send=lambda f: send_sync(client, endpoints, f), sleep=lambda s: None, cache=cache

@@ -15,7 +15,8 @@ import httpx
 import openai
 import pytest
 
-from redpill_integrations.errors import ConfigurationError, ResponseUnreadable, TransportError
+from redpill_integrations import ResponseUnreadable
+from redpill_integrations.errors import ConfigurationError, TransportError
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.wire.capture import CapturedExchange
 

@@ -1,7 +1,7 @@
-"""Verification modes and TEE models: the decisions both framework adapters share.
+"""Verification modes: what each mode does with a verdict, for both framework adapters.
 
-Framework-neutral (imports neither LangChain nor LlamaIndex), so ``ChatRedpill``, ``Redpill`` and
-the wire layer agree on which models are verifiable and on what each mode does with a verdict:
+Framework-neutral (imports neither LangChain nor LlamaIndex). Which models are verifiable is the
+verifier's decision (``RedpillVerifier.is_tee_model``); what each mode does with a verdict is here:
 
 * ``strict``: a verdict that is not ``verified`` raises :class:`VerificationFailed`, which carries
   the response the caller would have received (nothing is lost);
@@ -15,16 +15,15 @@ import logging
 from typing import Any, Literal
 
 from redpill_integrations.errors import ConfigurationError, VerificationFailed
+from redpill_integrations.policy import TEE_MODEL_PREFIXES
 from redpill_integrations.results import Reason, VerificationResult
 
 __all__ = [
     "MODES",
-    "TEE_MODEL_PREFIXES",
     "VERDICT_KEY",
     "VerificationMode",
     "check_mode",
     "enforce",
-    "is_tee_model",
     "model_not_tee",
 ]
 
@@ -37,10 +36,6 @@ MODES: tuple[VerificationMode, ...] = ("strict", "annotate", "off")
 #: ``additional_kwargs``), and the name of the LangChain custom event.
 VERDICT_KEY = "redpill_verification"
 
-#: Redpill serves models under these prefixes from GPU TEEs (SPEC §1); nothing else carries a
-#: signature to check.
-TEE_MODEL_PREFIXES: tuple[str, ...] = ("phala/",)
-
 
 def check_mode(value: object) -> VerificationMode:
     """``value`` as a mode, or a :class:`ConfigurationError` naming the allowed ones."""
@@ -50,15 +45,13 @@ def check_mode(value: object) -> VerificationMode:
     raise ConfigurationError(f"verification must be one of {', '.join(MODES)}; got {value!r}")
 
 
-def is_tee_model(model: str | None, prefixes: tuple[str, ...] = TEE_MODEL_PREFIXES) -> bool:
-    return bool(model) and str(model).startswith(prefixes)
-
-
-def model_not_tee(model: str | None) -> ConfigurationError:
+def model_not_tee(
+    model: str | None, prefixes: tuple[str, ...] = TEE_MODEL_PREFIXES
+) -> ConfigurationError:
     """The strict-mode error for a model whose answers cannot be verified; names the way out."""
-    prefixes = ", ".join(f"{p}…" for p in TEE_MODEL_PREFIXES)
+    names = ", ".join(f"{p}…" for p in prefixes)
     error = ConfigurationError(
-        f"MODEL_NOT_TEE: model {model!r} does not run in a TEE (only {prefixes} models sign "
+        f"MODEL_NOT_TEE: model {model!r} does not run in a TEE (only {names} models sign "
         "their responses), so strict verification would fail every call. Use such a model, or "
         'pass verification="off" to call it without verification (verification="annotate" '
         "calls it and records the verdict as unverifiable)."

@@ -1,18 +1,9 @@
-"""What the LLM knows about Redpill's models: their context windows (which run in a TEE is decided
-by :mod:`redpill_integrations.modes`, re-exported here)."""
+"""What the LLM knows about Redpill's models: their context windows (which models are verifiable
+is the verifier's decision, ``RedpillVerifier.is_tee_model``)."""
 
 from __future__ import annotations
 
-from redpill_integrations.modes import TEE_MODEL_PREFIXES, is_tee_model
-from redpill_integrations.modes import model_not_tee as not_tee_error
-
-__all__ = [
-    "DEFAULT_CONTEXT_WINDOW",
-    "TEE_MODEL_PREFIXES",
-    "context_window_for",
-    "is_tee_model",
-    "not_tee_error",
-]
+__all__ = ["DEFAULT_CONTEXT_WINDOW", "context_window_for"]
 
 #: For a model missing from the table: smaller than any listed, larger than LlamaIndex's 3900.
 DEFAULT_CONTEXT_WINDOW = 32_768

@@ -1,0 +1,110 @@
+"""The protocol seam: the first protocol that accepts an exchange judges it; the shared steps
+(no exchange, the one receipt) stay outside every protocol."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Generator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redpill_integrations.policy import TrustAnchors, VerificationPolicy
+from redpill_integrations.receipts import ReceiptStore
+from redpill_integrations.results import Reason, VerificationResult
+from redpill_integrations.verify import SignatureRecord
+from redpill_integrations.wire.cache import SingleFlightCache
+from redpill_integrations.wire.capture import CapturedExchange
+from redpill_integrations.wire.flow import run_sync
+from redpill_integrations.wire.protocols import Judgement, choose
+from redpill_integrations.wire.verify_flow import VerifyFlow
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+EXCHANGE = CapturedExchange(
+    tag="t",
+    url="https://redpill.test/v1/chat/completions",
+    request_body=b'{"model": "acme/m"}',
+    response_body=b'{"id": "chatcmpl-1"}',
+    status_code=200,
+    streamed=False,
+    complete=True,
+    chat_id="chatcmpl-1",
+    model="acme/m",
+    started_at=NOW,
+    finished_at=NOW,
+)
+RECORD = SignatureRecord.from_json(b'{"text":"a:b","signature":"0x00","signing_algo":"ecdsa"}')
+
+
+@dataclasses.dataclass
+class Scripted:
+    """A protocol that accepts exchanges of one model and answers one reason."""
+
+    name: str
+    model: str | None
+    reason: Reason
+    judged: list[CapturedExchange] = dataclasses.field(default_factory=list)
+
+    def accepts(self, exchange: CapturedExchange) -> bool:
+        return self.model is None or exchange.model == self.model
+
+    def judge(self, exchange: CapturedExchange, *, now: datetime) -> Generator[Any, Any, Judgement]:
+        self.judged.append(exchange)
+        result = VerificationResult.unverifiable(
+            self.reason, chat_id=exchange.chat_id, model=exchange.model, verified_at=now
+        )
+        return Judgement(result=result, protocol=self.name, signature=RECORD, signature_attempts=2)
+        yield  # a flow, though it fetches nothing
+
+
+def run(flow_: VerifyFlow, exchange: CapturedExchange | None) -> Any:
+    return run_sync(
+        flow_.verify(exchange),
+        send=lambda fetch: (_ for _ in ()).throw(AssertionError("nothing is fetched")),
+        sleep=lambda s: None,
+        cache=SingleFlightCache(),
+    )
+
+
+def flow(*protocols: Scripted, store: ReceiptStore | None = None) -> VerifyFlow:
+    return VerifyFlow(
+        protocols=protocols,
+        base_url="https://redpill.test/v1",
+        policy=VerificationPolicy(),
+        trust=TrustAnchors.production(),
+        clock=lambda: NOW,
+        store=store,
+    )
+
+
+def test_choose_takes_the_first_that_accepts_and_falls_back_to_the_last() -> None:
+    aci = Scripted("aci", "acme/m", Reason.SIGNATURE_INVALID)
+    legacy = Scripted("legacy", "never/m", Reason.SIGNATURE_UNAVAILABLE)
+    assert choose((aci, legacy), EXCHANGE) is aci
+    assert choose((aci, legacy), dataclasses.replace(EXCHANGE, model="other/m")) is legacy
+
+
+def test_the_chosen_protocol_judges_and_the_one_receipt_keeps_its_evidence(
+    tmp_path: Path,
+) -> None:
+    store = ReceiptStore(tmp_path / "r.sqlite3")
+    aci = Scripted("aci", "acme/m", Reason.SIGNATURE_INVALID)
+    legacy = Scripted("legacy", None, Reason.SIGNATURE_UNAVAILABLE)
+    receipt = run(flow(aci, legacy, store=store), EXCHANGE)
+    assert (aci.judged, legacy.judged) == ([EXCHANGE], [])
+    assert receipt.result.reasons == (Reason.SIGNATURE_INVALID,)
+    assert receipt.result.receipt_id == receipt.receipt_id
+    assert (receipt.signature, receipt.signature_attempts) == (RECORD, 2)
+    assert (receipt.request_body, receipt.response_body) == (
+        EXCHANGE.request_body,
+        EXCHANGE.response_body,
+    )
+    assert store.list() == [receipt]
+
+
+def test_no_exchange_is_malformed_without_asking_any_protocol() -> None:
+    legacy = Scripted("legacy", None, Reason.SIGNATURE_UNAVAILABLE)
+    receipt = run(flow(legacy), None)
+    assert legacy.judged == []
+    assert receipt.result.reasons == (Reason.MALFORMED_RESPONSE,)
+    assert receipt.result.receipt_id is None  # no store: the verdict names no receipt
