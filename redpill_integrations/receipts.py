@@ -32,7 +32,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redpill_integrations._version import __version__
 from redpill_integrations.errors import EvidenceError, ReceiptError
@@ -41,6 +41,9 @@ from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.verify.encoding import too_deep
 from redpill_integrations.verify.judgement import judge
 from redpill_integrations.verify.models import AttestationEvidence, SignatureRecord
+
+if TYPE_CHECKING:
+    from redpill_integrations.stores.base import ReceiptStore
 
 __all__ = ["RECEIPT_FORMAT", "Receipt", "ReceiptStore", "reverify"]
 
@@ -227,5 +230,12 @@ def reverify(
     )
 
 
-# The stores live in ``redpill_integrations.stores``; ``ReceiptStore`` stays importable from here.
-from redpill_integrations.stores.base import ReceiptStore  # noqa: E402
+def __getattr__(name: str) -> Any:
+    """``ReceiptStore`` stays importable from here; it lives in :mod:`redpill_integrations.stores`
+    (loaded on first use: the stores import this module, so a module-level import would be a
+    cycle)."""
+    if name == "ReceiptStore":
+        from redpill_integrations.stores.base import ReceiptStore
+
+        return ReceiptStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
