@@ -35,21 +35,36 @@ async def main(url: str, trust_file: str, n: int) -> None:
             for _ in range(CLIENTS)
         ]
 
-        async def one(i: int) -> tuple[str | None, str]:
+        errors: list[str] = []
+
+        async def one(i: int) -> tuple[str | None, str, list[str]]:
             tag = v.recorder.new_tag()
-            await sdks[i % CLIENTS].chat.completions.create(
-                model="phala/gpt-oss-120b",
-                extra_headers={CAPTURE_HEADER: tag},
-                messages=[{"role": "user", "content": f"worker call {i}"}],
-            )
+            try:
+                await sdks[i % CLIENTS].chat.completions.create(
+                    model="phala/gpt-oss-120b",
+                    extra_headers={CAPTURE_HEADER: tag},
+                    messages=[{"role": "user", "content": f"worker call {i}"}],
+                )
+            except Exception as exc:  # reported, and the test fails on it
+                errors.append(f"call {i}: {type(exc).__name__}: {exc}")
+                return None, "error", []
             result = await v.averify(v.recorder.take(tag))
-            return result.receipt_id, result.status.value
+            return result.receipt_id, result.status.value, [r.value for r in result.reasons]
 
         results = await asyncio.gather(*(one(i) for i in range(n)))
         for sdk in sdks:
             await sdk.close()
     await store.aclose()
-    print(json.dumps({"ids": [r[0] for r in results], "statuses": [r[1] for r in results]}))
+    print(
+        json.dumps(
+            {
+                "ids": [r[0] for r in results],
+                "statuses": [r[1] for r in results],
+                "reasons": sorted({x for r in results for x in r[2]}),
+                "errors": errors[:10],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
