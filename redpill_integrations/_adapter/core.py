@@ -59,12 +59,13 @@ RequestFields = Callable[[RedpillVerifier, VerificationMode], Mapping[str, Any]]
 
 
 def request_fields(verifier: RedpillVerifier, mode: VerificationMode) -> Mapping[str, Any]:
-    """The fields every verified call adds to its request body: none yet.
+    """The fields every verified call adds to its request body: the verifier's
+    :meth:`~RedpillVerifier.request_extras` (the ACI ``aci_verified`` constraint in strict mode).
 
     This is the one place where a protocol or a security measure adds what it needs the server
     to see (an opt-in flag in strict mode, a per-request nonce).
     """
-    return {}
+    return verifier.request_extras(mode)
 
 
 class Host(Protocol[R]):

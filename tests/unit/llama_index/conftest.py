@@ -79,6 +79,9 @@ class FakeVerifier:
             content=render_json(chat_id, body["model"], reply, body["messages"]),
         )
 
+    def request_extras(self, mode: str) -> dict[str, object]:
+        return {}  # a legacy gateway: no ACI constraint
+
     def is_tee_model(self, model: str | None) -> bool:
         return bool(model) and str(model).startswith(self.tee_model_prefixes)
 
