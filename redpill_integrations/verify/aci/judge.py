@@ -216,7 +216,7 @@ def _session(
 def _check_session(
     receipt: AciReceipt, session: AciSession | None, policy: VerificationPolicy, log: CheckLog
 ) -> None:
-    if log.checks.get("session") is CheckOutcome.FAIL:
+    if "session" in log.checks:  # already judged: unreadable or not the named record
         return
     event = upstream_event(receipt)
     session_id = event.get("session_id") if event else None
