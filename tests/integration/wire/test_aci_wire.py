@@ -354,3 +354,19 @@ def test_the_constraint_sent_is_what_the_receipt_matches(rig: Rig) -> None:
     assert receipt.request_body is not None
     assert json.loads(receipt.request_body)["provider"] == {"aci_verified": True}
     assert receipt.aci is not None and receipt.aci.sent_aci_constraint is True
+
+
+def test_attest_gateway_shows_the_whole_chain_with_progress(rig: Rig, aci_emu: Emulator) -> None:
+    steps: list[str] = []
+    attestation = rig.verifier.attest_gateway(progress=steps.append)
+    assert steps == ["report", "collateral", "verify"]
+    assert attestation.passed, attestation.verdict and attestation.verdict.detail
+    verdict = attestation.verdict
+    assert verdict is not None and verdict.identity is not None and verdict.td is not None
+    assert attestation.keyset_digest == aci_emu.keyset_digest
+    assert verdict.identity.app_id in aci_emu.trust.aci_app_ids
+    assert verdict.kms_root in aci_emu.trust.kms_root_pubkeys
+    assert verdict.tcb_status and verdict.report.source_commit and verdict.report.keyset.not_after
+    assert attestation.report is not None and attestation.collateral_json is not None
+    again = asyncio.run(rig.verifier.aattest_gateway())
+    assert again.passed and again.nonce != attestation.nonce  # never cached
