@@ -133,7 +133,7 @@ def _judge(
             policy=policy,
             log=log,
         )
-        if policy.check_session:
+        if policy.check_session and not exchange.refused:  # a refusal names no session
             _check_session(receipt, session, policy, log)
     if policy.deep_audit:  # asked for and not built: never silently a pass
         log.reasons.append(Reason.CHECK_NOT_RUN)
