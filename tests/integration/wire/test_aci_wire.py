@@ -370,3 +370,25 @@ def test_attest_gateway_shows_the_whole_chain_with_progress(rig: Rig, aci_emu: E
     assert attestation.report is not None and attestation.collateral_json is not None
     again = asyncio.run(rig.verifier.aattest_gateway())
     assert again.passed and again.nonce != attestation.nonce  # never cached
+
+
+def test_the_store_lists_aci_receipts_by_protocol_and_upstream_provider(
+    aci_emu: Emulator, tmp_path: Path
+) -> None:
+    """The provider is the session record's upstream name: known when the session is fetched
+    (``check_session`` here), ``None`` otherwise."""
+    rig = Rig(aci_emu, tmp_path, policy=VerificationPolicy(check_session=True))
+    verified = rig.chat()
+    refused = rig.chat(model=NON_TEE, provider={"aci_verified": True})
+    rig.verifier.close()
+    aci = verified.result.aci
+    assert aci is not None and aci.upstream is not None and aci.upstream.provider
+    assert aci.upstream.claims.get("tee_attested")
+    assert [r.receipt_id for r in rig.store.list(protocol="legacy")] == []
+    assert {r.receipt_id for r in rig.store.list(protocol="aci")} == {
+        verified.receipt_id,
+        refused.receipt_id,
+    }
+    listed = rig.store.list(provider=aci.upstream.provider)
+    assert [r.receipt_id for r in listed] == [verified.receipt_id]
+    assert listed[0] == verified  # the ACI evidence survives the store exactly
