@@ -419,5 +419,6 @@ def test_a_receipt_that_never_comes_names_why(
     rig.verifier.close()
     assert _verdict(receipt) == ("unverifiable", (reason,))
     assert receipt.aci is not None and receipt.aci.receipt_attempts > 1
-    assert all(s >= 1.0 for s in rig.time.sleeps) or status != 429  # Retry-After honoured
+    if status == 429:
+        assert rig.time.sleeps and all(s >= 1.0 for s in rig.time.sleeps)  # Retry-After honoured
     assert receipt.result.checks["key_custody"] == "pass"  # the gateway was still attested
