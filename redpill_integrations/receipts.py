@@ -4,8 +4,12 @@ A :class:`Receipt` holds everything one verification used, exactly as received: 
 response bytes (or only their sha256 when ``policy.receipt_bodies`` is False), whether the response
 was streamed, the chat id, model and base URL, the signature record (raw bytes), the attestation
 evidence (report as received, collateral, NRAS answer, JWKS, nonce), the times, the policy, the
-trust-anchor kind, the library version and the original :class:`VerificationResult`.
-``to_json()``/``from_json()`` round-trip it exactly.
+trust-anchor kind, the library version and the original :class:`VerificationResult`. An ACI
+receipt keeps, in ``aci``, the gateway's attestation document, our nonce, the collateral, the
+server's receipt and session bytes as received and the exchange's headers
+(:class:`~redpill_integrations.verify.aci.bundle.AciEvidence`, ``docs/aci-wire.md`` §4); receipts
+without ``aci`` (legacy, or older than ACI) load as before. ``to_json()``/``from_json()``
+round-trip it exactly.
 
 :func:`reverify` re-runs the pure core on a receipt with no network: ``at`` defaults to the original
 verification time, ``policy`` to the receipt's policy and ``trust`` to the **production** anchors
