@@ -22,7 +22,7 @@ from redpill_integrations.emulator import Emulator
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
-    with Emulator(seed="session") as emu:
+    with Emulator(seed="session", protocol="legacy") as emu:
         yield emu
 
 
