@@ -4,12 +4,15 @@ The adapters translate a framework call into :meth:`VerifiedCalls.call` /
 :meth:`~VerifiedCalls.stream` (and their async twins) and the verdict into framework metadata and
 events through a small :class:`Host` they implement; nothing else. This module owns:
 
-* the strict pre-check, asked of the verifier (:meth:`RedpillVerifier.is_tee_model`), so the
-  adapter and the verdict never disagree on which models are verifiable;
+* the strict pre-check, asked of the verifier at each call (:meth:`RedpillVerifier.precheck`:
+  under ACI the gateway's cached ``/v1/models`` listing, ``is_tee: false`` refused; under the
+  legacy protocol its TEE-prefix rule), so the adapter and the verdict never disagree on which
+  models are verifiable. Never at construction: knowing the protocol takes a request;
 * the capture tag life-cycle: every path takes its exchange exactly once
   (:meth:`VerifiedCall.take`);
-* the request: the capture header, and :data:`request_fields` merged into the SDK call's
-  ``extra_body`` (the body the capture records is the body sent, those fields included);
+* the request: the capture header, and :func:`request_fields` (async paths:
+  :func:`arequest_fields`) merged into the SDK call's ``extra_body`` (the body the capture
+  records is the body sent, those fields included: the ACI receipt must match it);
 * the order on every verdict: attach it to the response, emit the event, then enforce the mode
   (``strict`` raises :class:`VerificationFailed` carrying the response; nothing is lost);
 * an answer that arrived but could not be read (a complete 2xx body the SDK could not parse, a
@@ -39,12 +42,14 @@ from redpill_integrations.wire import CAPTURE_HEADER, CapturedExchange, RedpillV
 
 __all__ = [
     "AsyncHost",
+    "AsyncRequestFields",
     "AsyncStreamHost",
     "Host",
     "RequestFields",
     "StreamHost",
     "VerifiedCall",
     "VerifiedCalls",
+    "arequest_fields",
     "request_fields",
 ]
 
@@ -58,13 +63,23 @@ C = TypeVar("C")
 RequestFields = Callable[[RedpillVerifier, VerificationMode], Mapping[str, Any]]
 
 
+#: The async twin of :data:`RequestFields` (async calls never block their event loop).
+AsyncRequestFields = Callable[[RedpillVerifier, VerificationMode], Awaitable[Mapping[str, Any]]]
+
+
 def request_fields(verifier: RedpillVerifier, mode: VerificationMode) -> Mapping[str, Any]:
-    """The fields every verified call adds to its request body: none yet.
+    """The fields every verified call adds to its request body: the verifier's
+    :meth:`~RedpillVerifier.request_extras` (the ACI ``aci_verified`` constraint in strict mode).
 
     This is the one place where a protocol or a security measure adds what it needs the server
     to see (an opt-in flag in strict mode, a per-request nonce).
     """
-    return {}
+    return verifier.request_extras(mode)
+
+
+async def arequest_fields(verifier: RedpillVerifier, mode: VerificationMode) -> Mapping[str, Any]:
+    """:func:`request_fields` for async calls."""
+    return await verifier.arequest_extras(mode)
 
 
 class Host(Protocol[R]):
@@ -175,11 +190,26 @@ class VerifiedCalls:
     live: LiveResponses | None = None
     #: the request-fields hook; ``None``: :func:`request_fields` (looked up at each call)
     fields: RequestFields | None = None
+    #: its async twin; ``None``: :func:`arequest_fields`
+    afields: AsyncRequestFields | None = None
 
     def precheck(self, model: str | None) -> None:
-        """Strict mode refuses, before sending, a model the verifier can never verify."""
-        if self.mode == "strict" and not self.verifier.is_tee_model(model):
-            raise model_not_tee(model, self.verifier.tee_model_prefixes)
+        """Strict mode refuses, before sending, a model the verifier says it cannot verify
+        (:meth:`RedpillVerifier.precheck`: the first call probes the gateway, later ones hit its
+        cache). Other modes send, and the verdict says why it is not ``verified``."""
+        if self.mode == "strict" and self.verifier.precheck(model) is not None:
+            # the gateway's answer is cached by the pre-check that just ran
+            raise self._refusal(model, self.verifier.gateway().protocol)
+
+    async def aprecheck(self, model: str | None) -> None:
+        if self.mode == "strict" and await self.verifier.aprecheck(model) is not None:
+            raise self._refusal(model, (await self.verifier.agateway()).protocol)
+
+    def _refusal(self, model: str | None, protocol: str) -> Exception:
+        """The pre-check's one refusal (``MODEL_NOT_TEE``), worded for the rule that refused:
+        the ACI gateway's listing, or the legacy protocol's TEE prefixes."""
+        prefixes = self.verifier.tee_model_prefixes
+        return model_not_tee(model, prefixes, listed=protocol == "aci")
 
     def start(
         self,
@@ -192,10 +222,32 @@ class VerifiedCalls:
         """Pre-check, tag and dress one call. ``extra_headers``/``extra_body`` are what the
         framework would send when ``kwargs`` names none (per-call values replace them)."""
         self.precheck(model)
+        fields = (self.fields or request_fields)(self.verifier, self.mode)
+        return self._dress(kwargs, fields, extra_headers, extra_body)
+
+    async def astart(
+        self,
+        model: str | None,
+        kwargs: Mapping[str, Any],
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> VerifiedCall:
+        """:meth:`start` for async calls: the pre-check and the request fields are awaited."""
+        await self.aprecheck(model)
+        fields = await (self.afields or arequest_fields)(self.verifier, self.mode)
+        return self._dress(kwargs, fields, extra_headers, extra_body)
+
+    def _dress(
+        self,
+        kwargs: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        extra_headers: Mapping[str, str] | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> VerifiedCall:
         tag = self.verifier.recorder.new_tag()
         headers = kwargs.get("extra_headers") or extra_headers or {}
         dressed = {**kwargs, "extra_headers": {**headers, CAPTURE_HEADER: tag}}
-        fields = (self.fields or request_fields)(self.verifier, self.mode)
         if fields:
             body = kwargs.get("extra_body") or extra_body or {}
             dressed["extra_body"] = {**body, **fields}

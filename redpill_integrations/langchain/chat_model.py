@@ -18,7 +18,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from redpill_integrations._adapter import VerifiedCalls, openai_client, resolve_verifier
+from redpill_integrations._adapter import openai_client, resolve_verifier
 from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.langchain._calls import VerifyingChatOpenAI
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
@@ -177,9 +177,6 @@ class ChatRedpill(VerifyingChatOpenAI):
         )
         http_client, http_async_client = self.http_client, self.http_async_client
         if self.redpill_verifier is not None:
-            VerifiedCalls(verifier=self.redpill_verifier, mode=self.verification).precheck(
-                self.model_name
-            )
             http_client = self.redpill_verifier.http_client(inner=self.http_client)
             http_async_client = self.redpill_verifier.async_http_client(
                 inner=self.http_async_client

@@ -137,8 +137,6 @@ class Redpill(OpenAILike):  # type: ignore[misc]
             trust=trust,
             receipt_store=receipt_store,
         )
-        if resolved is not None:
-            VerifiedCalls(verifier=resolved, mode=mode).precheck(model)
         kwargs.setdefault("context_window", context_window_for(model))
         kwargs.setdefault("is_chat_model", True)
         kwargs.setdefault("is_function_calling_model", True)
@@ -222,6 +220,12 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         calls = VerifiedCalls(verifier=verifier, mode=self.verification, live=self._live)
         return calls, calls.start(str(kwargs.get("model") or self.model), kwargs)
 
+    async def _abegin(self, kwargs: dict[str, Any]) -> tuple[VerifiedCalls, VerifiedCall]:
+        verifier = self._verifier
+        assert verifier is not None
+        calls = VerifiedCalls(verifier=verifier, mode=self.verification, live=self._live)
+        return calls, await calls.astart(str(kwargs.get("model") or self.model), kwargs)
+
     # -- the four seams every call style goes through ---------------------------------------------
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
@@ -237,7 +241,7 @@ class Redpill(OpenAILike):  # type: ignore[misc]
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if self._verifier is None:
             return cast(ChatResponse, await super()._achat(messages, **kwargs))
-        calls, call = self._begin(kwargs)
+        calls, call = await self._abegin(kwargs)
 
         async def send(kw: dict[str, Any]) -> ChatResponse:
             return cast(ChatResponse, await super(Redpill, self)._achat(messages, **kw))
@@ -269,7 +273,7 @@ class Redpill(OpenAILike):  # type: ignore[misc]
             return cast(
                 AsyncGenerator[ChatResponse, None], await super()._astream_chat(messages, **kwargs)
             )
-        calls, call = self._begin(kwargs)
+        calls, call = await self._abegin(kwargs)
         inner = cast(
             AsyncGenerator[ChatResponse, None],
             await super()._astream_chat(messages, **call.kwargs),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -58,6 +59,15 @@ class StubVerifier:
 
     def is_tee_model(self, model: str | None) -> bool:
         return bool(model) and str(model).startswith(self.tee_model_prefixes)
+
+    def precheck(self, model: str | None) -> Reason | None:
+        return None if self.is_tee_model(model) else Reason.MODEL_NOT_TEE
+
+    def gateway(self) -> SimpleNamespace:
+        return SimpleNamespace(protocol="legacy")
+
+    def request_extras(self, mode: str) -> dict[str, Any]:
+        return {}
 
     def verify(self, exchange: CapturedExchange | None) -> VerificationResult:
         self.verified.append(exchange)
