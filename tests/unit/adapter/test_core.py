@@ -67,7 +67,7 @@ class StubVerifier:
         return SimpleNamespace(protocol="legacy")
 
     def request_extras(self, mode: str) -> dict[str, Any]:
-        return {}
+        return {"provider": {"aci_verified": True}} if mode == "strict" else {}
 
     def verify(self, exchange: CapturedExchange | None) -> VerificationResult:
         self.verified.append(exchange)
@@ -128,6 +128,13 @@ def test_the_request_is_dressed_with_the_tag_and_the_request_fields() -> None:
         "u": 1,
         "nonce": "annotate",
     }
+
+
+def test_the_default_request_fields_are_the_verifiers_request_extras() -> None:
+    verifier = StubVerifier()
+    strict = calls(verifier, "strict").start("acme/m", {}, extra_body={"u": 1})
+    assert strict.kwargs["extra_body"] == {"u": 1, "provider": {"aci_verified": True}}
+    assert "extra_body" not in calls(verifier, "annotate").start("acme/m", {}).kwargs
 
 
 def test_an_abandoned_stream_is_verified_emitted_and_logged_never_raised(
