@@ -36,7 +36,8 @@ def test_strict_precheck_asks_the_verifier_for_its_tee_models() -> None:
     assert chat.invoke("hello").response_metadata["redpill_verification"]["reasons"] == [
         "SIGNATURE_UNAVAILABLE"  # accepted as a TEE model: its signature was looked up
     ]
-    model(server, model="acme/m", verifier=custom).invoke("hello")  # strict accepts it too
+    with pytest.raises(VerificationFailed):  # strict sends it too (and finds no signature)
+        model(server, model="acme/m", verifier=custom).invoke("hello")
     chats = len([r for r in server.requests if r.url.path.endswith("/chat/completions")])
     refused = ChatRedpill(model=TEE, api_key=KEY, verifier=custom)  # built: no request yet
     with pytest.raises(ConfigurationError) as err:

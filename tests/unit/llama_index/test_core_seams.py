@@ -54,7 +54,8 @@ def test_strict_precheck_asks_the_verifier_for_its_tee_models() -> None:
     custom = _verifier(server, tee_model_prefixes=("acme/",))
     response = _llm(server, custom, model="acme/m", verification="annotate").chat(MSGS)
     assert response.additional_kwargs[VERIFICATION_KEY]["reasons"] == ["SIGNATURE_UNAVAILABLE"]
-    _llm(server, custom, model="acme/m").chat(MSGS)  # strict accepts it too
+    with pytest.raises(VerificationFailed):  # strict sends it too (and finds no signature)
+        _llm(server, custom, model="acme/m").chat(MSGS)
     chats = len([r for r in server.requests if r.url.path.endswith("/chat/completions")])
     refused = _llm(server, custom, model=MODEL)  # built: knowing the gateway takes a request
     with pytest.raises(ConfigurationError) as err:
