@@ -285,7 +285,8 @@ class TrustAnchors:
 
     def differences(self) -> tuple[str, ...]:
         """What differs from the production anchors (empty for production). Narrowing the
-        production KMS roots, ACI app ids or OS images to a subset is still production."""
+        production NRAS CAs, KMS roots, ACI app ids or OS images to a subset is still
+        production."""
         out = ["custom Intel root CA"] if self.intel_root_ca_der is not None else []
         for name, value in (
             ("pccs_url", PRODUCTION_PCCS_URL),
@@ -294,6 +295,8 @@ class TrustAnchors:
         ):
             if getattr(self, name) != value:
                 out.append(f"{name}={getattr(self, name)}")
+        if not set(self.nras_ca_certs_der) <= set(production_nras_ca_certs()):
+            out.append("custom nras_ca_certs_der")
         if not set(self.kms_root_pubkeys) <= set(PRODUCTION_KMS_ROOT_PUBKEYS):
             out.append("custom kms_root_pubkeys")
         if not set(self.aci_app_ids) <= set(PRODUCTION_ACI_APP_IDS):
@@ -307,7 +310,8 @@ class TrustAnchors:
 
     @property
     def is_production(self) -> bool:
-        """True only for Intel's built-in root and the production PCCS/NRAS/JWKS URLs."""
+        """True only when :meth:`differences` is empty (Intel's built-in root, the production
+        URLs, NRAS CAs, KMS roots, ACI app ids and OS images)."""
         return not self.differences()
 
     def warn_if_not_production(self, user: str) -> None:
