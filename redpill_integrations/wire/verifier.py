@@ -17,9 +17,14 @@ The contract the adapters rely on::
   ``verify_exchange``/``averify_exchange`` return the :class:`Receipt` itself (its ``result`` is the
   verdict; ``receipt.signature_attempts`` counts signature fetches). ``None`` →
   ``MALFORMED_RESPONSE``.
-* ``attest(model, signer=None, progress=None)``/``aattest``: a fresh (uncached) attestation with
-  its evidence, for ``redpill attest``; ``progress(step)`` sees ``report``, ``collateral``, ``gpu``,
-  ``jwks``, ``verify``.
+* ``attest(model, signer=None, progress=None)``/``aattest``: a fresh (uncached) legacy attestation
+  with its evidence, for ``redpill attest``; ``progress(step)`` sees ``report``, ``collateral``,
+  ``gpu``, ``jwks``, ``verify``. ``attest_gateway(progress=None)``/``aattest_gateway``: the same
+  for an ACI gateway's identity (:class:`~.fetch_gateway.GatewayAttestation`; steps ``report``,
+  ``collateral``, ``verify``).
+* ``gateway()``, ``models()``, ``model_info(model)``, ``precheck(model)``,
+  ``request_extras(mode)`` (and ``a…`` twins): what the gateway speaks, its model listing, what
+  the strict pre-check refuses, the per-call request fields (:mod:`.gateway`).
 * ``is_tee_model(model)``: whether this verifier can verify ``model`` at all (the adapters' strict
   pre-check asks it, so they and the verdict never disagree).
 * Settings beyond the shared contract: ``sleep``/``asleep``/``monotonic`` (tests inject them so
@@ -62,6 +67,7 @@ from redpill_integrations.policy import (
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.verify import CRASHED
 from redpill_integrations.verify.encoding import sha256_hex
+from redpill_integrations.wire.aci import AciProtocol
 from redpill_integrations.wire.cache import SingleFlightCache
 from redpill_integrations.wire.capture import (
     AsyncCapturingTransport,
@@ -70,6 +76,7 @@ from redpill_integrations.wire.capture import (
     ExchangeRecorder,
 )
 from redpill_integrations.wire.fetch_attestation import AttestationOutcome
+from redpill_integrations.wire.fetch_gateway import GatewayAttestation
 from redpill_integrations.wire.flow import Flow, run_async, run_sync
 from redpill_integrations.wire.gateway import (
     GatewayInfo,
@@ -170,8 +177,16 @@ class RedpillVerifier:
             signature_ttl=signature_ttl,
             backoff=backoff,
         )
+        self._aci = AciProtocol(
+            endpoints=self._endpoints,
+            policy=self.policy,
+            trust=self.trust,
+            clock=self._clock,
+            monotonic=self._monotonic,
+            backoff=backoff,
+        )
         self._flow = VerifyFlow(
-            protocols=(self._legacy,),  # the fallback last; see wire/protocols.py
+            protocols=(self._aci, self._legacy),  # the fallback last; see wire/protocols.py
             base_url=self.base_url,
             policy=self.policy,
             trust=self.trust,
@@ -380,6 +395,18 @@ class RedpillVerifier:
     ) -> AttestationOutcome:
         flow = self._legacy.attest(model, signer=signer, progress=progress or _no_progress)
         return await self._arun(flow)
+
+    def attest_gateway(self, *, progress: Callable[[str], Any] | None = None) -> GatewayAttestation:
+        """Verify the ACI gateway's identity now (fresh nonce, never cached): the attestation
+        document, nonce and collateral as received and ``verify_gateway``'s verdict (quote and
+        TCB, event log, compose hash, app id, OS image, KMS custody, keyset and its expiry,
+        source commit). ``progress(step)`` sees ``report``, ``collateral``, ``verify``."""
+        return self._run(self._aci.attest(progress=progress or _no_progress))
+
+    async def aattest_gateway(
+        self, *, progress: Callable[[str], Any] | None = None
+    ) -> GatewayAttestation:
+        return await self._arun(self._aci.attest(progress=progress or _no_progress))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
