@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol",
         choices=["aci", "legacy"],
-        default="legacy",
-        help="aci: the ACI gateway api.redpill.ai runs; legacy: per-node signatures",
+        default="aci",
+        help="aci (default): the ACI gateway api.redpill.ai runs; legacy: per-node signatures",
     )
     p.add_argument("--trust-out", metavar="FILE", help="write the trust file (SPEC §5) here")
     p.add_argument("--signing-algo", choices=["ecdsa", "ed25519"], default="ecdsa")

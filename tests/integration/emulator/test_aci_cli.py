@@ -10,14 +10,24 @@ from pathlib import Path
 import httpx
 import pytest
 
+from redpill_integrations.emulator import Emulator
 from redpill_integrations.emulator.__main__ import build_parser
 
 
-def test_protocol_flag_defaults_to_legacy_and_refuses_unknown_values() -> None:
-    assert build_parser().parse_args([]).protocol == "legacy"
+def test_protocol_flag_defaults_to_aci_and_refuses_unknown_values() -> None:
+    assert build_parser().parse_args([]).protocol == "aci"
+    assert build_parser().parse_args(["--protocol", "legacy"]).protocol == "legacy"
     assert build_parser().parse_args(["--protocol", "aci"]).protocol == "aci"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--protocol", "v2"])
+
+
+def test_the_emulator_serves_aci_unless_told_legacy() -> None:
+    with Emulator() as aci, Emulator(protocol="legacy") as legacy:
+        assert (aci.protocol, legacy.protocol) == ("aci", "legacy")
+        assert aci.config.protocol == "aci"
+        answer = httpx.get(aci.origin + "/", timeout=10)
+        assert answer.headers["x-aci-version"] == "aci/1"
 
 
 def test_emulator_runs_the_aci_gateway_from_the_command_line(tmp_path: Path) -> None:
