@@ -18,6 +18,10 @@ events through a small :class:`Host` they implement; nothing else. This module o
 * an answer that arrived but could not be read (a complete 2xx body the SDK could not parse, a
   stream that broke off): verified all the same, then raised as :class:`ResponseUnreadable`
   carrying the verdict, the raw bytes and what was delivered, ``from`` the original error;
+* an HTTP error answer the ACI gateway signed a receipt for (a refusal to forward to an upstream
+  it could not verify, sent because strict mode asked for ``aci_verified``): verified for its
+  receipt (``UPSTREAM_REFUSED``), emitted, then strict raises :class:`VerificationFailed` carrying
+  the SDK's error and annotate re-raises that error (there is no content to return);
 * a stream its consumer abandoned: its live response is closed at once (the capture is filed as
   incomplete), the exchange verified for its receipt, the event emitted (``delivered=False``) and
   a warning logged (as for a stream that broke off), never raised; a call that failed before
@@ -34,9 +38,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
+import openai
+
 from redpill_integrations._adapter.live import LiveResponses
 from redpill_integrations._adapter.modes import VerificationMode, enforce, model_not_tee
 from redpill_integrations._adapter.unreadable import ResponseUnreadable
+from redpill_integrations.errors import VerificationFailed
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.wire import CAPTURE_HEADER, CapturedExchange, RedpillVerifier
 
@@ -164,21 +171,40 @@ class VerifiedCall:
         if response is not None:
             await response.aclose()
 
-    def unreadable(self, exc: BaseException) -> tuple[CapturedExchange, Reason] | None:
+    def unreadable(self, exc: BaseException) -> tuple[CapturedExchange, Reason | None] | None:
         """After the SDK call raised ``exc``: its exchange to verify anyway and why it was
-        unreadable, or ``None`` (``exc`` keeps its own way out; the capture is dropped)."""
+        unreadable (``None``: an HTTP error answer the gateway signed a receipt for, an ACI
+        refusal, see :func:`receipted_error`), or ``None`` (``exc`` keeps its own way out; the
+        capture is dropped)."""
         exchange = self.take()
         reason = ResponseUnreadable.reason_for(exchange, exc)
-        return None if exchange is None or reason is None else (exchange, reason)
+        if exchange is None or (reason is None and not receipted_error(exchange, exc)):
+            return None
+        return exchange, reason
 
     def ended_early(
         self, exc: BaseException, delivered: bool
     ) -> tuple[CapturedExchange | None, Reason | None] | None:
         """A stream that ended with ``exc``: the exchange to verify for its receipt and, when it
-        broke off, why; ``None`` when it neither delivered nor broke (``exc`` keeps its way)."""
+        broke off, why; ``None`` when it neither delivered nor broke nor was a receipted refusal
+        (``exc`` keeps its way)."""
         exchange = self.take()
         reason = ResponseUnreadable.reason_for(exchange, exc)
-        return None if reason is None and not delivered else (exchange, reason)
+        if reason is None and not delivered and not receipted_error(exchange, exc):
+            return None
+        return exchange, reason
+
+
+def receipted_error(exchange: CapturedExchange | None, exc: BaseException) -> bool:
+    """Whether the SDK raised ``exc`` for an HTTP error answer that carries ``X-Receipt-Id``:
+    the ACI gateway signed a receipt for it (a refusal to forward, 503/412), so the exchange is
+    verified (verdict ``UPSTREAM_REFUSED``) and gets its one receipt like any other."""
+    return (
+        exchange is not None
+        and isinstance(exc, openai.APIStatusError)
+        and not 200 <= exchange.status_code < 300
+        and "x-receipt-id" in exchange.headers
+    )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -279,6 +305,9 @@ class VerifiedCalls:
             exchange, reason = failed
             result = self.verifier.verify(exchange)
             host.emit(result, delivered=False)
+            if reason is None:
+                self._refused(result, exc)
+                raise
             raise ResponseUnreadable.of(exchange, result, exc, reason=reason) from exc
         return self.settle(response, self.verifier.verify(call.take()), host)
 
@@ -294,6 +323,9 @@ class VerifiedCalls:
             exchange, reason = failed
             result = await self.verifier.averify(exchange)
             await host.aemit(result, delivered=False)
+            if reason is None:
+                self._refused(result, exc)
+                raise
             raise ResponseUnreadable.of(exchange, result, exc, reason=reason) from exc
         return await self.asettle(response, await self.verifier.averify(call.take()), host)
 
@@ -316,6 +348,9 @@ class VerifiedCalls:
             exchange, reason = ended
             result = self.verifier.verify(exchange)
             host.emit(result, delivered=False)
+            if reason is None and not delivered:  # refused before any chunk
+                self._refused(result, exc)
+                raise
             error = self._ended(exchange, reason, result, exc, host)
             if error is None:
                 raise
@@ -345,6 +380,9 @@ class VerifiedCalls:
             exchange, reason = ended
             result = await self.verifier.averify(exchange)
             await host.aemit(result, delivered=False)
+            if reason is None and not delivered:  # refused before any chunk
+                self._refused(result, exc)
+                raise
             error = self._ended(exchange, reason, result, exc, host)
             if error is None:
                 raise
@@ -355,6 +393,14 @@ class VerifiedCalls:
         enforce(self.mode, result, host.carried(final))
         await host.ayielding(final)
         yield final
+
+    def _refused(self, result: VerificationResult, exc: BaseException) -> None:
+        """An HTTP error answer with a gateway receipt, verified as ``result``: strict raises
+        :class:`VerificationFailed` carrying the SDK's error (``from`` it); annotate logs; the
+        caller then re-raises the SDK's error as it is."""
+        if self.mode == "strict" and not result.verified:
+            raise VerificationFailed(result, response=exc) from exc
+        enforce(self.mode, result, exc, context=" (the gateway answered an error)")
 
     def _ended(
         self,
