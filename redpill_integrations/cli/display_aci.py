@@ -207,6 +207,8 @@ def render_gateway_chain(chain: GatewayChain) -> str:
     def mark(check: Check) -> str:
         return _MARK[_outcome(chain.checks, check.value)]
 
+    # a gateway attested on its own has no receipt yet: its keys stand with the keyset
+    signer = Check.SIGNER_ATTESTED if Check.SIGNER_ATTESTED in chain.checks else Check.KEYSET
     adv = _p(", ".join(chain.advisory_ids)) or "none"
     image = _short(chain.os_image_hash, 16)
     if chain.os_image_name:
@@ -233,7 +235,7 @@ def render_gateway_chain(chain: GatewayChain) -> str:
         f"├─ {mark(Check.REPORT_DATA)} report_data binds keyset {_short(chain.keyset_digest, 30)}",
         f"│  ├─ {mark(Check.NONCE)} fresh nonce {_short(chain.nonce, 16)}",
         f"│  └─ {mark(Check.KEYSET)} keyset valid until {_p(expiry)}",
-        f"└─ {mark(Check.SIGNER_ATTESTED)} receipt keys: "
+        f"└─ {mark(signer)} receipt keys: "
         + (", ".join(_p(k) for k in chain.receipt_keys) or "-"),
     ]
     return "\n".join(lines)
