@@ -235,8 +235,7 @@ def render_gateway_chain(chain: GatewayChain) -> str:
         f"├─ {mark(Check.REPORT_DATA)} report_data binds keyset {_short(chain.keyset_digest, 30)}",
         f"│  ├─ {mark(Check.NONCE)} fresh nonce {_short(chain.nonce, 16)}",
         f"│  └─ {mark(Check.KEYSET)} keyset valid until {_p(expiry)}",
-        f"└─ {mark(signer)} receipt keys: "
-        + (", ".join(_p(k) for k in chain.receipt_keys) or "-"),
+        f"└─ {mark(signer)} receipt keys: " + (", ".join(_p(k) for k in chain.receipt_keys) or "-"),
     ]
     return "\n".join(lines)
 
