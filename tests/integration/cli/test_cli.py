@@ -269,7 +269,7 @@ def test_demo_runs_against_the_embedded_emulator(
     # on the emulator's default protocol, ACI: each verdict names it and the upstream
     assert "EMBEDDED EMULATOR (aci)" in out
     assert out.count("VERIFIED [aci]  upstream phala-emu serving ") == 4
-    assert "the trust chain behind the last verdict: the ACI gateway's" in out.lower()
+    assert "The trust chain behind the last verdict: the ACI gateway's" in out
     assert "✔ dstack KMS custody: root " in out
 
 
