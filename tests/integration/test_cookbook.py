@@ -42,6 +42,7 @@ def test_langchain_chain(emulator_env: Emulator, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "Confidential computing keeps data encrypted in use." in out
     assert "verified chatcmpl-" in out
+    assert out.rstrip().endswith(" aci")  # the emulator's default protocol, as api.redpill.ai
     assert len(ReceiptStore.default()) == 1
 
 
