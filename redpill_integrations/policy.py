@@ -301,8 +301,6 @@ class TrustAnchors:
             out.append("custom kms_root_pubkeys")
         if not set(self.aci_app_ids) <= set(PRODUCTION_ACI_APP_IDS):
             out.append("custom aci_app_ids")
-        if not set(self.nras_ca_certs_der) <= set(production_nras_ca_certs()):
-            out.append("custom nras_ca_certs_der")
         production_images = _production_os_images()
         if any(production_images.get(k) != v for k, v in self.os_images.items()):
             out.append("custom os_images")

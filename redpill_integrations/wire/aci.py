@@ -1,4 +1,5 @@
-"""The ACI protocol: the attested gateway signs a receipt for every response it serves.
+"""The ACI protocol: the attested gateway signs a receipt for every response it serves
+(``docs/aci-wire.md``; the pure checks: ``docs/protocol-aci.md``).
 
 Chosen per captured exchange: any ``x-aci-*`` response header claims it (an ACI gateway sets them
 on every response), and such an exchange is **never** judged by the legacy path, whatever its

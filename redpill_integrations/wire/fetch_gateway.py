@@ -1,4 +1,5 @@
-"""The ACI gateway's identity: its attestation document, DCAP collateral and verdict.
+"""The ACI gateway's identity: its attestation document, DCAP collateral and verdict
+(``docs/aci-wire.md`` §3).
 
 :func:`gateway_attestation_flow` (uncached; ``RedpillVerifier.attest_gateway``):
 

@@ -1,4 +1,4 @@
-"""Fetching an ACI receipt and an upstream session record (docs/protocol-aci.md).
+"""Fetching an ACI receipt and an upstream session record (``docs/aci-wire.md`` §3).
 
 ``GET {base}/aci/receipts/{X-Receipt-Id}`` with the same API key as the chat (the gateway keeps
 the receipt for its owner: the sha256 of the bearer token). The receipt is stored when the

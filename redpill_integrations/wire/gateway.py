@@ -1,4 +1,5 @@
-"""What the configured gateway speaks, and what it says about its models (one cached probe).
+"""What the configured gateway speaks, and what it says about its models (one cached probe;
+``docs/aci-wire.md`` §2).
 
 One ``GET {base}/models`` (API key: base origin only) answers both questions:
 

@@ -1,5 +1,5 @@
 """What one ACI verification fetched, kept for offline re-verification, and the one function that
-judges it (live right after the exchange, offline from a stored receipt).
+judges it (live right after the exchange, offline from a stored receipt; ``docs/aci-wire.md`` §4).
 
 :class:`AciEvidence` holds the documents exactly as received (attestation document bytes, our
 nonce, the DCAP collateral JSON, the server's receipt bytes, the session bytes when fetched), the

@@ -194,6 +194,8 @@ def test_async_verification_is_the_same_flow(aci_emu: Emulator, tmp_path: Path) 
         (Faults(receipt_mismatch="chat_id"), ("failed", ("RECEIPT_MISMATCH",))),
         (Faults(receipt_mismatch="endpoint"), ("failed", ("RECEIPT_MISMATCH",))),
         (Faults(receipt_mismatch="model"), ("failed", ("MODEL_MISMATCH",))),
+        (Faults(receipt_mismatch="receipt_id"), ("failed", ("RECEIPT_MISMATCH",))),
+        (Faults(upstream_not_required=True), ("verified", ())),  # no constraint sent: a flag
         (Faults(stale_served_at=True), ("failed", ("RECEIPT_MISMATCH",))),
         (Faults(upstream_failed=True), ("failed", ("UPSTREAM_NOT_VERIFIED",))),
         (Faults(missing_receipt_id=True), ("failed", ("RECEIPT_MISSING",))),
@@ -370,3 +372,53 @@ def test_attest_gateway_shows_the_whole_chain_with_progress(rig: Rig, aci_emu: E
     assert attestation.report is not None and attestation.collateral_json is not None
     again = asyncio.run(rig.verifier.aattest_gateway())
     assert again.passed and again.nonce != attestation.nonce  # never cached
+
+
+def test_the_store_lists_aci_receipts_by_protocol_and_upstream_provider(
+    aci_emu: Emulator, tmp_path: Path
+) -> None:
+    """The provider is the session record's upstream name: known when the session is fetched
+    (``check_session`` here), ``None`` otherwise."""
+    rig = Rig(aci_emu, tmp_path, policy=VerificationPolicy(check_session=True))
+    verified = rig.chat()
+    refused = rig.chat(model=NON_TEE, provider={"aci_verified": True})
+    rig.verifier.close()
+    aci = verified.result.aci
+    assert aci is not None and aci.upstream is not None and aci.upstream.provider
+    assert aci.upstream.claims.get("tee_attested")
+    assert [r.receipt_id for r in rig.store.list(protocol="legacy")] == []
+    assert {r.receipt_id for r in rig.store.list(protocol="aci")} == {
+        verified.receipt_id,
+        refused.receipt_id,
+    }
+    listed = rig.store.list(provider=aci.upstream.provider)
+    assert [r.receipt_id for r in listed] == [verified.receipt_id]
+    assert listed[0] == verified  # the ACI evidence survives the store exactly
+
+
+class _Status(httpx.BaseTransport):
+    """Receipt lookups answered with ``status`` (and ``Retry-After: 1``); the rest forwarded."""
+
+    def __init__(self, status: int) -> None:
+        self._inner, self._status = httpx.HTTPTransport(), status
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v1/aci/receipts/"):
+            return httpx.Response(self._status, headers={"Retry-After": "1"})
+        return self._inner.handle_request(request)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(429, "RATE_LIMITED"), (503, "UPSTREAM_HTTP_ERROR")]
+)
+def test_a_receipt_that_never_comes_names_why(
+    aci_emu: Emulator, tmp_path: Path, status: int, reason: str
+) -> None:
+    rig = Rig(aci_emu, tmp_path, transport=_Status(status))
+    receipt = rig.chat()
+    rig.verifier.close()
+    assert _verdict(receipt) == ("unverifiable", (reason,))
+    assert receipt.aci is not None and receipt.aci.receipt_attempts > 1
+    if status == 429:
+        assert rig.time.sleeps and all(s >= 1.0 for s in rig.time.sleeps)  # Retry-After honoured
+    assert receipt.result.checks["key_custody"] == "pass"  # the gateway was still attested
