@@ -57,11 +57,15 @@ class ChatRedpill(VerifyingChatOpenAI):
     ``verification="strict"`` (default) raises ``VerificationFailed`` (carrying the message and
     the verdict) when a verdict is not ``verified``; ``"annotate"`` returns it with the verdict and
     logs a warning; ``"off"`` is a plain client (no capture, no verdict). In a stream exactly one
-    chunk, the last (empty content, ``chunk_position="last"``), carries the verdict.
+    chunk, the last (empty content, ``chunk_position="last"``), carries the verdict. Strict mode
+    also asks an ACI gateway to refuse rather than serve unverified (``aci_verified``); its signed
+    refusal raises ``VerificationFailed`` (``UPSTREAM_REFUSED``) carrying the SDK's error.
     """
 
     model_name: str = Field(alias="model")
-    """Redpill model id; ``phala/…`` models run in GPU TEEs and can be verified."""
+    """Redpill model id. Whether its answers come from a TEE is the verdict's to say (under ACI:
+    the gateway's receipt); strict mode refuses, at the first call, a model the gateway lists as
+    not TEE (legacy gateways: one without a ``phala/`` prefix)."""
     redpill_api_key: SecretStr | None = Field(
         alias="api_key", default_factory=secret_from_env("REDPILL_API_KEY", default=None)
     )

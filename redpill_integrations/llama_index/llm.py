@@ -57,7 +57,8 @@ class Redpill(OpenAILike):  # type: ignore[misc]
     """A LlamaIndex LLM for Redpill whose every response carries a verified-provenance verdict.
 
     Args:
-        model: a Redpill model id; ``phala/…`` models run in GPU TEEs and are verifiable.
+        model: a Redpill model id. Strict mode refuses, at the first call, a model the gateway
+            lists as not TEE (legacy gateways: one without a ``phala/`` prefix).
         api_key: the Redpill API key (default ``REDPILL_API_KEY``); never shown or serialised.
         api_base: the API base URL (default ``REDPILL_BASE_URL``, else ``https://api.redpill.ai/v1``).
         verification: ``"strict"`` (default) raises ``VerificationFailed`` unless a response is
