@@ -89,7 +89,7 @@ def _fake_clock(emu: Emulator) -> FakeTime:
 
 
 def test_signature_delay_then_ready(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory()
+    emu = emulator_factory(protocol="legacy")
     fake = _fake_clock(emu)
     emu.set_faults(Faults(signature_delay=0.5))
     with client(emu) as c:
@@ -106,7 +106,7 @@ def test_signature_expires_after_ttl(emu: Emulator, emulator_factory) -> None:  
         chat_id, _, _ = chat(c, chat_body(stream=False))
         gone = signature(c, chat_id)
     assert gone.status_code == 404 and gone.json()["error"]["message"] == NOT_FOUND
-    short = emulator_factory(signature_ttl=0.5)
+    short = emulator_factory(signature_ttl=0.5, protocol="legacy")
     fake = _fake_clock(short)
     with client(short) as c:
         chat_id, _, _ = chat(c, chat_body(stream=False))
