@@ -187,8 +187,9 @@ def retried_fetch(
     backoff: tenacity.wait.wait_base | None = None,
 ) -> Flow[tuple[A, int]]:
     """Fetch ``request(seconds_left)`` until ``classify`` says the answer is final or the next
-    wait would cross ``deadline`` seconds (jittered exponential backoff, ``Retry-After`` honoured
-    up to ``retry_after_cap``). The last classified answer and the number of attempts."""
+    wait would leave the next attempt less than ``MIN_ATTEMPT_SECONDS`` (at most a quarter of
+    ``deadline``) before ``deadline`` seconds (jittered exponential backoff, ``Retry-After``
+    honoured up to ``retry_after_cap``). The last classified answer and the number of attempts."""
     stop = _DeadlineStop(deadline, monotonic)
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_result(lambda attempt: attempt.retryable),
