@@ -19,7 +19,7 @@ Every exception this package raises on purpose derives from :class:`RedpillError
     ├── ReceiptError                a receipt that cannot be read, stored or re-verified
     └── VerificationFailed          strict mode: the verdict was not "verified"
 
-Each error with a matching reason code (SPEC §3) exposes it as ``reason`` so that callers that turn
+Each error with a matching reason code exposes it as ``reason`` so that callers that turn
 an error into a verdict never have to guess. Foreign exceptions are re-raised as ours with ``from``.
 Messages never contain the API key. This module imports nothing outside the package's own
 ``results``, so the pure core (``verify/``, ``receipts``, the emulator) can use it freely.

@@ -117,7 +117,7 @@ class VerificationPolicy:
     max_response_bytes: int = 32 * 1024 * 1024
     #: keep request/response bodies in receipts (False keeps only their hashes)
     receipt_bodies: bool = True
-    # ---- ACI (SPEC §6) ----
+    # ---- ACI (docs/protocol-aci.md §4) ----
     #: the gateway's receipt must show ``upstream.verified`` with ``result == "verified"``
     require_verified_upstream: bool = True
     #: send ``"provider": {"aci_verified": true}`` so the gateway refuses unverified serving
@@ -349,7 +349,7 @@ class TrustAnchors:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> TrustAnchors:
-        """Load a non-production trust file (SPEC §5), e.g. the emulator's. Logs a warning."""
+        """Load a non-production trust file, e.g. the emulator's. Logs a warning."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

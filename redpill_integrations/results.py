@@ -1,4 +1,4 @@
-"""Verdicts: :class:`VerificationResult`, its stable reason codes and check names (SPEC §3).
+"""Verdicts: :class:`VerificationResult`, its stable reason codes and check names.
 
 A result is ``verified`` only when every required check ran and passed. Checks that did not run are
 ``not_checked`` and never count as a pass. Reason codes are stable: new ones may be added, none is
@@ -59,7 +59,7 @@ class Reason(StrEnum):
     GPU_CLAIMS_REJECTED = "GPU_CLAIMS_REJECTED"
     UNSUPPORTED_PROTOCOL = "UNSUPPORTED_PROTOCOL"
     DUPLICATE_JSON_KEY = "DUPLICATE_JSON_KEY"
-    # failed, ACI (SPEC §6)
+    # failed, ACI (docs/protocol-aci.md)
     KEYSET_DIGEST_MISMATCH = "KEYSET_DIGEST_MISMATCH"  # recomputed keyset digest differs
     KEYSET_EXPIRED = "KEYSET_EXPIRED"  # now (or served_at) >= keyset not_after
     KEY_CUSTODY_INVALID = "KEY_CUSTODY_INVALID"  # KMS chain bad, root not accepted, key uncovered
@@ -86,7 +86,7 @@ class Reason(StrEnum):
     DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
     MODEL_NOT_TEE = "MODEL_NOT_TEE"
     CHECK_NOT_RUN = "CHECK_NOT_RUN"  # added: a required check never ran and nothing said why
-    # unverifiable, ACI (SPEC §6)
+    # unverifiable, ACI (docs/protocol-aci.md)
     RECEIPT_UNAVAILABLE = "RECEIPT_UNAVAILABLE"  # the receipt could not be fetched
     UPSTREAM_REFUSED = "UPSTREAM_REFUSED"  # the gateway refused to forward (503/412 refusal)
     # unverifiable, ACI, finer: the policy needs the session record and it is not at hand
@@ -135,7 +135,7 @@ class Check(StrEnum):
     COMPOSE = "compose"
     MEASUREMENTS = "measurements"  # policy allowlists; passes trivially only when none is set
     GPU = "gpu"
-    # ACI (SPEC §6)
+    # ACI (docs/protocol-aci.md)
     KEYSET = "keyset"  # digest recomputes, keys per role, not_after plausible and not passed
     KEY_CUSTODY = "key_custody"  # dstack KMS chains to an accepted root cover the receipt key
     RECEIPT = "receipt"  # receipt names this exchange: id, chat id, endpoint, model, served_at
@@ -306,7 +306,7 @@ class UpstreamSummary:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AciSummary:
-    """The ACI facts of one verdict (SPEC §6): the gateway identity and the server's receipt."""
+    """The ACI facts of one verdict: the gateway identity and the server's receipt."""
 
     receipt_id: str | None = None  # the server's ``rcpt-…`` (our store's id is the top-level one)
     keyset_digest: str | None = None
@@ -334,7 +334,7 @@ class AciSummary:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class VerificationResult:
-    """The verdict for one exchange (SPEC §3). Build it with :meth:`build` to keep it consistent."""
+    """The verdict for one exchange. Build it with :meth:`build` to keep it consistent."""
 
     status: Status
     reasons: tuple[Reason, ...]

@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="aci",
         help="aci (default): the ACI gateway api.redpill.ai runs; legacy: per-node signatures",
     )
-    p.add_argument("--trust-out", metavar="FILE", help="write the trust file (SPEC §5) here")
+    p.add_argument("--trust-out", metavar="FILE", help="write the trust file here")
     p.add_argument("--signing-algo", choices=["ecdsa", "ed25519"], default="ecdsa")
     p.add_argument("--report-shape", choices=["flat", "two-layer"], default="flat")
     p.add_argument("--signed-text-parts", type=int, choices=[2, 3], default=2)

@@ -172,9 +172,9 @@ class Emulator:
         )
 
     def trust_dict(self) -> dict[str, Any]:
-        """The SPEC §5 trust file content, with the ACI anchors ``kms_root_pubkeys`` (compressed
-        hex), ``aci_app_ids`` (hex) and ``os_images`` (``{os_image_hash: {"name", "mrtd",
-        "rtmr1", "rtmr2", "source"}}``)."""
+        """The trust file content (read by ``TrustAnchors.from_file``), with the ACI anchors
+        ``kms_root_pubkeys`` (compressed hex), ``aci_app_ids`` (hex) and ``os_images``
+        (``{os_image_hash: {"name", "mrtd", "rtmr1", "rtmr2", "source"}}``)."""
         return self.trust.to_dict()
 
     def write_trust_file(self, path: str | os.PathLike[str]) -> Path:

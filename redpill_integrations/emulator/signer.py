@@ -50,7 +50,7 @@ class SigningKeys:
         )
 
     def address(self, algo: str) -> str:
-        """ecdsa: checksummed 0x address; ed25519: public key hex (SPEC §2.2)."""
+        """ecdsa: checksummed 0x address; ed25519: public key hex (docs/protocol-legacy.md §2)."""
         return self._address if algo == "ecdsa" else self.ed25519_public.hex()
 
     def address_bytes(self, algo: str) -> bytes:

@@ -1,4 +1,4 @@
-"""LangChain integration: :class:`ChatRedpill` and :class:`RedpillCallbackHandler` (SPEC §4).
+"""LangChain integration: :class:`ChatRedpill` and :class:`RedpillCallbackHandler`.
 
 Importing this module imports LangChain; the package root does not.
 """

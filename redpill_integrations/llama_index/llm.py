@@ -1,4 +1,4 @@
-"""``Redpill``: the LlamaIndex LLM for Redpill's TEE models, each response verified (SPEC §4).
+"""``Redpill``: the LlamaIndex LLM for Redpill's TEE models, each response verified.
 
 A subclass of ``OpenAILike`` built like llama-index's provider packages
 (``llama-index-llms-deepseek``, ``-openrouter``): chat and completion, sync and async, streaming,

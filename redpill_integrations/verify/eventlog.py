@@ -1,4 +1,4 @@
-"""Event-log replay and the dstack app identity (SPEC §2.4).
+"""Event-log replay and the dstack app identity (``docs/protocol-legacy.md`` §7-§8).
 
 * RTMR replay: for imr 0..3, ``mr = 48 zero bytes; mr = sha384(mr ‖ digest)`` per event; the result
   must equal the quote's RTMRs.

@@ -1,4 +1,6 @@
-"""NVIDIA GPU evidence: the report's ``nvidia_payload`` and NRAS's signed answer (SPEC §2.4).
+"""NVIDIA GPU evidence: the report's ``nvidia_payload`` and NRAS's signed answer.
+
+See docs/protocol-legacy.md §10.
 
 NRAS answers ``[["JWT", platform_token], {"GPU-0": gpu_token, ...}]``. Every token is verified
 locally against the JWKS passed in: ``alg`` must be ES384 (``none``/HS*/anything else rejected), the

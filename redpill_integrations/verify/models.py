@@ -24,7 +24,7 @@ __all__ = ["AttestationEvidence", "AttestationVerdict", "SignatureCheck", "Signa
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SignatureRecord:
-    """``GET /signature/{id}`` as received (SPEC §2.2)."""
+    """``GET /signature/{id}`` as received (``docs/protocol-legacy.md`` §2)."""
 
     text: str
     signature: str

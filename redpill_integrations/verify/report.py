@@ -1,4 +1,4 @@
-"""Attestation report shapes (SPEC §2.3), parsed at the boundary into frozen models.
+"""Attestation report shapes (docs/protocol-legacy.md §3) parsed at the boundary into frozen models.
 
 Shapes, detected by keys:
 

@@ -1,4 +1,4 @@
-"""Per-response signatures (SPEC §2.2): the signed text, our hashes, ecdsa and ed25519.
+"""Per-response signatures (docs/protocol-legacy.md §2): signed text, our hashes, ecdsa and ed25519.
 
 Canonical signer form (used everywhere in the package, including node selection and receipts): the
 recovered ecdsa address or the verified ed25519 public key as **lower-case hex without ``0x``**

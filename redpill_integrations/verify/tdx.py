@@ -1,6 +1,6 @@
 """TDX quotes: parsing, DCAP verification through dcap-qvl, report_data binding.
 
-``report_data`` (64 bytes) binds the signing key and our nonce (SPEC §2.4)::
+``report_data`` (64 bytes) binds the signing key and our nonce (``docs/protocol-legacy.md`` §5)::
 
     plain:      address_bytes ‖ zero padding to 32 bytes ‖ nonce(32)
     TLS-bound:  sha256(address_bytes ‖ bytes.fromhex(tls_cert_fingerprint)) ‖ nonce(32)

@@ -1,4 +1,6 @@
-"""Fetching one signer's attestation evidence and verifying it with the pure core (SPEC §2.3-§2.4).
+"""Fetching one signer's attestation evidence and verifying it with the pure core.
+
+See docs/protocol-legacy.md §3-§10.
 
 Per fetch:
 

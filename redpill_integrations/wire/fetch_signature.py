@@ -1,4 +1,4 @@
-"""Fetching a response's signature, with retries composed from tenacity's parts (SPEC §2.2).
+"""Fetching a response's signature, retried with tenacity's parts (docs/protocol-legacy.md §2).
 
 ``GET {base}/signature/{quote(chat_id, safe='')}?model=…&signing_algo=…`` with the API key. The
 signature appears only after the response ends and lives in one node's memory, so "not found" is

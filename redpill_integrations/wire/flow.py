@@ -1,4 +1,4 @@
-"""Sans-I/O flows and their two thin drivers (STYLE practice 5).
+"""Sans-I/O flows and their two thin drivers (``docs/architecture.md``, "wire/").
 
 All decision logic of the wire layer (what to fetch, when to retry, what a status code means, what
 goes into a receipt) is written once, as generators that *yield effects* and receive their

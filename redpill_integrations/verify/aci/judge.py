@@ -55,7 +55,7 @@ def judge_aci(
     now: datetime,
     gateway: GatewayVerdict | None = None,
 ) -> VerificationResult:
-    """The verdict for one ACI exchange (SPEC §6).
+    """The verdict for one ACI exchange (``docs/protocol-aci.md`` §7).
 
     ``report`` is the ``/v1/aci/attestation`` body fetched with ``nonce``; ``collateral_json`` the
     DCAP collateral for its quote (None: the quote check does not run → unverifiable);
