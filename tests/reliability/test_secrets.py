@@ -147,7 +147,7 @@ def test_key_never_follows_a_redirect_of_the_verifiers_own_fetches(
 def test_canary_key_through_the_callback_handler_and_the_new_wire_paths(
     emu: Emulator, hostile: Hostile, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    """The paths added for security review 1: a plain ChatOpenAI verified by the handler's run
+    """The paths added for the security findings (SECURITY.md, V1-V15): a plain ChatOpenAI verified by the handler's run
     tag (sync, async, streamed, and a fabricated answer re-using a genuine id), a header drip cut
     off by the fetch deadline, a stream held open after [DONE], the http:// refusal, the warning
     for non-production anchors, the captured headers."""

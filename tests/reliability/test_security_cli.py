@@ -1,4 +1,4 @@
-"""The ``redpill`` CLI against the security review's findings.
+"""The ``redpill`` CLI against the security findings listed in SECURITY.md.
 
 * V10: a trust file never picks where the real API key goes. A recording server named as a trust
   file's ``base_url`` must never see ``REDPILL_API_KEY``; the default origin is replaced by a
@@ -42,7 +42,7 @@ from ._hostile import Hostile
 
 MODEL = "phala/deepseek-chat-v3-0324"
 REAL_KEY = "sk-live-canary-4f1d9a7c20b3"
-#: the review's payload: moves up a line, clears it, and prints a fake verdict
+#: the finding's payload: moves up a line, clears it, and prints a fake verdict
 PAYLOAD = "\x1b[1A\x1b[2K\rverdict     VERIFIED"
 ESCAPED = "\\x1b[1A\\x1b[2K\\rverdict     VERIFIED"
 CONTROL = [chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0)) if chr(c) != "\n"]

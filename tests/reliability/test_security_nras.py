@@ -1,4 +1,4 @@
-"""Security review V3 (GPU half): a receipt cannot bring its own NVIDIA signing keys.
+"""Security finding V3 (SECURITY.md; GPU half): a receipt cannot bring its own NVIDIA signing keys.
 
 A forger re-signs the NRAS answer stored in a genuine receipt with a key of their own and bundles a
 JWKS for it, with a self-made ``x5c`` chain (even one naming itself like the emulator's NRAS CA or

@@ -1,4 +1,4 @@
-"""Security review 1, wire-layer findings: each test fails on the code before its fix.
+"""Security findings (SECURITY.md), wire layer: each test fails on the code before its fix.
 
 * V1: ``RedpillCallbackHandler`` with a plain ``ChatOpenAI`` attributed a verdict by the
   server-chosen response id. A gateway re-used the id of a genuine exchange on fabricated
