@@ -21,22 +21,20 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from redpill_integrations.errors import ConfigurationError, ReceiptError
 from redpill_integrations.receipts import Receipt
 from redpill_integrations.stores.base import (
     SCHEMA_VERSION,
-    Filters,
-    ReceiptStore,
     Row,
     body_columns,
-    load,
     redact_url,
     url_password,
 )
 from redpill_integrations.stores.batching import MAX_BATCH, GroupCommit
+from redpill_integrations.stores.sql import SqlReceiptStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -77,7 +75,7 @@ _V2 = (
     " ON redpill_receipts(provider, created_at)",
 )
 
-_BATCH = 500
+_BATCH = 500  # rows per backfill batch
 _SELECT = (
     "SELECT r.body, e.body, r.created_at, r.seq, r.receipt_id FROM redpill_receipts r "
     "LEFT JOIN redpill_evidence e ON e.sha256 = r.evidence_sha256"
@@ -136,7 +134,7 @@ def _inserted(ids: list[str], stored: set[str]) -> list[bool]:
     return out
 
 
-class PostgresReceiptStore(ReceiptStore):
+class PostgresReceiptStore(SqlReceiptStore):
     """Receipts in PostgreSQL through psycopg 3 connection pools.
 
     ``attempts`` bounds how often one write is tried when the server is unreachable (with
@@ -144,6 +142,12 @@ class PostgresReceiptStore(ReceiptStore):
     connection and for connecting at open. ``ConfigurationError`` at construction when the
     database cannot be reached.
     """
+
+    _PH = "%s"
+    _SELECT = _SELECT
+    _ORDER = "r.seq"
+    _TABLE = "redpill_receipts"
+    _ALL = None  # LIMIT NULL is no limit in PostgreSQL
 
     def __init__(
         self,
@@ -378,46 +382,6 @@ class PostgresReceiptStore(ReceiptStore):
                 return list(conn.execute(sql, args).fetchall())
         except (*self._errors, self._psycopg.Error) as exc:
             self._fail("cannot read receipt store", exc)
-
-    def get(self, receipt_id: str) -> Receipt | None:
-        rows = self._query(f"{_SELECT} WHERE r.receipt_id = %s", (receipt_id,))
-        return load(rows[0][0], rows[0][1]) if rows else None
-
-    @staticmethod
-    def _where(filters: Filters, extra: str = "") -> tuple[str, tuple[Any, ...]]:
-        items = filters.items()
-        clauses = [f"r.{col} = %s" for col, _ in items] + ([extra] if extra else [])
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return where, tuple(val for _, val in items)
-
-    def _list(self, filters: Filters, limit: int) -> list[Receipt]:
-        where, args = self._where(filters)
-        rows = self._query(
-            f"{_SELECT} {where} ORDER BY r.created_at DESC, r.seq DESC LIMIT %s",
-            (*args, int(limit) if limit >= 0 else None),
-        )
-        return [load(row[0], row[1]) for row in rows]
-
-    def _rows(
-        self, filters: Filters, *, newest_first: bool
-    ) -> Iterator[tuple[str, str, str | None]]:
-        op, order = ("<", "DESC") if newest_first else (">", "ASC")
-        after: tuple[Any, int] | None = None
-        while True:
-            keyset = f"(r.created_at, r.seq) {op} (%s, %s)" if after else ""
-            where, args = self._where(filters, keyset)
-            rows = self._query(
-                f"{_SELECT} {where} ORDER BY r.created_at {order}, r.seq {order} LIMIT %s",
-                (*args, *(after or ()), _BATCH),
-            )
-            for body, ev, _c, _s, rid in rows:
-                yield rid, body, ev
-            if len(rows) < _BATCH:
-                return
-            after = (rows[-1][2], rows[-1][3])
-
-    def __len__(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM redpill_receipts", ())[0][0])
 
     def close(self) -> None:
         self._pool.close()

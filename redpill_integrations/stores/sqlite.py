@@ -17,7 +17,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,12 @@ from redpill_integrations.errors import ReceiptError
 from redpill_integrations.receipts import Receipt
 from redpill_integrations.stores.base import (
     SCHEMA_VERSION,
-    Filters,
-    ReceiptStore,
     Row,
     body_columns,
     default_path,
-    load,
 )
 from redpill_integrations.stores.batching import GroupCommit
+from redpill_integrations.stores.sql import SqlReceiptStore
 
 __all__ = ["SQLiteReceiptStore"]
 
@@ -64,7 +62,6 @@ _V2 = (
     "CREATE INDEX IF NOT EXISTS receipts_provider ON receipts(provider, created_at)",
 )
 
-_BATCH = 500
 _SELECT = (
     "SELECT r.body, e.body, r.created_at, r.rowid, r.receipt_id FROM receipts r "
     "LEFT JOIN evidence e ON e.sha256 = r.evidence_sha256"
@@ -102,8 +99,14 @@ def _chmod(path: Path, mode: int) -> None:
             path.chmod(mode)
 
 
-class SQLiteReceiptStore(ReceiptStore):
+class SQLiteReceiptStore(SqlReceiptStore):
     """SQLite (WAL), one atomic, idempotent write per exchange; thread-safe; private files."""
+
+    _PH = "?"
+    _SELECT = _SELECT
+    _ORDER = "r.rowid"
+    _TABLE = "receipts"
+    _ALL = -1  # a negative LIMIT is no limit in SQLite
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -228,46 +231,6 @@ class SQLiteReceiptStore(ReceiptStore):
                 return list(self._db.execute(sql, args).fetchall())
             except sqlite3.Error as exc:
                 raise ReceiptError(f"cannot read receipt store: {exc}") from exc
-
-    def get(self, receipt_id: str) -> Receipt | None:
-        rows = self._query(f"{_SELECT} WHERE r.receipt_id = ?", (receipt_id,))
-        return load(rows[0][0], rows[0][1]) if rows else None
-
-    @staticmethod
-    def _where(filters: Filters, extra: str = "") -> tuple[str, tuple[Any, ...]]:
-        items = filters.items()
-        clauses = [f"r.{col} = ?" for col, _ in items] + ([extra] if extra else [])
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return where, tuple(val for _, val in items)
-
-    def _list(self, filters: Filters, limit: int) -> list[Receipt]:
-        where, args = self._where(filters)
-        rows = self._query(
-            f"{_SELECT} {where} ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
-            (*args, int(limit)),
-        )
-        return [load(row[0], row[1]) for row in rows]
-
-    def _rows(
-        self, filters: Filters, *, newest_first: bool
-    ) -> Iterator[tuple[str, str, str | None]]:
-        op, order = ("<", "DESC") if newest_first else (">", "ASC")
-        after: tuple[str, int] | None = None
-        while True:
-            keyset = f"(r.created_at, r.rowid) {op} (?, ?)" if after else ""
-            where, args = self._where(filters, keyset)
-            rows = self._query(
-                f"{_SELECT} {where} ORDER BY r.created_at {order}, r.rowid {order} LIMIT ?",
-                (*args, *(after or ()), _BATCH),
-            )
-            for body, ev, _c, _r, rid in rows:
-                yield rid, body, ev
-            if len(rows) < _BATCH:
-                return
-            after = (rows[-1][2], rows[-1][3])
-
-    def __len__(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM receipts", ())[0][0])
 
     def close(self) -> None:
         with self._lock:

@@ -79,10 +79,9 @@ def test_listing_is_filtered_by_status_model_protocol_and_provider(store: Receip
 
 
 def test_export_streams_in_bounded_batches(
-    store: ReceiptStore, monkeypatch: pytest.MonkeyPatch, backend: str
+    store: ReceiptStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = "sqlite" if backend == "sqlite" else "postgres"
-    monkeypatch.setattr(f"redpill_integrations.stores.{module}._BATCH", 3)
+    monkeypatch.setattr(type(store), "_BATCH", 3)
     for i in range(10):
         store.put(receipt(i, evidence=None))
     fetched: list[int] = []
