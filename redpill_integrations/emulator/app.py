@@ -22,8 +22,8 @@ from redpill_integrations.emulator.faults import (
 )
 from redpill_integrations.emulator.latency import (
     NetworkDelay,
-    generation_time,
-    stream_event_interval,
+    stream_pacing,
+    wait_for_generation,
 )
 from redpill_integrations.emulator.model import (
     completion_tokens,
@@ -184,21 +184,9 @@ def create_app(state: EmulatorState) -> FastAPI:
                 on_complete=lambda: remember(signed),
                 reset_after=max(1, len(events) // 2) if faults.reset_mid_stream else None,
                 headers={"Cache-Control": "no-cache"},
-                interval=stream_event_interval(
-                    stream_interval=state.config.stream_interval,
-                    time_per_token=state.config.time_per_token,
-                    tokens=completion_tokens(reply),
-                    events=len(events),
-                ),
-                first_delay=state.config.time_to_first_token,
+                **stream_pacing(state.config, tokens=completion_tokens(reply), events=len(events)),
             )
-        delay = generation_time(
-            time_to_first_token=state.config.time_to_first_token,
-            time_per_token=state.config.time_per_token,
-            tokens=completion_tokens(reply),
-        )
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await wait_for_generation(state.config, tokens=completion_tokens(reply))
         out = render_json(chat_id, info.id, reply, messages)
         sent = tamper_json(out, faults.tamper_response)
         remember(out)

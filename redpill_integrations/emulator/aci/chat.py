@@ -10,7 +10,6 @@ bytes emitted, the whole SSE stream), signs the receipt and stores it when the r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from redpill_integrations.emulator.aci.receipts import (
 )
 from redpill_integrations.emulator.aci.upstreams import SessionBook, Upstream, upstream_for
 from redpill_integrations.emulator.faults import FAULTS_HEADER, Faults, parse_faults_header
-from redpill_integrations.emulator.latency import generation_time, stream_event_interval
+from redpill_integrations.emulator.latency import stream_pacing, wait_for_generation
 from redpill_integrations.emulator.model import (
     completion_tokens,
     new_chat_id,
@@ -219,21 +218,9 @@ async def aci_chat(request: Request, state: EmulatorState, sessions: SessionBook
             complete_before_end=True,
             reset_after=max(1, len(sse) // 2) if faults.reset_mid_stream else None,
             headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            interval=stream_event_interval(
-                stream_interval=state.config.stream_interval,
-                time_per_token=state.config.time_per_token,
-                tokens=completion_tokens(reply),
-                events=len(sse),
-            ),
-            first_delay=state.config.time_to_first_token,
+            **stream_pacing(state.config, tokens=completion_tokens(reply), events=len(sse)),
         )
-    delay = generation_time(
-        time_to_first_token=state.config.time_to_first_token,
-        time_per_token=state.config.time_per_token,
-        tokens=completion_tokens(reply),
-    )
-    if delay > 0:
-        await asyncio.sleep(delay)
+    await wait_for_generation(state.config, tokens=completion_tokens(reply))
     out = render_json(chat_id, info.id, reply, messages)
     if faults.reset_mid_stream:
         return ResetResponse(tamper_json(out, faults.tamper_response))
