@@ -9,6 +9,8 @@ still in the last chunk and in ``on_llm_end``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.callbacks import (
     AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
@@ -23,6 +25,21 @@ from redpill_integrations.results import VerificationResult
 __all__ = ["aemit", "emit"]
 
 
+def _same_run(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun,
+) -> dict[str, Any]:
+    """Arguments of a callback manager reaching the run's handlers, tags and metadata."""
+    return {
+        "handlers": run_manager.handlers,
+        "inheritable_handlers": run_manager.inheritable_handlers,
+        "parent_run_id": run_manager.parent_run_id,
+        "tags": run_manager.tags,
+        "inheritable_tags": run_manager.inheritable_tags,
+        "metadata": run_manager.metadata,
+        "inheritable_metadata": run_manager.inheritable_metadata,
+    }
+
+
 def emit(run_manager: CallbackManagerForLLMRun | None, verdict: VerificationResult) -> None:
     data = verdict.to_dict()
     if run_manager is None:
@@ -31,15 +48,9 @@ def emit(run_manager: CallbackManagerForLLMRun | None, verdict: VerificationResu
         except RuntimeError:  # no enclosing run: nobody to tell
             pass
         return
-    CallbackManager(
-        handlers=run_manager.handlers,
-        inheritable_handlers=run_manager.inheritable_handlers,
-        parent_run_id=run_manager.parent_run_id,
-        tags=run_manager.tags,
-        inheritable_tags=run_manager.inheritable_tags,
-        metadata=run_manager.metadata,
-        inheritable_metadata=run_manager.inheritable_metadata,
-    ).on_custom_event(EVENT_NAME, data, run_id=run_manager.run_id)
+    CallbackManager(**_same_run(run_manager)).on_custom_event(
+        EVENT_NAME, data, run_id=run_manager.run_id
+    )
 
 
 async def aemit(
@@ -52,12 +63,6 @@ async def aemit(
         except RuntimeError:
             pass
         return
-    await AsyncCallbackManager(
-        handlers=run_manager.handlers,
-        inheritable_handlers=run_manager.inheritable_handlers,
-        parent_run_id=run_manager.parent_run_id,
-        tags=run_manager.tags,
-        inheritable_tags=run_manager.inheritable_tags,
-        metadata=run_manager.metadata,
-        inheritable_metadata=run_manager.inheritable_metadata,
-    ).on_custom_event(EVENT_NAME, data, run_id=run_manager.run_id)
+    await AsyncCallbackManager(**_same_run(run_manager)).on_custom_event(
+        EVENT_NAME, data, run_id=run_manager.run_id
+    )
