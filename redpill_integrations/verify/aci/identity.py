@@ -1,4 +1,4 @@
-"""The ACI gateway's identity: who holds the receipt keys (docs/protocol-aci.md, steps 1-12).
+"""The ACI gateway's identity: who holds the receipt keys (docs/protocol-aci.md §3).
 
 :func:`verify_gateway` is pure: a parsed report, our nonce, the DCAP collateral (or None), policy,
 trust anchors and ``now`` in; a :class:`GatewayVerdict` out. In order:
@@ -83,7 +83,8 @@ def verify_gateway(
     trust: TrustAnchors,
     now: datetime,
 ) -> GatewayVerdict:
-    """Run steps 1-12 on ``report`` for ``nonce`` (64 lower-case hex). Never raises ours."""
+    """Run the checks of docs/protocol-aci.md §3 on ``report`` for ``nonce`` (64 lower-case
+    hex). Never raises ours."""
     log = CheckLog()
     digest = _check_keyset(report, policy, now, log)
     _check_statement(report, digest, nonce, log)

@@ -1,4 +1,4 @@
-"""The per-response receipt check (docs/protocol-aci.md, steps 13-23).
+"""The per-response receipt check (docs/protocol-aci.md §5).
 
 ``signer_attested``  ``key_id`` is a receipt key of the attested keyset (``SIGNER_NOT_ATTESTED``)
                      and the receipt names the attested keyset digest (``KEYSET_DIGEST_MISMATCH``)
@@ -64,7 +64,8 @@ def check_receipt(
     policy: VerificationPolicy,
     log: CheckLog,
 ) -> UpstreamSummary | None:
-    """Run steps 16-23 into ``log``; returns the upstream facts the receipt records."""
+    """Run the checks of docs/protocol-aci.md §5 from ``signer_attested`` on into ``log``;
+    returns the upstream facts the receipt records."""
     if keyset.receipt_key(receipt.key_id) is None:
         log.fail("signer_attested", Reason.SIGNER_NOT_ATTESTED, "key_id is not in the keyset")
         log.skip("signature")

@@ -1,4 +1,4 @@
-"""The upstream session record behind a receipt (docs/protocol-aci.md, step 24).
+"""The upstream session record behind a receipt (docs/protocol-aci.md §6).
 
 ``session_id = sha256(JCS(record))`` (bare hex, not part of the record); the evidence data, when
 present, hashes to its digest; the receipt's ``served_at`` lies in ``[established_at,
