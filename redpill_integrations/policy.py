@@ -115,6 +115,17 @@ class VerificationPolicy:
     max_response_bytes: int = 32 * 1024 * 1024
     #: keep request/response bodies in receipts (False keeps only their hashes)
     receipt_bodies: bool = True
+    # ---- legacy protocol: what the verdict needs beyond the signature (docs/code-identity.md) ----
+    #: the served code must be pinned: MRTD, RTMR1 and RTMR2 pinned by this policy or matching an
+    #: image of ``TrustAnchors.os_images``; otherwise ``measurements`` fails
+    #: (``MEASUREMENT_NOT_ALLOWED``). False accepts any TD (``code_identity`` says "unpinned").
+    require_code_pin: bool = True
+    #: compare the model the response and the signed text name with the model requested
+    #: (``MODEL_MISMATCH``; the comparison ignores case and provider prefix, docs/code-identity.md)
+    check_served_model: bool = True
+    #: add a random ``user`` field to every legacy request so that no earlier signature can match
+    #: it (off by default: docs/code-identity.md, replay)
+    request_nonce: bool = False
     # ---- ACI (SPEC §6) ----
     #: the gateway's receipt must show ``upstream.verified`` with ``result == "verified"``
     require_verified_upstream: bool = True
@@ -394,6 +405,11 @@ class OsImage:
     def has_measurements(self) -> bool:
         return self.mrtd is not None or self.rtmr1 is not None or self.rtmr2 is not None
 
+    @property
+    def fully_measured(self) -> bool:
+        """MRTD, RTMR1 and RTMR2 are all known: only such an entry pins legacy code."""
+        return self.mrtd is not None and self.rtmr1 is not None and self.rtmr2 is not None
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -412,12 +428,21 @@ class OsImage:
 
 @functools.cache
 def _production_os_images() -> Mapping[str, OsImage]:
-    text = resources.files("redpill_integrations").joinpath("data/aci_os_images.json").read_text()
-    return _os_image_map(json.loads(text)["images"])
+    data = resources.files("redpill_integrations").joinpath("data")
+    images = _os_image_map(json.loads(data.joinpath("aci_os_images.json").read_text())["images"])
+    legacy = json.loads(data.joinpath("os_images_legacy.json").read_text())["images"]
+    for entry in legacy:
+        (digest,) = _hex_tuple("os_images_legacy key", (entry["os_image_hash"],), 32)
+        if digest in images:
+            raise ConfigurationError(f"os image {digest} is listed twice in the shipped registry")
+        named = {**entry, "name": entry.get("name") or f"unnamed dstack image {digest[:12]}"}
+        images[digest] = OsImage.from_dict(named)
+    return images
 
 
 def production_os_images() -> dict[str, OsImage]:
-    """The shipped, dated OS-image registry (``redpill_integrations/data/aci_os_images.json``)."""
+    """The shipped, dated OS-image registry: ``data/aci_os_images.json`` (ACI gateway images) and
+    ``data/os_images_legacy.json`` (images measured in real legacy reports)."""
     return dict(_production_os_images())
 
 

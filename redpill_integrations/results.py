@@ -357,6 +357,12 @@ class VerificationResult:
     #: how the code that served was identified: {"kind": "pinned" | "registry" | "unpinned",
     #: "matched": [what matched, e.g. "kms_root", "app_id", "os_image"]}
     code_identity: Mapping[str, Any] | None = None
+    #: what the verdict takes on trust rather than proves (legacy:
+    #: ``"request_hash_reported_by_gateway"``); empty for ACI
+    assumptions: tuple[str, ...] = ()
+    #: the model the signed evidence says answered (legacy: the 3-part signed text's first field,
+    #: else the response body's ``model``)
+    served_model: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -433,6 +439,8 @@ class VerificationResult:
             "signed_by": self.signed_by,
             "aci": self.aci.to_dict() if self.aci else None,
             "code_identity": _plain(self.code_identity) if self.code_identity else None,
+            "assumptions": list(self.assumptions),
+            "served_model": self.served_model,
         }
 
     @classmethod
@@ -461,4 +469,6 @@ class VerificationResult:
             signed_by=data.get("signed_by"),
             aci=AciSummary.from_dict(data["aci"]) if data.get("aci") else None,
             code_identity=dict(data["code_identity"]) if data.get("code_identity") else None,
+            assumptions=tuple(str(a) for a in data.get("assumptions") or ()),
+            served_model=data.get("served_model"),
         )

@@ -23,7 +23,7 @@ from redpill_integrations.emulator.nras import nras_ca_der
 from redpill_integrations.emulator.responses import install_reset_log_filter
 from redpill_integrations.emulator.state import EmulatorConfig, EmulatorState, Stats
 from redpill_integrations.errors import ConfigurationError
-from redpill_integrations.policy import TrustAnchors
+from redpill_integrations.policy import OsImage, TrustAnchors
 
 __all__ = ["API_KEY", "LOOPBACK_HOSTS", "Emulator"]
 
@@ -156,7 +156,23 @@ class Emulator:
             nras_jwks_url=self.nras_jwks_url,
             base_url=self.base_url,
             nras_ca_certs_der=(nras_ca_der(self._state.seed),),
+            os_images=self.os_images,
         )
+
+    @property
+    def os_images(self) -> dict[str, OsImage]:
+        """The OS-image registry of the trust file: the emulated TDs' one image, fully measured
+        (model node and gateway boot the same emulated firmware, kernel and initrd)."""
+        node = self._state.node
+        m = node.measurements
+        image = OsImage(
+            name="redpill-emulator-os",
+            mrtd=m.mr_td.hex(),
+            rtmr1=m.rtmrs[1].hex(),
+            rtmr2=m.rtmrs[2].hex(),
+            source="the emulator's own test image (not a dstack release)",
+        )
+        return {node.os_image_hash: image}
 
     def trust_dict(self) -> dict[str, Any]:
         """The SPEC §5 trust file content."""
