@@ -196,6 +196,24 @@ class VerificationPolicy:
             values[key] = frozenset(value) if isinstance(value, list) else value
         return cls(**values)
 
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> VerificationPolicy:
+        """A policy from a JSON object of field names (the :meth:`to_dict` form; absent fields
+        keep their defaults). Unknown fields are refused: a misspelt pin must not vanish."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read policy file {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigurationError("policy file must hold a JSON object")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigurationError(f"policy file {path}: unknown fields {unknown}")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"policy file {path}: {exc}") from exc
+
     def fingerprint(self) -> str:
         """A stable digest of the policy, used in cache keys and receipts."""
         return self._fingerprint

@@ -33,7 +33,10 @@ from tests.reliability.conftest import build, call
 
 MODEL = "phala/gpt-oss-120b"
 #: the MRTD of a genuine dstack image (data/aci_os_images.json, dstack-0.5.9)
-GENUINE_MRTD = "f06dfda6dce1cf904d4e2bab1dc370634cf95cefa2ceb2de2eee127c9382698090d7a4a13e14c536ec6c9c3c8fa87077"
+GENUINE_MRTD = (
+    "f06dfda6dce1cf904d4e2bab1dc370634cf95cefa2ceb2de2e"
+    "ee127c9382698090d7a4a13e14c536ec6c9c3c8fa87077"
+)
 
 
 def _exchange(emulator: Emulator, trust: TrustAnchors, policy: VerificationPolicy) -> Receipt:
