@@ -5,7 +5,8 @@ subclass). Every decision about a verified call (the strict pre-check, the captu
 attach → event → enforce, unreadable answers, abandoned streams) is the adapter core's
 (:mod:`redpill_integrations._adapter.core`); this module only translates LangChain's call styles
 into it, and the verdict into ``response_metadata`` and the ``redpill_verification`` event. It
-also tells fresh calls from cache hits (``_FRESHNESS``), whose stored verdicts are re-enforced.
+also tells fresh calls from cache hits (``_FRESHNESS``), whose verdicts are re-derived from their
+receipts (never copied from the cache) and enforced.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             _FRESHNESS.reset(token)
         if probe.fresh or self.verification == "off":
             return result
-        result, verdicts = mark_cached(result)
+        result, verdicts = self._cached(result)
         for verdict in verdicts[:1]:
             _events.emit(run_manager, verdict)
         return self._enforce_cached(result, verdicts)
@@ -248,7 +249,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             _FRESHNESS.reset(token)
         if probe.fresh or self.verification == "off":
             return result
-        result, verdicts = mark_cached(result)
+        result, verdicts = self._cached(result)
         for verdict in verdicts[:1]:
             await _events.aemit(run_manager, verdict)
         return self._enforce_cached(result, verdicts)
@@ -300,6 +301,12 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             await verified.aclose()
 
     # -- shared ---------------------------------------------------------------------------------
+
+    def _cached(self, result: ChatResult) -> tuple[ChatResult, list[VerificationResult]]:
+        verifier = self.redpill_verifier
+        if verifier is None:  # pragma: no cover - built in validate_environment
+            raise ConfigurationError("ChatRedpill has no verifier")
+        return mark_cached(result, verifier)
 
     def _enforce_cached(self, result: ChatResult, verdicts: list[VerificationResult]) -> ChatResult:
         for verdict in verdicts[:1]:
