@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -58,12 +59,21 @@ C = TypeVar("C")
 RequestFields = Callable[[RedpillVerifier, VerificationMode], Mapping[str, Any]]
 
 
+#: The prefix of the per-request nonce put in the ``user`` field (``policy.request_nonce``).
+NONCE_PREFIX = "rp-"
+
+
 def request_fields(verifier: RedpillVerifier, mode: VerificationMode) -> Mapping[str, Any]:
-    """The fields every verified call adds to its request body: none yet.
+    """The fields every verified call adds to its request body.
 
     This is the one place where a protocol or a security measure adds what it needs the server
-    to see (an opt-in flag in strict mode, a per-request nonce).
+    to see. ``policy.request_nonce``: ``"user": "rp-<32 random hex>"``, a field OpenAI-compatible
+    servers accept and ignore, covered by the signed request hash like the rest of the body, so
+    no signature made for an earlier request can match this one (docs/code-identity.md, replay).
+    A ``user`` the caller set is kept in front of it (``"<caller's>:rp-…"``).
     """
+    if verifier.policy.request_nonce:
+        return {"user": NONCE_PREFIX + secrets.token_hex(16)}
     return {}
 
 
@@ -198,7 +208,11 @@ class VerifiedCalls:
         fields = (self.fields or request_fields)(self.verifier, self.mode)
         if fields:
             body = kwargs.get("extra_body") or extra_body or {}
-            dressed["extra_body"] = {**body, **fields}
+            merged = {**body, **fields}
+            caller_user = body.get("user") or kwargs.get("user")
+            if "user" in fields and isinstance(caller_user, str) and caller_user:
+                merged["user"] = f"{caller_user}:{fields['user']}"
+            dressed["extra_body"] = merged
         return VerifiedCall(verifier=self.verifier, tag=tag, kwargs=dressed, live=self.live)
 
     # -- one response ---------------------------------------------------------------------------
