@@ -122,11 +122,17 @@ class StreamHost(Protocol[C]):
         """Just before ``final`` is yielded (after the mode was enforced)."""
         ...
 
+    def releasing(self, chunk: C) -> None:
+        """Just before a held chunk is yielded (``hold``: after the mode was enforced)."""
+        ...
+
 
 class AsyncStreamHost(StreamHost[C], Protocol[C]):
     async def aemit(self, result: VerificationResult, *, delivered: bool) -> None: ...
 
     async def ayielding(self, final: C) -> None: ...
+
+    async def areleasing(self, chunk: C) -> None: ...
 
 
 @dataclasses.dataclass(slots=True)
@@ -185,6 +191,9 @@ class VerifiedCalls:
     live: LiveResponses | None = None
     #: the request-fields hook; ``None``: :func:`request_fields` (looked up at each call)
     fields: RequestFields | None = None
+    #: hold a stream's chunks until its verdict: released only after it was enforced (in strict
+    #: mode: only once ``verified``; a failure's ``VerificationFailed`` carries all content)
+    hold: bool = False
 
     def precheck(self, model: str | None) -> None:
         """Strict mode refuses, before sending, a model the verifier can never verify."""
@@ -262,13 +271,18 @@ class VerifiedCalls:
     # -- streams ----------------------------------------------------------------------------------
 
     def stream(self, call: VerifiedCall, inner: Iterator[C], host: StreamHost[C]) -> Iterator[C]:
-        """Pass every chunk of ``inner`` at once, then one trailing chunk with the verdict."""
+        """Pass every chunk of ``inner`` at once (with :attr:`hold`: after the verdict was
+        enforced), then one trailing chunk with the verdict."""
         delivered = False
+        held: list[C] = []
         try:
             for chunk in inner:
                 delivered = True
                 host.seen(chunk)
-                yield chunk
+                if self.hold:
+                    held.append(chunk)
+                else:
+                    yield chunk
         except BaseException as exc:  # stopped early, or the stream failed: keep the receipt
             _close(inner)
             call.close_response()
@@ -286,6 +300,9 @@ class VerifiedCalls:
         final = host.final(result)
         host.emit(result, delivered=True)
         enforce(self.mode, result, host.carried(final))
+        for chunk in held:
+            host.releasing(chunk)
+            yield chunk
         host.yielding(final)
         yield final
 
@@ -293,11 +310,15 @@ class VerifiedCalls:
         self, call: VerifiedCall, inner: AsyncIterator[C], host: AsyncStreamHost[C]
     ) -> AsyncIterator[C]:
         delivered = False
+        held: list[C] = []
         try:
             async for chunk in inner:
                 delivered = True
                 host.seen(chunk)
-                yield chunk
+                if self.hold:
+                    held.append(chunk)
+                else:
+                    yield chunk
         except BaseException as exc:
             await _aclose(inner)
             await call.aclose_response()
@@ -315,6 +336,9 @@ class VerifiedCalls:
         final = host.final(result)
         await host.aemit(result, delivered=True)
         enforce(self.mode, result, host.carried(final))
+        for chunk in held:
+            await host.areleasing(chunk)
+            yield chunk
         await host.ayielding(final)
         yield final
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -41,6 +41,8 @@ from redpill_integrations.wire import RedpillVerifier
 __all__ = ["VerifyingChatOpenAI"]
 
 logger = logging.getLogger("redpill_integrations")
+
+R = TypeVar("R", CallbackManagerForLLMRun, AsyncCallbackManagerForLLMRun)
 
 
 class _Freshness:
@@ -145,6 +147,16 @@ class _Chunks:
         if self.run_manager:
             await self.run_manager.on_llm_new_token("", chunk=final)
 
+    def releasing(self, chunk: ChatGenerationChunk) -> None:
+        # a held stream: langchain-openai was given no run manager (it would have reported the
+        # token on arrival), so the token is reported now, as it reaches the consumer
+        if self.run_manager:
+            self.run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+
+    async def areleasing(self, chunk: ChatGenerationChunk) -> None:
+        if self.run_manager:
+            await self.run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+
 
 class VerifyingChatOpenAI(BaseChatOpenAI):
     """Verification drivers over langchain-openai's own ``_generate``/``_stream`` (and async)."""
@@ -153,6 +165,8 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
     """``"strict"`` raises ``VerificationFailed``; ``"annotate"`` warns; ``"off"`` is plain."""
     redpill_verifier: RedpillVerifier | None = Field(default=None, alias="verifier", exclude=True)
     """The verifier in use (``None`` with ``verification="off"``)."""
+    hold_stream: bool = False
+    """Streams: hold every chunk until the verdict (strict: released only once ``verified``)."""
 
     # -- the seam into the adapter core -----------------------------------------------------------
 
@@ -161,7 +175,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         verifier = self.redpill_verifier
         if verifier is None:  # pragma: no cover - built in validate_environment
             raise ConfigurationError("ChatRedpill has no verifier")
-        calls = VerifiedCalls(verifier=verifier, mode=self.verification)
+        calls = VerifiedCalls(verifier=verifier, mode=self.verification, hold=self.hold_stream)
         call = calls.start(
             str(kwargs.get("model") or self.model_name),
             kwargs,
@@ -226,7 +240,9 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         calls, call = self._begin(kwargs)
         inner = cast(
             "Generator[ChatGenerationChunk, None, None]",
-            super()._stream(messages, stop=stop, run_manager=run_manager, **call.kwargs),
+            super()._stream(
+                messages, stop=stop, run_manager=self._inner(run_manager), **call.kwargs
+            ),
         )
         yield from calls.stream(call, inner, _Chunks(run_manager))
 
@@ -288,7 +304,9 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         calls, call = self._begin(kwargs)
         inner = cast(
             "AsyncGenerator[ChatGenerationChunk, None]",
-            super()._astream(messages, stop=stop, run_manager=run_manager, **call.kwargs),
+            super()._astream(
+                messages, stop=stop, run_manager=self._inner(run_manager), **call.kwargs
+            ),
         )
         verified = cast(
             "AsyncGenerator[ChatGenerationChunk, None]",
@@ -301,6 +319,10 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             await verified.aclose()
 
     # -- shared ---------------------------------------------------------------------------------
+
+    def _inner(self, run_manager: R | None) -> R | None:
+        """The run manager langchain-openai's stream gets: none when held (see ``releasing``)."""
+        return None if self.hold_stream else run_manager
 
     def _cached(self, result: ChatResult) -> tuple[ChatResult, list[VerificationResult]]:
         verifier = self.redpill_verifier
