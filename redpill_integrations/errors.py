@@ -109,6 +109,14 @@ class UnsupportedProtocol(EvidenceError):
     reason = Reason.UNSUPPORTED_PROTOCOL
 
 
+class AciAliasReport(UnsupportedProtocol):
+    """A legacy ``/v1/attestation/report`` answer that is an ACI gateway's alias: it attests the
+    gateway's key for any model name, so it never stands for a model node
+    (``docs/protocol-aci.md``)."""
+
+    reason = Reason.ACI_ALIAS_REPORT
+
+
 class ReceiptError(RedpillError):
     """A receipt that cannot be read, written or re-verified."""
 

@@ -4,6 +4,8 @@
   shared by the integration tests.
 - ``emu``: that session emulator with faults, scripts, stored signatures and counters cleared
   before the test; use it rather than ``emulator`` when a test sets faults or scripts.
+- ``aci_emulator`` / ``aci_emu``: the same pair for a session-wide ACI-mode emulator
+  (``protocol="aci"``).
 - ``emulator_factory``: ``emulator_factory(**kwargs)`` starts a fresh Emulator with special
   settings (``signing_algo="ed25519"``, ``report_shape="two-layer"``, ...), stopped after the test.
 """
@@ -28,6 +30,18 @@ def emulator() -> Iterator[Emulator]:
 def emu(emulator: Emulator) -> Emulator:
     emulator.reset()
     return emulator
+
+
+@pytest.fixture(scope="session")
+def aci_emulator() -> Iterator[Emulator]:
+    with Emulator(seed="aci-session", protocol="aci") as emu:
+        yield emu
+
+
+@pytest.fixture
+def aci_emu(aci_emulator: Emulator) -> Emulator:
+    aci_emulator.reset()
+    return aci_emulator
 
 
 @pytest.fixture

@@ -60,7 +60,15 @@ def _destination(args: argparse.Namespace, trust: TrustAnchors) -> Destination:
 
 
 def _store(args: argparse.Namespace) -> ReceiptStore:
-    return ReceiptStore(args.store) if getattr(args, "store", None) else ReceiptStore.default()
+    """``--store`` (a path or a URL) or ``$REDPILL_RECEIPTS`` or the default SQLite store."""
+    return ReceiptStore.open(args.store) if getattr(args, "store", None) else ReceiptStore.default()
+
+
+def _policy(args: argparse.Namespace) -> VerificationPolicy:
+    """``--policy FILE`` (a JSON ``VerificationPolicy``, unknown fields refused), else the default
+    policy; never a receipt's own (a receipt's policy is a claim of the receipt)."""
+    path = getattr(args, "policy", None)
+    return VerificationPolicy.from_file(path) if path else VerificationPolicy()
 
 
 def _progress(step: str) -> None:
@@ -195,7 +203,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Re-verify under the caller's policy and trust; the receipt's policy is only shown."""
     at = parse_time(args.at) if args.at else None
     receipt = _load_receipt(args)
-    policy = VerificationPolicy.from_file(args.policy) if args.policy else VerificationPolicy()
+    policy = _policy(args)
     result = reverify(receipt, at=at, trust=_trust(args), policy=policy)
     when = reverify_time(receipt, at)
     far = far_from(when, datetime.now(UTC)) if when.tzinfo else None
@@ -251,7 +259,7 @@ def cmd_receipts(args: argparse.Namespace) -> int:
     if args.receipts_command == "list":
         if args.limit <= 0:
             raise UsageError("--limit must be positive")
-        receipts = store.list(limit=args.limit, status=args.status)
+        receipts = store.list(limit=args.limit, **_filters(args))
         rows = [
             {
                 "receipt_id": r.receipt_id,
@@ -276,14 +284,53 @@ def cmd_receipts(args: argparse.Namespace) -> int:
         else:
             print(render_result(receipt.result, trust_chain=True))
         return EXIT_CODES["verified"]
+    if args.receipts_command == "verify":
+        return _verify_stored(args, store)
     # export
     if args.out == "-":
-        count = store.export(sys.stdout, status=args.status)
+        count = store.export(sys.stdout, **_filters(args))
     else:
         with open(args.out, "w", encoding="utf-8") as out:
-            count = store.export(out, status=args.status)
+            count = store.export(out, **_filters(args))
     print(f"exported {count} receipt(s)", file=sys.stderr)
     return EXIT_CODES["verified"]
+
+
+def _filters(args: argparse.Namespace) -> dict[str, str | None]:
+    return {k: getattr(args, k, None) for k in ("status", "model", "protocol", "provider")}
+
+
+def _verify_stored(args: argparse.Namespace, store: ReceiptStore) -> int:
+    """``receipts verify ID`` (as ``verify ID``) or ``receipts verify --all``: every receipt
+    re-verified offline with the caller's trust and policy; 0 when every verdict is unchanged,
+    1 when any changed or any row is unreadable."""
+    from redpill_integrations.stores.audit import ProgressBar, reverify_store
+
+    if args.all == (args.receipt_id is not None):
+        raise UsageError("give a receipt id or --all")
+    if not args.all:
+        args.receipt = args.receipt_id
+        return cmd_verify(args)
+    at = parse_time(args.at) if args.at else None
+    summary = reverify_store(
+        store, trust=_trust(args), policy=_policy(args), at=at, progress=ProgressBar(sys.stderr)
+    )
+    if args.json:
+        print_json(
+            {
+                "total": summary.total,
+                "statuses": summary.statuses,
+                "changed": [
+                    {"receipt_id": c.receipt_id, "was": c.was, "now": c.now, "reasons": c.reasons}
+                    for c in summary.changed
+                ],
+                "unreadable": [{"receipt_id": r, "error": m} for r, m in summary.unreadable],
+                "clean": summary.clean,
+            }
+        )
+    else:
+        print(printable(summary.render(), multiline=True))
+    return EXIT_CODES["verified"] if summary.clean else EXIT_CODES["failed"]
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:

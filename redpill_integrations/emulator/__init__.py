@@ -50,6 +50,11 @@ Latency (seconds, default 0): ``Emulator(network_rtt=…, time_to_first_token=�
 time_per_token=…)`` or ``redpill emulator --network-rtt … --time-to-first-token …
 --time-per-token …`` (:mod:`redpill_integrations.emulator.latency`).
 
+ACI mode (``Emulator(protocol="aci")``, CLI ``--protocol aci``): the gateway api.redpill.ai runs
+(ACI generation B) with its own test dstack KMS, keyset, receipts, sessions and legacy aliases; see
+:mod:`redpill_integrations.emulator.aci.routes` and ``docs/aci-emulator.md``. The default is
+``protocol="legacy"``.
+
 Fault injection: :class:`Faults` (see :mod:`redpill_integrations.emulator.faults`), globally, per
 model, or per request with the header ``X-Emulator-Faults: <JSON of Faults fields>``.
 """

@@ -16,6 +16,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="loopback only (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8750, help="0 picks a free port")
+    p.add_argument(
+        "--protocol",
+        choices=["aci", "legacy"],
+        default="legacy",
+        help="aci: the ACI gateway api.redpill.ai runs; legacy: per-node signatures",
+    )
     p.add_argument("--trust-out", metavar="FILE", help="write the trust file (SPEC §5) here")
     p.add_argument("--signing-algo", choices=["ecdsa", "ed25519"], default="ecdsa")
     p.add_argument("--report-shape", choices=["flat", "two-layer"], default="flat")
@@ -79,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             signature_delay=args.signature_delay,
             gpu_count=args.gpu_count,
             seed=args.seed,
+            protocol=args.protocol,
             network_rtt=args.network_rtt,
             time_to_first_token=args.time_to_first_token,
             time_per_token=args.time_per_token,

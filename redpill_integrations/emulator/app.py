@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from redpill_integrations.emulator.aci.routes import install_aci_routes
 from redpill_integrations.emulator.faults import (
     FAULTS_HEADER,
     Faults,
@@ -85,9 +86,12 @@ def create_app(state: EmulatorState) -> FastAPI:
     app = FastAPI(
         title="Redpill emulator (NOT a real TEE)", docs_url=None, redoc_url=None, openapi_url=None
     )
+    nras = NrasService(state.seed, state.origin)
+    if state.config.protocol == "aci":
+        # registered first, so the ACI routes win over the legacy ones on shared paths
+        state.aci_sessions = install_aci_routes(app, state)
     app.add_middleware(_EmulatorHeader)
     app.add_middleware(NetworkDelay, rtt=state.config.network_rtt)
-    nras = NrasService(state.seed, state.origin)
 
     def authorized(request: Request) -> bool:
         auth = request.headers.get("authorization", "")

@@ -26,6 +26,9 @@ __all__ = [
     "FAULTS_HEADER",
     "Faults",
     "FaultsHeaderError",
+    "JsonFault",
+    "ReceiptHashFault",
+    "ReceiptMismatch",
     "SignatureFault",
     "TamperMode",
     "parse_faults_header",
@@ -33,6 +36,9 @@ __all__ = [
 
 FAULTS_HEADER = "X-Emulator-Faults"
 TamperMode = Literal["alter", "inject", "drop", "reorder"]
+ReceiptHashFault = Literal["request", "response"]
+ReceiptMismatch = Literal["chat_id", "endpoint", "model", "receipt_id"]
+JsonFault = Literal["duplicate_key", "deep"]
 SignatureFault = Literal[
     "not_ready", "wrong_node", "rate_limited", "server_error", "error_code_envelope"
 ]
@@ -76,6 +82,42 @@ class Faults:
     # NRAS
     gpu_wrong_nonce: bool = False
     gpu_unknown_key: bool = False
+    # ACI mode (protocol="aci"); see docs/aci-emulator.md
+    #: receipt lookups of one receipt id answered 404 before the receipt (a huge N: never)
+    receipt_not_ready: int = 0
+    #: seconds the receipt stays 404 after the response completed (a late receipt)
+    receipt_delay: float | None = None
+    #: receipt lookups answered 401 (as if the bearer token were missing)
+    receipt_unauthorized: bool = False
+    #: the receipt's body hash of "request" or "response" names other bytes (validly signed)
+    receipt_body_hash: ReceiptHashFault | None = None
+    receipt_bad_signature: bool = False
+    #: signed by an Ed25519 key outside the keyset (``key_id`` not in the keyset)
+    receipt_foreign_key: bool = False
+    #: the receipt names another chat id / endpoint / model / receipt id (validly signed)
+    receipt_mismatch: ReceiptMismatch | None = None
+    #: ``served_at`` an hour before the exchange
+    stale_served_at: bool = False
+    #: ``upstream.verified`` says ``failed`` while the gateway serves anyway
+    upstream_failed: bool = False
+    #: ``upstream.verified.required`` is false even when the client sent the constraint
+    upstream_not_required: bool = False
+    #: the session served under an id whose document does not hash to that id
+    session_id_mismatch: bool = False
+    #: the inference response lacks ``X-Receipt-Id``
+    missing_receipt_id: bool = False
+    #: rotate the keyset once this inference response is complete
+    rotate_keyset: bool = False
+    #: the report restates a keyset digest that does not recompute
+    keyset_digest_mismatch: bool = False
+    #: the quote's report-data slot is over another statement
+    quote_other_statement: bool = False
+    #: the keyset's ``not_after`` is in the past (everywhere it is served)
+    keyset_expired: bool = False
+    #: the custody chains end at a KMS root nobody trusts
+    custody_unknown_root: bool = False
+    #: every ACI document (report, receipt, session) has a duplicate key or nests too deep
+    json_fault: JsonFault | None = None
 
     def merged(self, other: Faults | None) -> Faults:
         """``self`` overridden by every non-default field of ``other``."""
@@ -137,13 +179,19 @@ def parse_faults_header(value: str | None) -> Faults | None:
     return Faults(**data)
 
 
-_NUMBER_OR_NONE = {"retry_after", "signature_delay", "signature_ttl"}
+_NUMBER_OR_NONE = {"retry_after", "signature_delay", "signature_ttl", "receipt_delay"}
+_CHOICES: dict[str, tuple[object, ...]] = {
+    "tamper_response": (None, "alter", "inject", "drop", "reorder"),
+    "receipt_body_hash": (None, "request", "response"),
+    "receipt_mismatch": (None, "chat_id", "endpoint", "model", "receipt_id"),
+    "json_fault": (None, "duplicate_key", "deep"),
+}
 
 
 def _type_ok(name: str, value: Any) -> bool:
     default = getattr(Faults(), name)
-    if name == "tamper_response":
-        return value in (None, "alter", "inject", "drop", "reorder")
+    if name in _CHOICES:
+        return value in _CHOICES[name]
     if isinstance(default, bool):
         return isinstance(value, bool)
     if name in _NUMBER_OR_NONE and value is None:

@@ -76,9 +76,17 @@ def _node_attestation(
 
 
 def build_report(
-    state: EmulatorState, *, model: str, nonce_hex: str, algo: str, faults: Faults
+    state: EmulatorState,
+    *,
+    model: str,
+    nonce_hex: str,
+    algo: str,
+    faults: Faults,
+    shape: str | None = None,
 ) -> dict[str, Any]:
-    """The report for one request; each call makes a fresh quote over that request's nonce."""
+    """The report for one request; each call makes a fresh quote over that request's nonce.
+
+    ``shape`` overrides the configured ``report_shape`` (the ACI sessions' upstream evidence)."""
     nonce_used = STALE_NONCE if faults.ignore_nonce else nonce_hex
     state.nonce_models[nonce_used] = model
     if faults.unknown_report_shape:
@@ -97,7 +105,7 @@ def build_report(
     node = _node_attestation(
         state, state.node, state.keys, algo, nonce_used, faults, model=model, gpu=True
     )
-    if state.config.report_shape == "two-layer":
+    if (shape or state.config.report_shape) == "two-layer":
         gateway = _node_attestation(
             state,
             state.gateway,

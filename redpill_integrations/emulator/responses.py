@@ -52,7 +52,9 @@ class EventStreamResponse(Response):
     (``interval`` seconds apart; 0 sends them back to back, each still its own chunk); optionally
     resets after ``reset_after`` events.
 
-    ``on_complete`` runs after the last byte was handed to the server (the stream has ended).
+    ``on_complete`` runs after the last byte was handed to the server (the stream has ended);
+    with ``complete_before_end`` it runs after the last event but before the end of the body, so
+    whatever it stores exists once the client has read the whole stream.
     """
 
     media_type = "text/event-stream"
@@ -65,6 +67,7 @@ class EventStreamResponse(Response):
         reset_after: int | None = None,
         headers: dict[str, str] | None = None,
         interval: float = 0.0,
+        complete_before_end: bool = False,
         first_delay: float = 0.0,
     ) -> None:
         super().__init__(content=None, status_code=200, headers=headers, media_type=self.media_type)
@@ -73,6 +76,7 @@ class EventStreamResponse(Response):
         self._on_complete = on_complete
         self._reset_after = reset_after
         self._interval = interval
+        self._complete_before_end = complete_before_end
         self._first_delay = first_delay
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,8 +92,10 @@ class EventStreamResponse(Response):
             await send({"type": "http.response.body", "body": event, "more_body": True})
             if self._interval > 0 and i < last:  # no pause after the last event ([DONE])
                 await asyncio.sleep(self._interval)
+        if self._on_complete is not None and self._complete_before_end:
+            self._on_complete()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        if self._on_complete is not None:
+        if self._on_complete is not None and not self._complete_before_end:
             self._on_complete()
 
 

@@ -73,6 +73,8 @@ class Emulator:
         seed: bytes | str | None = None,
         gzip: bool = False,
         stream_interval: float = 0.0,
+        protocol: Literal["aci", "legacy"] = "legacy",
+        receipt_ttl: float = 3600.0,
         network_rtt: float = 0.0,
         time_to_first_token: float = 0.0,
         time_per_token: float = 0.0,
@@ -92,6 +94,8 @@ class Emulator:
             seed=seed,
             gzip=gzip,
             stream_interval=stream_interval,
+            protocol=protocol,
+            receipt_ttl=receipt_ttl,
             network_rtt=network_rtt,
             time_to_first_token=time_to_first_token,
             time_per_token=time_per_token,
@@ -119,7 +123,10 @@ class Emulator:
 
     @property
     def signing_address(self) -> str:
-        """The attested signer for the configured ``signing_algo``."""
+        """The attested signer for the configured ``signing_algo``; in ACI mode the legacy alias
+        signer (``0x`` + lowercase hex: the keyset's secp256k1 E2EE key)."""
+        if self._state.config.protocol == "aci":
+            return self._state.aci.keys.e2ee_address
         return self._state.keys.address(self._state.config.signing_algo)
 
     def signing_address_for(self, algo: str) -> str:
@@ -148,6 +155,9 @@ class Emulator:
 
     @property
     def trust(self) -> TrustAnchors:
+        """The emulator's anchors: its test DCAP root, PCCS and NRAS, and for ACI its test KMS
+        root, gateway app id and test OS image."""
+        aci = self._state.aci.trust_entries()
         return TrustAnchors(
             kind="redpill-emulator",
             intel_root_ca_der=self.root_ca_der,
@@ -156,13 +166,19 @@ class Emulator:
             nras_jwks_url=self.nras_jwks_url,
             base_url=self.base_url,
             nras_ca_certs_der=(nras_ca_der(self._state.seed),),
-            os_images=self.os_images,
+            kms_root_pubkeys=tuple(aci["kms_root_pubkeys"]),
+            aci_app_ids=tuple(aci["aci_app_ids"]),
+            os_images={
+                **{h: OsImage.from_dict(e) for h, e in aci["os_images"].items()},
+                **self.os_images,
+            },
         )
 
     @property
     def os_images(self) -> dict[str, OsImage]:
-        """The OS-image registry of the trust file: the emulated TDs' one image, fully measured
-        (model node and gateway boot the same emulated firmware, kernel and initrd)."""
+        """The legacy-mode image of the trust file's OS-image registry: the emulated model node's
+        and legacy gateway's one image, fully measured (both boot the same emulated firmware,
+        kernel and initrd). ``trust`` lists it beside the ACI gateway's test image."""
         node = self._state.node
         m = node.measurements
         image = OsImage(
@@ -175,13 +191,28 @@ class Emulator:
         return {node.os_image_hash: image}
 
     def trust_dict(self) -> dict[str, Any]:
-        """The SPEC §5 trust file content."""
+        """The SPEC §5 trust file content, with the ACI anchors ``kms_root_pubkeys`` (compressed
+        hex), ``aci_app_ids`` (hex) and ``os_images`` (``{os_image_hash: {"name", "mrtd",
+        "rtmr1", "rtmr2", "source"}}``)."""
         return self.trust.to_dict()
 
     def write_trust_file(self, path: str | os.PathLike[str]) -> Path:
         out = Path(path)
         out.write_text(json.dumps(self.trust_dict(), indent=2) + "\n", encoding="utf-8")
         return out
+
+    @property
+    def protocol(self) -> Literal["aci", "legacy"]:
+        return self._state.config.protocol
+
+    @property
+    def keyset_digest(self) -> str:
+        """ACI: the current ``workload_keyset_digest`` (``sha256:<hex>``)."""
+        return self._state.aci.keyset_digest()
+
+    def rotate_keyset(self) -> None:
+        """ACI: new receipt and E2EE keys; the next response's ``X-ACI-Keyset-Digest`` changes."""
+        self._state.aci.rotate()
 
     @property
     def models(self) -> Mapping[str, bool]:
@@ -214,6 +245,7 @@ class Emulator:
         self.clear_faults()
         self.clear_scripts()
         self._state.store.clear()
+        self._state.receipts.clear()
         self._state.stats.reset()
 
     # --- lifecycle ------------------------------------------------------------------------

@@ -9,6 +9,9 @@ import threading
 from collections import Counter
 from typing import Literal
 
+from redpill_integrations.emulator.aci.gateway import AciGateway
+from redpill_integrations.emulator.aci.receipts import ReceiptStore
+from redpill_integrations.emulator.aci.upstreams import SessionBook
 from redpill_integrations.emulator.collateral import TCB_STATUSES, build_collateral
 from redpill_integrations.emulator.eventlog import CvmIdentity
 from redpill_integrations.emulator.faults import Faults
@@ -51,6 +54,10 @@ class EmulatorConfig:
     time_per_token: float = 0.0
     #: gzip JSON bodies for clients that accept gzip (signature stays over the decoded bytes)
     gzip: bool = False
+    #: "aci": the ACI gateway (generation B); "legacy": the per-node protocol
+    protocol: Literal["aci", "legacy"] = "legacy"
+    #: seconds an ACI receipt is kept (the live gateway: 3600)
+    receipt_ttl: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.signing_algo not in ("ecdsa", "ed25519"):
@@ -59,6 +66,8 @@ class EmulatorConfig:
             raise ConfigurationError(f"unknown report_shape {self.report_shape!r}")
         if self.signed_text_parts not in (2, 3):
             raise ConfigurationError("signed_text_parts must be 2 or 3")
+        if self.protocol not in ("aci", "legacy"):
+            raise ConfigurationError(f"unknown protocol {self.protocol!r}")
         if self.tcb_status not in TCB_STATUSES:
             raise ConfigurationError(f"unknown tcb_status {self.tcb_status!r}")
         if not 1 <= self.gpu_count <= 16:
@@ -70,6 +79,7 @@ class EmulatorConfig:
             self.network_rtt,
             self.time_to_first_token,
             self.time_per_token,
+            self.receipt_ttl,
         )
         if min(durations) < 0:
             raise ConfigurationError("durations must not be negative")
@@ -94,9 +104,13 @@ class Stats:
     jwks_calls: int = 0
     chat_requests: int = 0
     chats_completed: int = 0
+    receipt_lookups: Counter[str] = dataclasses.field(default_factory=Counter)
+    session_lookups: int = 0
 
     def reset(self) -> None:
         self.signature_lookups.clear()
+        self.receipt_lookups.clear()
+        self.session_lookups = 0
         self.attestation_nonces.clear()
         self.pccs_calls.clear()
         self.attestation_fetches = self.nras_calls = self.jwks_calls = 0
@@ -119,6 +133,9 @@ class EmulatorState:
         self.tls_fingerprint = hashlib.sha256(seed + b"|tls-spki").digest()
         self.models = {m.id: m for m in DEFAULT_MODELS}
         self.store = SignatureStore()
+        self.aci = AciGateway(seed, tls_spki_sha256=self.tls_fingerprint)
+        self.receipts = ReceiptStore()
+        self.aci_sessions: SessionBook | None = None  # set by the ACI routes
         self.script = ReplyScript()
         self.stats = Stats()
         self.origin = ""  # set once the port is known

@@ -6,7 +6,11 @@ Shapes, detected by keys:
   optionally ``all_attestations`` (one flat object per node; expanded into :attr:`nodes`);
 * **two-layer** (NEAR AI Cloud): ``gateway_attestation`` + ``model_attestations: [flat, ...]``;
 * anything with ``attestation_type`` (chutes, tinfoil) or without the keys above raises
-  :class:`UnsupportedProtocol`.
+  :class:`UnsupportedProtocol`;
+* an ACI gateway's legacy alias (``api_version: "aci/…"``, a ``workload_keyset_digest`` or an
+  ``attestation.workload_keyset`` beside the flat keys) raises :class:`AciAliasReport`: the gateway
+  answers it for every model name with its own key, so it proves nothing about a model node. Such
+  a gateway is verified through its ACI receipts instead (``docs/protocol-aci.md``).
 
 Parsing validates types, hex and lengths and normalises encodings (hex or base64 quote, event log
 and ``tcb_info`` given as JSON strings); it proves nothing: the checks live in ``attestation.py``.
@@ -18,7 +22,7 @@ import dataclasses
 import json
 from typing import Any
 
-from redpill_integrations.errors import MalformedEvidence, UnsupportedProtocol
+from redpill_integrations.errors import AciAliasReport, MalformedEvidence, UnsupportedProtocol
 from redpill_integrations.verify.encoding import (
     as_dict,
     as_str,
@@ -82,6 +86,11 @@ def parse_report(body: bytes) -> AttestationReport:
     data = loads_strict(body, what="attestation report", max_bytes=MAX_REPORT_BYTES)
     if not isinstance(data, dict):
         raise MalformedEvidence("attestation report is not a JSON object")
+    if _is_aci_alias(data):
+        raise AciAliasReport(
+            "the report is an ACI gateway's legacy alias (it names the gateway's key for any "
+            "model); verify this gateway's responses through their ACI receipts"
+        )
     if "attestation_type" in data:
         kind = data["attestation_type"]
         label = kind[:32] if isinstance(kind, str) else type(kind).__name__
@@ -107,6 +116,16 @@ def parse_report(body: bytes) -> AttestationReport:
             )
         return AttestationReport(shape="flat", nodes=nodes)
     raise UnsupportedProtocol("unknown attestation report shape")
+
+
+def _is_aci_alias(data: dict[str, Any]) -> bool:
+    version = data.get("api_version")
+    if isinstance(version, str) and version.lower().startswith("aci/"):
+        return True
+    if "workload_keyset_digest" in data:
+        return True
+    attestation = data.get("attestation")
+    return isinstance(attestation, dict) and "workload_keyset" in attestation
 
 
 def _parse_nodes(items: list[Any], *, what: str) -> tuple[NodeAttestation, ...]:
