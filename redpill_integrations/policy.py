@@ -35,6 +35,7 @@ __all__ = [
     "OsImage",
     "TrustAnchors",
     "VerificationPolicy",
+    "production_os_images",
 ]
 
 logger = logging.getLogger("redpill_integrations")
