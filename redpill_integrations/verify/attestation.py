@@ -24,7 +24,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from redpill_integrations.errors import UNPINNED_CODE, EvidenceError, MalformedEvidence
+from redpill_integrations.errors import EvidenceError, MalformedEvidence
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import (
     FAILED_REASONS,
@@ -32,6 +32,7 @@ from redpill_integrations.results import (
     CheckOutcome,
     Reason,
 )
+from redpill_integrations.verify.code_identity import judge_code
 from redpill_integrations.verify.encoding import norm_hex
 from redpill_integrations.verify.eventlog import AppIdentity, check_compose, check_event_log
 from redpill_integrations.verify.gpu import (
@@ -299,72 +300,15 @@ def _judge_quote(qv: QuoteVerification, policy: VerificationPolicy, log: _Log) -
 def _check_measurements(
     facts: _NodeFacts, policy: VerificationPolicy, trust: TrustAnchors, log: _Log
 ) -> dict[str, Any] | None:
-    """The policy allowlists, then the code identity (docs/code-identity.md).
-
-    Compose hash, app id and OS-image hash come from RTMR3 events the guest extends itself: they
-    identify the code only when MRTD, RTMR1 and RTMR2 (firmware, kernel, initrd and command line,
-    measured before the guest runs) are those of a known image. So the code is *pinned* when the
-    policy pins all three, *registry* when they equal the trust anchors' entry for the measured
-    ``os-image-hash``, and *unpinned* otherwise, which fails unless the policy opts out
-    (``require_code_pin=False``). Returns the ``code_identity``, None when the TD is unknown.
-    """
-    td, ident = facts.td, facts.identity
-    values: dict[str, tuple[frozenset[str] | None, str | None, bool]] = {
-        "compose_hash": (
-            policy.allowed_compose_hashes,
-            ident.compose_hash if ident else None,
-            ident is not None,
-        ),
-        "app_id": (policy.allowed_app_ids, ident.app_id if ident else None, ident is not None),
-        "os_image_hash": (
-            policy.allowed_os_image_hashes,
-            ident.os_image_hash if ident else None,
-            ident is not None,
-        ),
-        "mrtd": (policy.allowed_mrtds, td.mrtd.hex() if td else None, td is not None),
-    }
-    for i, allowed in enumerate((policy.allowed_rtmr0, policy.allowed_rtmr1, policy.allowed_rtmr2)):
-        values[f"rtmr{i}"] = (allowed, td.rtmrs[i].hex() if td else None, td is not None)
-    pinned: list[str] = []
-    for label, (allowed, value, known) in values.items():
-        if allowed is None:
-            continue
-        if not known:
-            log.skip("measurements", detail=f"{label} unknown: an earlier check did not pass")
-            return None
-        if value is None or value not in allowed:
-            log.fail(
-                "measurements",
-                Reason.MEASUREMENT_NOT_ALLOWED,
-                f"{label} {value} is not in the policy's allowlist",
-            )
-            return None
-        pinned.append(label)
-    if td is None or ident is None:
-        log.skip("measurements", detail="the TD's measurements are unknown: nothing to pin")
-        return None
-    identity = _code_identity(td, ident, pinned, trust)
-    if identity["kind"] == "unpinned" and policy.require_code_pin:
-        log.fail("measurements", Reason.MEASUREMENT_NOT_ALLOWED, UNPINNED_CODE)
-    else:
+    """The policy allowlists, then the code identity (:mod:`.code_identity`)."""
+    judged = judge_code(facts.td, facts.identity, policy, trust)
+    if judged.outcome is CheckOutcome.PASS:
         log.ok("measurements")
-    return identity
-
-
-def _code_identity(
-    td: TdFields, ident: AppIdentity, pinned: list[str], trust: TrustAnchors
-) -> dict[str, Any]:
-    if {"mrtd", "rtmr1", "rtmr2"} <= set(pinned):
-        return {"kind": "pinned", "matched": pinned}
-    image = trust.os_images.get(ident.os_image_hash or "")
-    if (
-        image is not None
-        and image.fully_measured
-        and (image.mrtd, image.rtmr1, image.rtmr2)
-        == (td.mrtd.hex(), td.rtmrs[1].hex(), td.rtmrs[2].hex())
-    ):
-        return {"kind": "registry", "matched": ["os_image", *pinned], "os_image": image.name}
-    return {"kind": "unpinned", "matched": pinned}
+    elif judged.outcome is CheckOutcome.FAIL:
+        log.fail("measurements", Reason.MEASUREMENT_NOT_ALLOWED, judged.detail or "")
+    else:
+        log.skip("measurements", detail=judged.detail)
+    return judged.identity
 
 
 def _check_gpu(

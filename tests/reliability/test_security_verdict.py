@@ -250,3 +250,12 @@ def test_the_model_the_signed_response_names_is_compared(
     assert (out.verdict["status"], out.verdict["reasons"]) == (status, reasons)
     assert out.verdict["served_model"] == served
     assert (out.raised is not None) == (status == "failed")
+
+
+def test_the_cli_shows_code_identity_served_model_and_assumption(emulator: Emulator) -> None:
+    from redpill_integrations.cli.display import render_result
+
+    text = render_result(_exchange(emulator, emulator.trust, VerificationPolicy()).result)
+    assert "code        registry (matched: os_image)" in text
+    assert f"served by   {MODEL}" in text
+    assert "assumes     request_hash_reported_by_gateway" in text
