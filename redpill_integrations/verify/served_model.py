@@ -3,9 +3,10 @@
 The response body is covered by the signature, so the ``model`` it names is the node's own word on
 what answered. The gateway rewrites the requested alias before forwarding (``phala/<name>`` becomes
 ``<org>/<name>``), so two names are *the same model* when they are equal after dropping everything
-up to the last ``/`` and ignoring case: ``phala/deepseek-chat-v3-0324`` and
-``deepseek/deepseek-chat-v3-0324`` agree, ``phala/qwen-2.5-7b-instruct`` and
-``phala/deepseek-chat-v3-0324`` do not (``MODEL_MISMATCH``).
+up to the last ``/``, ignoring case and every character but letters and digits:
+``phala/deepseek-chat-v3-0324`` and ``deepseek/deepseek-chat-v3-0324`` agree, as do
+``phala/qwen-2.5-7b-instruct`` and ``qwen/qwen2.5-7b-instruct``; ``phala/qwen-2.5-7b-instruct``
+and ``phala/deepseek-chat-v3-0324`` do not (``MODEL_MISMATCH``).
 
 The first field of a 3-part signed text is the proxy's own configured name, which the protocol says
 may differ from the alias the client sent (``Qwen/Qwen2.5-7B-Instruct`` for
@@ -22,8 +23,9 @@ __all__ = ["model_key", "response_models", "same_model"]
 
 
 def model_key(name: str) -> str:
-    """The part of a model name that aliases keep: after the last ``/``, lower case."""
-    return name.rsplit("/", 1)[-1].strip().lower()
+    """The part of a model name that aliases keep: after the last ``/``, lower-case letters and
+    digits only."""
+    return "".join(ch for ch in name.rsplit("/", 1)[-1].lower() if ch.isalnum())
 
 
 def same_model(requested: str, served: str) -> bool:
