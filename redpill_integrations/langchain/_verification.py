@@ -92,8 +92,7 @@ def mark_cached(
         message = generation.message
         data = message.response_metadata.get(VERDICT_KEY)
         stored = verdict_from_dict(data) if data is not None else None
-        text = message.content if isinstance(message.content, str) else None
-        verdict = rederive_cached(stored, text, index=index, verifier=verifier)
+        verdict = rederive_cached(stored, _answer(message), index=index, verifier=verifier)
         verdicts.append(verdict)
         new_message = message.model_copy(
             update={
@@ -104,6 +103,15 @@ def mark_cached(
             ChatGeneration(message=new_message, generation_info=generation.generation_info)
         )
     return ChatResult(generations=generations, llm_output=result.llm_output), verdicts
+
+
+def _answer(message: BaseMessage) -> tuple[str | None, list[tuple[str, Any]] | None]:
+    """A cached message's text and tool calls (``None`` where it holds what cannot be compared:
+    content blocks, or tool calls LangChain could not parse)."""
+    text = message.content if isinstance(message.content, str) else None
+    if not isinstance(message, AIMessage) or message.invalid_tool_calls:
+        return text, None
+    return text, [(call["name"], call["args"]) for call in message.tool_calls]
 
 
 def failed_response(messages: Sequence[BaseMessage]) -> AIMessage | list[AIMessage] | None:

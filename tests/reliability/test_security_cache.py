@@ -71,14 +71,19 @@ def store(tmp_path: Path) -> ReceiptStore:
     return ReceiptStore(tmp_path / "receipts.sqlite3")
 
 
-def test_a_genuine_cache_hit_is_re_verified(emulator: Emulator, store: ReceiptStore) -> None:
-    chat = _chat(emulator, store, InMemoryCache())
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_genuine_cache_hit_is_re_verified(
+    emulator: Emulator, store: ReceiptStore, streaming: bool
+) -> None:
+    chat = _chat(emulator, store, InMemoryCache(), streaming=streaming)
     first = chat.invoke("same")
     again = chat.invoke("same")
     verdict = again.response_metadata[VERDICT_KEY]
     assert (verdict["status"], verdict["reasons"], verdict["cached"]) == ("verified", [], True)
     assert verdict["receipt_id"] == first.response_metadata[VERDICT_KEY]["receipt_id"]
     assert len(store) == 1  # no new exchange, no new receipt
+    (receipt,) = store.list(limit=5)
+    assert receipt.streamed is streaming
 
 
 @pytest.mark.parametrize(
@@ -164,3 +169,40 @@ def test_an_edited_failed_verdict_is_re_derived(emulator: Emulator, store: Recei
         ["MEASUREMENT_NOT_ALLOWED"],
         True,
     )
+
+
+def test_a_cached_tool_call_is_compared_with_its_receipt(
+    emulator: Emulator, store: ReceiptStore
+) -> None:
+    """Agents act on tool calls: a forged call in an empty-text answer must not pass."""
+    from langchain_core.tools import tool
+
+    @tool
+    def transfer(account: str, amount: int) -> str:
+        """Transfer an amount to an account."""
+        return "done"
+
+    cache = InMemoryCache()
+    chat = _chat(emulator, store, cache).bind_tools([transfer])
+    first = chat.invoke("pay account 42 five units with the transfer tool")
+    assert first.tool_calls and first.tool_calls[0]["name"] == "transfer"
+    again = chat.invoke("pay account 42 five units with the transfer tool")
+    assert again.response_metadata[VERDICT_KEY]["status"] == "verified"
+    assert again.response_metadata[VERDICT_KEY]["cached"] is True
+
+    raw: dict[Any, Any] = cache._cache  # the attacker writes the cache
+    for key, gens in list(raw.items()):
+        forged = []
+        for g in gens:
+            calls = [
+                {**c, "args": {"account": "ATTACKER", "amount": 10**6}}
+                for c in g.message.tool_calls
+            ]
+            forged.append(
+                ChatGeneration(message=g.message.model_copy(update={"tool_calls": calls}))
+            )
+        raw[key] = forged
+    with pytest.raises(VerificationFailed) as caught:
+        chat.invoke("pay account 42 five units with the transfer tool")
+    assert [r.value for r in caught.value.result.reasons] == ["RESPONSE_HASH_MISMATCH"]
+    assert caught.value.result.detail == "the cached answer is not the response its receipt holds"
