@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from redpill_integrations.emulator import Emulator, Reply
 
-    emu = Emulator(seed="redpill-benchmarks", stream_interval=args.stream_interval)
+    emu = Emulator(
+        seed="redpill-benchmarks", stream_interval=args.stream_interval, protocol="legacy"
+    )
     big = Reply.text(_text(max(1, args.body_bytes - _ENVELOPE_BYTES)))
     emu.script(model=LATENCY_MODEL, replies=[big] * args.replies)
     emu.script(model=STREAM_MODEL, replies=[Reply.text(_text(args.stream_chars))] * args.replies)

@@ -185,7 +185,7 @@ def test_strict_adapters_refuse_an_unpinned_td_and_say_how_to_pin(
 
 def test_the_3_part_signed_texts_model_is_the_served_model(emulator_factory: Any) -> None:
     """The proxy's own name may differ from the alias (the protocol says so): shown, accepted."""
-    emulator = emulator_factory(signed_text_parts=3)
+    emulator = emulator_factory(protocol="legacy", signed_text_parts=3)
     result = _exchange(emulator, emulator.trust, VerificationPolicy()).result
     assert (result.status, result.reasons) == (Status.VERIFIED, ())
     assert result.served_model == emulator.state.models[MODEL].served_name == "openai/gpt-oss-120b"
