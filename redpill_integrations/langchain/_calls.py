@@ -190,7 +190,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         verifier = self.redpill_verifier
         if verifier is None:  # pragma: no cover - built in validate_environment
             raise ConfigurationError("ChatRedpill has no verifier")
-        calls = VerifiedCalls(verifier=verifier, mode=self.verification)
+        calls = VerifiedCalls(verifier=verifier, mode=self.verification, hold=self.hold_stream)
         call = await calls.astart(
             str(kwargs.get("model") or self.model_name),
             kwargs,

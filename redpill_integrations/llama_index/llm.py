@@ -232,7 +232,9 @@ class Redpill(OpenAILike):  # type: ignore[misc]
     async def _abegin(self, kwargs: dict[str, Any]) -> tuple[VerifiedCalls, VerifiedCall]:
         verifier = self._verifier
         assert verifier is not None
-        calls = VerifiedCalls(verifier=verifier, mode=self.verification, live=self._live)
+        calls = VerifiedCalls(
+            verifier=verifier, mode=self.verification, live=self._live, hold=self.hold_stream
+        )
         return calls, await calls.astart(str(kwargs.get("model") or self.model), kwargs)
 
     # -- the four seams every call style goes through ---------------------------------------------
