@@ -365,6 +365,9 @@ class VerificationResult:
     #: the model the signed evidence says answered (legacy: the 3-part signed text's first field,
     #: else the response body's ``model``)
     served_model: str | None = None
+    #: why this verdict's receipt could not be written to the store (then ``receipt_id`` is None);
+    #: the verdict itself is unchanged: it is about the evidence, the store is bookkeeping
+    receipt_error: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -443,6 +446,7 @@ class VerificationResult:
             "code_identity": _plain(self.code_identity) if self.code_identity else None,
             "assumptions": list(self.assumptions),
             "served_model": self.served_model,
+            "receipt_error": self.receipt_error,
         }
 
     @classmethod
@@ -473,4 +477,5 @@ class VerificationResult:
             code_identity=dict(data["code_identity"]) if data.get("code_identity") else None,
             assumptions=tuple(str(a) for a in data.get("assumptions") or ()),
             served_model=data.get("served_model"),
+            receipt_error=data.get("receipt_error"),
         )
