@@ -89,4 +89,7 @@ def assemble_result(
         code_identity=verdict.code_identity if verdict else None,
         assumptions=LEGACY_ASSUMPTIONS,
         served_model=served,
+        # the legacy protocol's signer is the model node's own key (proven only when
+        # ``signer_attested`` passes); None when no signature checked out
+        signed_by="model-node" if sig.passed else None,
     )
