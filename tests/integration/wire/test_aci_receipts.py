@@ -227,9 +227,17 @@ def test_reverify_judges_the_keyset_lifetime_at_the_original_time_unless_told(
     archived = reverify(receipt, trust=trust)
     assert _verdict(archived) == ("verified", ()), archived.detail
     assert archived.verified_at == receipt.verified_at and archived.verified_at < not_after
-    # the last second of the keyset's life still verifies; its end does not
-    last = reverify(receipt, trust=trust, at=not_after - timedelta(seconds=1))
-    assert _verdict(last) == ("verified", ()), last.detail
-    expired = reverify(receipt, trust=trust, at=not_after)
-    assert _verdict(expired) == ("failed", ("KEYSET_EXPIRED",)), expired.detail
+    # an explicit ``at`` judges the keyset then. The collateral's own lifetime ends about when
+    # the emulator's first keyset does, so it is left out here: the quote is then unverifiable
+    # (DEPENDENCY_UNAVAILABLE) and the keyset alone decides between the two instants
+    bare = _with(receipt, collateral_json=None)
+    last = reverify(bare, trust=trust, at=not_after - timedelta(seconds=1))
+    assert _verdict(last) == ("unverifiable", ("DEPENDENCY_UNAVAILABLE",)), last.detail
+    assert last.checks["keyset"] == "pass"
+    expired = reverify(bare, trust=trust, at=not_after)
+    assert _verdict(expired) == ("failed", ("KEYSET_EXPIRED", "DEPENDENCY_UNAVAILABLE"))
     assert expired.checks["keyset"] == "fail"
+    # with its collateral, the receipt judged at not_after is failed for the keyset too
+    with_collateral = reverify(receipt, trust=trust, at=not_after)
+    assert with_collateral.status.value == "failed"
+    assert with_collateral.reasons[0].value == "KEYSET_EXPIRED"
