@@ -146,6 +146,11 @@ class VerificationPolicy:
     served_at_skew: float = 300.0
     #: longest accepted keyset lifetime (``not_after - now``), seconds; longer is implausible
     max_keyset_lifetime: float = 90 * 24 * 3600.0
+    #: fail (``PROVENANCE_UNCORROBORATED``) unless the report's source commit is the one its
+    #: measured compose pins. Off by default: the live compose pins it, but a gateway that omits
+    #: the (unbound) field would fail every call; the verdict's ``aci.source_commit`` and
+    #: ``code_identity`` show the corroborated commit either way
+    require_source_provenance: bool = False
 
     def __post_init__(self) -> None:
         statuses = frozenset(self.accepted_tcb_statuses)

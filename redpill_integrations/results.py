@@ -72,6 +72,8 @@ class Reason(StrEnum):
     KEYSET_EXPIRY_IMPLAUSIBLE = "KEYSET_EXPIRY_IMPLAUSIBLE"  # not_after beyond the policy bound
     KEY_ROLE_REUSE = "KEY_ROLE_REUSE"  # one public key listed under two roles of the keyset
     RECEIPT_EVENT_LOG_INVALID = "RECEIPT_EVENT_LOG_INVALID"  # required receipt events missing
+    # source_provenance absent or not the commit the measured compose pins (when required)
+    PROVENANCE_UNCORROBORATED = "PROVENANCE_UNCORROBORATED"
     # failed, legacy: the "model" report is an ACI gateway's legacy alias (binds no model node)
     ACI_ALIAS_REPORT = "ACI_ALIAS_REPORT"
     # unverifiable: the verification could not be completed

@@ -171,7 +171,7 @@ def chain_from_gateway(
         keyset_digest=verdict.keyset_digest or report.workload_keyset_digest,
         keyset_not_after=datetime.fromtimestamp(keyset.not_after, tz=UTC),
         receipt_keys=tuple(k.key_id for k in keyset.receipt_keys),
-        source_commit=report.source_commit,
+        source_commit=verdict.source_commit,
         repo_url=report.repo_url,
     )
 

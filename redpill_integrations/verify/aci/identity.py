@@ -14,6 +14,9 @@ trust anchors and ``now`` in; a :class:`GatewayVerdict` out. In order:
 ``measurements``  app id accepted, OS image in the registry (its MRTD/RTMR1/RTMR2 when listed),
                   ``os-image-hash`` = ``vm_config.os_image_hash``, policy allowlists
 ``key_custody``   dstack KMS chains to an accepted root cover the receipt keys
+``source_commit`` ``source_provenance.repo_commit`` counts only when the measured compose pins it
+                  (:mod:`.provenance`); ``policy.require_source_provenance`` fails the
+                  ``measurements`` check with ``PROVENANCE_UNCORROBORATED`` otherwise
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from redpill_integrations.verify.aci.checklog import CheckLog
 from redpill_integrations.verify.aci.custody import verify_custody
 from redpill_integrations.verify.aci.jcs import NotCanonical, jcs_sha256
 from redpill_integrations.verify.aci.models import AciReport
+from redpill_integrations.verify.aci.provenance import corroborated_commit
 from redpill_integrations.verify.eventlog import AppIdentity, check_event_log
 from redpill_integrations.verify.tdx import (
     QuoteVerification,
@@ -64,6 +68,8 @@ class GatewayVerdict:
     kms_root: str | None = None
     code_identity: Mapping[str, Any] | None = None
     valid_until: datetime | None = None
+    #: the report's ``source_provenance.repo_commit``, only when the measured compose pins it
+    source_commit: str | None = None
 
 
 def report_data_statement(keyset_digest: str, nonce: str | None) -> bytes:
@@ -92,10 +98,11 @@ def verify_gateway(
     quote = _check_quote(report, td, collateral_json, policy, trust, now, log)
     identity = _check_event_log(report, td, log)
     _check_compose(report, td, identity, log)
+    source_commit = _check_provenance(report, policy, log)  # a failure makes it "unpinned"
     code_identity = _check_measurements(report, td, identity, policy, trust, log)
     kms_root = _check_custody(report, identity, trust, log)
     if code_identity is not None:
-        matched = list(code_identity["matched"])
+        matched = list(code_identity["matched"]) + (["source_commit"] if source_commit else [])
         kind = code_identity["kind"] if kms_root is not None else "unpinned"
         code_identity = {"kind": kind, "matched": (["kms_root"] if kms_root else []) + matched}
     return GatewayVerdict(
@@ -112,6 +119,7 @@ def verify_gateway(
         kms_root=kms_root,
         code_identity=code_identity,
         valid_until=quote.valid_until if quote else None,
+        source_commit=source_commit,
     )
 
 
@@ -285,6 +293,19 @@ def _check_measurements(
         return {"kind": "unpinned", "matched": matched}
     kind = "pinned" if pinned else "registry"
     return {"kind": kind, "matched": [*matched, *pinned]}
+
+
+def _check_provenance(report: AciReport, policy: VerificationPolicy, log: CheckLog) -> str | None:
+    if log.checks.get("compose") is not CheckOutcome.PASS:
+        return None  # an unmeasured compose corroborates nothing (and fails or skips already)
+    commit = corroborated_commit(report.app_compose, report.source_commit)
+    if commit is None and policy.require_source_provenance:
+        log.fail(
+            "measurements",
+            Reason.PROVENANCE_UNCORROBORATED,
+            "source_provenance.repo_commit is absent or not the commit the measured compose pins",
+        )
+    return commit
 
 
 def _check_allowlists(

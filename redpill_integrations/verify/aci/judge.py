@@ -272,7 +272,7 @@ def _aci_summary(
         app_id=identity.app_id if identity else None,
         compose_hash=identity.compose_hash if identity else None,
         os_image_hash=identity.os_image_hash if identity else None,
-        source_commit=gateway.report.source_commit,
+        source_commit=gateway.source_commit,
         kms_root=gateway.kms_root,
         served_at=receipt.served_at if receipt else None,
         upstream=upstream,

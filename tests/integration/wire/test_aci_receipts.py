@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import json
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from redpill_integrations.emulator import Emulator, Faults
 from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.receipts import Receipt, reverify
+from redpill_integrations.verify.aci import parse_aci_report
 from redpill_integrations.verify.aci.bundle import AciEvidence
 from tests.integration.wire.test_aci_wire import Rig
 
@@ -212,3 +214,34 @@ def test_aci_evidence_round_trips_and_refuses_wrong_types() -> None:
     bad_b64 = {**evidence.to_dict(), "report_b64": base64.b64encode(b"x").decode() + "!"}
     with pytest.raises(ValueError):
         AciEvidence.from_dict(bad_b64)
+
+
+def test_reverify_judges_the_keyset_lifetime_at_the_original_time_unless_told(
+    aci_emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receipt = Receipt.from_json(_receipt(aci_emu, tmp_path).to_json())
+    assert receipt.aci is not None and receipt.aci.report is not None
+    assert receipt.aci.attested_at is not None
+    not_after = datetime.fromtimestamp(
+        parse_aci_report(receipt.aci.report).keyset.not_after, tz=UTC
+    )
+    trust = aci_emu.trust
+    network_off(monkeypatch)
+    # archival acceptance: by default the keyset is judged when the receipt was made, not now
+    archived = reverify(receipt, trust=trust)
+    assert _verdict(archived) == ("verified", ()), archived.detail
+    assert archived.verified_at == receipt.verified_at and archived.verified_at < not_after
+    # an explicit ``at`` judges the keyset then. The collateral's own lifetime ends about when
+    # the emulator's first keyset does, so it is left out here: the quote is then unverifiable
+    # (DEPENDENCY_UNAVAILABLE) and the keyset alone decides between the two instants
+    bare = _with(receipt, collateral_json=None)
+    last = reverify(bare, trust=trust, at=not_after - timedelta(seconds=1))
+    assert _verdict(last) == ("unverifiable", ("DEPENDENCY_UNAVAILABLE",)), last.detail
+    assert last.checks["keyset"] == "pass"
+    expired = reverify(bare, trust=trust, at=not_after)
+    assert _verdict(expired) == ("failed", ("KEYSET_EXPIRED", "DEPENDENCY_UNAVAILABLE"))
+    assert expired.checks["keyset"] == "fail"
+    # with its collateral, the receipt judged at not_after is failed for the keyset too
+    with_collateral = reverify(receipt, trust=trust, at=not_after)
+    assert with_collateral.status.value == "failed"
+    assert with_collateral.reasons[0].value == "KEYSET_EXPIRED"

@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from redpill_integrations.emulator import Emulator, Faults
+from redpill_integrations.emulator.aci.identity import GATEWAY_REPO_COMMIT
 from redpill_integrations.emulator.aci.routes import with_json_fault
 from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.receipts import Receipt, ReceiptStore
@@ -368,7 +369,11 @@ def test_attest_gateway_shows_the_whole_chain_with_progress(rig: Rig, aci_emu: E
     assert attestation.keyset_digest == aci_emu.keyset_digest
     assert verdict.identity.app_id in aci_emu.trust.aci_app_ids
     assert verdict.kms_root in aci_emu.trust.kms_root_pubkeys
-    assert verdict.tcb_status and verdict.report.source_commit and verdict.report.keyset.not_after
+    assert verdict.tcb_status and verdict.report.keyset.not_after
+    # the emulated gateway's measured compose pins the commit its report claims
+    assert verdict.source_commit == verdict.report.source_commit == GATEWAY_REPO_COMMIT
+    assert verdict.code_identity is not None
+    assert verdict.code_identity["matched"][-1] == "source_commit"
     assert attestation.report is not None and attestation.collateral_json is not None
     again = asyncio.run(rig.verifier.aattest_gateway())
     assert again.passed and again.nonce != attestation.nonce  # never cached

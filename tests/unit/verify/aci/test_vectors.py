@@ -81,8 +81,9 @@ def test_live_gateway_report_verifies_everything_but_the_unpublished_nonce() -> 
     assert verdict.identity.compose_hash.startswith("73fa4608")
     assert verdict.code_identity == {
         "kind": "registry",
-        "matched": ["kms_root", "app_id", "os_image"],
+        "matched": ["kms_root", "app_id", "os_image", "source_commit"],
     }
+    assert verdict.source_commit == "30296dd9a0dbaf06e520f2ed1be01eab75c3c287"
     assert verdict.td is not None
     assert verdict.td.report_data == report.report_data + bytes(32) == report.quote_report_data
 
@@ -109,7 +110,10 @@ def test_live_report_with_a_foreign_os_image_registry_is_not_allowed() -> None:
     )  # fmt: skip
     assert verdict.checks["measurements"] is CheckOutcome.FAIL
     assert Reason.MEASUREMENT_NOT_ALLOWED in verdict.reasons
-    assert verdict.code_identity == {"kind": "unpinned", "matched": ["kms_root", "app_id"]}
+    assert verdict.code_identity == {
+        "kind": "unpinned",
+        "matched": ["kms_root", "app_id", "source_commit"],
+    }
 
 
 def test_live_report_measurements_differing_from_the_registry_entry_are_not_allowed() -> None:
