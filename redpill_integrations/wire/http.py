@@ -18,6 +18,7 @@ Rules enforced here, in one place:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ssl
 import time
@@ -36,6 +37,8 @@ from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow
 __all__ = [
     "CHAT_LIMITS",
     "DEFAULT_TIMEOUT",
+    "FETCH_CONCURRENCY",
+    "FETCH_LIMITS",
     "Budget",
     "Endpoints",
     "default_async_transport",
@@ -50,6 +53,15 @@ __all__ = [
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
 #: The OpenAI SDK's own pool limits: 200 concurrent calls must not queue behind httpx's default 100.
 CHAT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+#: The verifier's own requests (signatures, attestation) in flight at once, per client: the rest
+#: wait their turn (within their time budget) before entering the connection pool. httpcore
+#: scans every pooled connection on each request and each close, so one connection per
+#: concurrent call made every fetch cost more as concurrency grew; see docs/performance.md.
+FETCH_CONCURRENCY = 16
+#: The fetchers' own pool: as many connections as fetches in flight, all kept alive.
+FETCH_LIMITS = httpx.Limits(
+    max_connections=FETCH_CONCURRENCY, max_keepalive_connections=FETCH_CONCURRENCY
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,14 +70,14 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def default_transport() -> httpx.HTTPTransport:
-    """A fresh inner transport for a capturing client: its own connection pool with the SDK's
-    limits, the shared TLS context."""
-    return httpx.HTTPTransport(verify=_ssl_context(), limits=CHAT_LIMITS)
+def default_transport(limits: httpx.Limits = CHAT_LIMITS) -> httpx.HTTPTransport:
+    """A fresh inner transport for a capturing client: its own connection pool (the SDK's limits
+    unless told), the shared TLS context."""
+    return httpx.HTTPTransport(verify=_ssl_context(), limits=limits)
 
 
-def default_async_transport() -> httpx.AsyncHTTPTransport:
-    return httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=CHAT_LIMITS)
+def default_async_transport(limits: httpx.Limits = CHAT_LIMITS) -> httpx.AsyncHTTPTransport:
+    return httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits)
 
 
 _FAILURES = (httpx.HTTPError, httpx.StreamError, OSError)
@@ -148,13 +160,13 @@ class Endpoints:
 
 
 def make_client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """The fetchers' own client. Its default transport keeps as many connections alive as the
-    chat clients do: with httpx's default of 20, concurrent signature lookups re-opened a
-    connection for most calls (measured: 2-3x the client and server CPU at 200 concurrent)."""
+    """The fetchers' own client. Its default pool (:data:`FETCH_LIMITS`) keeps alive every
+    connection the fetches in flight use (:data:`FETCH_CONCURRENCY`): a pool that closes busy
+    connections re-opens one for most signature lookups under load."""
     return httpx.Client(
         timeout=DEFAULT_TIMEOUT,
         follow_redirects=False,
-        transport=transport if transport is not None else default_transport(),
+        transport=transport if transport is not None else default_transport(FETCH_LIMITS),
     )
 
 
@@ -162,7 +174,7 @@ def make_async_client(transport: httpx.AsyncBaseTransport | None = None) -> http
     return httpx.AsyncClient(
         timeout=DEFAULT_TIMEOUT,
         follow_redirects=False,
-        transport=transport if transport is not None else default_async_transport(),
+        transport=transport if transport is not None else default_async_transport(FETCH_LIMITS),
     )
 
 
@@ -235,14 +247,22 @@ def send_sync(client: httpx.Client, endpoints: Endpoints, fetch: Fetch) -> Fetch
         return _failure(exc, fetch.request)
 
 
+_NO_GATE = contextlib.nullcontext()
+
+
 async def send_async(
-    client: httpx.AsyncClient, endpoints: Endpoints, fetch: Fetch
+    client: httpx.AsyncClient,
+    endpoints: Endpoints,
+    fetch: Fetch,
+    gate: asyncio.Semaphore | None = None,
 ) -> Fetched | FetchFailed:
+    """``fetch`` through ``client``, within its budget; with a ``gate``, only while holding it
+    (the wait counts against the budget: a fetch that never gets its turn is a ``TIMEOUT``)."""
     refused = endpoints.refuse(fetch.request)
     if refused is not None:
         return refused
     try:
-        async with asyncio.timeout(fetch.total):
+        async with asyncio.timeout(fetch.total), gate or _NO_GATE:
             response = await client.send(fetch.request, stream=True, follow_redirects=False)
             try:
                 body = _Body(fetch, response.headers)

@@ -74,6 +74,7 @@ from redpill_integrations.wire.flow import Flow, run_async, run_sync
 from redpill_integrations.wire.guard import aguard_json, guard_json
 from redpill_integrations.wire.http import (
     DEFAULT_TIMEOUT,
+    FETCH_CONCURRENCY,
     Endpoints,
     default_async_transport,
     default_transport,
@@ -167,10 +168,11 @@ class RedpillVerifier:
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
-        #: one fetch client per event loop (connections belong to the loop that opened them)
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        #: one fetch client per event loop (connections belong to the loop that opened them),
+        #: with the gate that keeps at most FETCH_CONCURRENCY of its requests in flight
+        self._aclients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         key = "set" if self._key is not None else "none"
@@ -240,13 +242,15 @@ class RedpillVerifier:
 
     async def _arun(self, flow: Flow[T]) -> T:
         loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
-            client = self._aclients[loop] = make_async_client(self._async_transport)
+        fetcher = self._aclients.get(loop)
+        if fetcher is None:
+            fetcher = make_async_client(self._async_transport), asyncio.Semaphore(FETCH_CONCURRENCY)
+            self._aclients[loop] = fetcher
+        client, gate = fetcher
         endpoints = self._endpoints
         return await run_async(
             flow,
-            send=lambda fetch: send_async(client, endpoints, fetch),
+            send=lambda fetch: send_async(client, endpoints, fetch, gate),
             sleep=self._asleep,
             cache=self.cache,
         )
@@ -322,9 +326,9 @@ class RedpillVerifier:
 
     async def aclose(self) -> None:
         self.close()
-        client = self._aclients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        fetcher = self._aclients.pop(asyncio.get_running_loop(), None)
+        if fetcher is not None:
+            await fetcher[0].aclose()
         # clients of other (finished) loops are dropped with their loop
 
     def __enter__(self) -> RedpillVerifier:
