@@ -2,7 +2,9 @@
 (:class:`TrustAnchors`).
 
 Both are frozen. Production trust anchors are the default; anything else (the emulator's test PKI)
-is chosen explicitly with :meth:`TrustAnchors.from_file` and logs a warning every time it is loaded.
+is chosen explicitly with :meth:`TrustAnchors.from_file` and logs a warning every time it is loaded
+and every time a verifier is built on it. Whether anchors are production is derived from their
+values (Intel's built-in root, the production PCCS/NRAS/JWKS URLs), never from the ``kind`` label.
 """
 
 from __future__ import annotations
@@ -235,6 +237,10 @@ class TrustAnchors:
     The expected NRAS token issuer is the origin of ``nras_url``. NRAS's JWKS is trusted only
     for keys whose ``x5c`` chains to one of ``nras_ca_certs_der`` (NVIDIA's GPU attestation
     intermediate by default; ``docs/nvidia-nras-pinning.md``).
+
+    ``kind`` is a free-text label. :attr:`is_production` is derived from the values; anchors
+    labelled ``"production"`` whose values are not are relabelled ``"custom"`` (with a warning), so
+    receipts never record a foreign root as production.
     """
 
     kind: str = "production"
@@ -269,10 +275,54 @@ class TrustAnchors:
         )
         object.__setattr__(self, "aci_app_ids", _hex_tuple("aci_app_ids", self.aci_app_ids, 20))
         object.__setattr__(self, "os_images", _os_image_map(self.os_images))
+        if self.kind == "production" and self.differences():
+            logger.warning(
+                "Trust anchors labelled 'production' differ from production (%s): treated as "
+                "custom, NON-PRODUCTION trust.",
+                ", ".join(self.differences()),
+            )
+            object.__setattr__(self, "kind", "custom")
+
+    def differences(self) -> tuple[str, ...]:
+        """What differs from the production anchors (empty for production). Narrowing the
+        production NRAS CAs, KMS roots, ACI app ids or OS images to a subset is still
+        production."""
+        out = ["custom Intel root CA"] if self.intel_root_ca_der is not None else []
+        for name, value in (
+            ("pccs_url", PRODUCTION_PCCS_URL),
+            ("nras_url", PRODUCTION_NRAS_URL),
+            ("nras_jwks_url", PRODUCTION_NRAS_JWKS_URL),
+        ):
+            if getattr(self, name) != value:
+                out.append(f"{name}={getattr(self, name)}")
+        if not set(self.nras_ca_certs_der) <= set(production_nras_ca_certs()):
+            out.append("custom nras_ca_certs_der")
+        if not set(self.kms_root_pubkeys) <= set(PRODUCTION_KMS_ROOT_PUBKEYS):
+            out.append("custom kms_root_pubkeys")
+        if not set(self.aci_app_ids) <= set(PRODUCTION_ACI_APP_IDS):
+            out.append("custom aci_app_ids")
+        production_images = _production_os_images()
+        if any(production_images.get(k) != v for k, v in self.os_images.items()):
+            out.append("custom os_images")
+        return tuple(out)
 
     @property
     def is_production(self) -> bool:
-        return self.kind == "production"
+        """True only when :meth:`differences` is empty (Intel's built-in root, the production
+        URLs, NRAS CAs, KMS roots, ACI app ids and OS images)."""
+        return not self.differences()
+
+    def warn_if_not_production(self, user: str) -> None:
+        """Log a warning naming what differs when these anchors are not production."""
+        differences = self.differences()
+        if differences:
+            logger.warning(
+                "%s uses NON-PRODUCTION trust anchors (kind %r: %s): verdicts prove nothing "
+                "about real TEE hardware.",
+                user,
+                self.kind,
+                ", ".join(differences),
+            )
 
     @property
     def nras_ca_spki_sha256(self) -> tuple[str, ...]:

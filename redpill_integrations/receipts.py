@@ -1,4 +1,4 @@
-"""Self-contained receipts that re-verify offline, and the SQLite :class:`ReceiptStore`.
+"""Self-contained receipts that re-verify offline; :class:`ReceiptStore` keeps them.
 
 A :class:`Receipt` holds everything one verification used, exactly as received: the request and
 response bytes (or only their sha256 when ``policy.receipt_bodies`` is False), whether the response
@@ -18,11 +18,10 @@ re-verifies to its original reasons. By default the attestation evidence is judg
 it was fetched (a cached attestation may predate the response) and the verdict assembled at the
 original verification time; an explicit ``at`` is used for both.
 
-:class:`ReceiptStore` is SQLite in WAL mode with ``synchronous=FULL``: each :meth:`ReceiptStore.put`
-is one transaction (receipt row plus its attestation evidence, de-duplicated by content hash), so a
-crash mid-write leaves either the whole receipt or nothing. It is thread-safe (one connection behind
-a lock). :meth:`ReceiptStore.default` opens ``$REDPILL_RECEIPTS`` or
-``~/.redpill/receipts.sqlite3``.
+:class:`ReceiptStore` (re-exported from :mod:`redpill_integrations.stores`) keeps receipts in
+SQLite (the default, ``ReceiptStore(path)``) or PostgreSQL (``ReceiptStore.open(url)``): one
+atomic, idempotent write per exchange. :meth:`ReceiptStore.default` opens ``$REDPILL_RECEIPTS``
+(a path or URL) or ``~/.redpill/receipts.sqlite3``.
 """
 
 from __future__ import annotations
@@ -30,15 +29,10 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
 import json
-import os
-import sqlite3
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from redpill_integrations._version import __version__
 from redpill_integrations.errors import EvidenceError, ReceiptError
@@ -47,6 +41,9 @@ from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.verify.encoding import too_deep
 from redpill_integrations.verify.judgement import judge
 from redpill_integrations.verify.models import AttestationEvidence, SignatureRecord
+
+if TYPE_CHECKING:
+    from redpill_integrations.stores.base import ReceiptStore
 
 __all__ = ["RECEIPT_FORMAT", "Receipt", "ReceiptStore", "reverify"]
 
@@ -233,138 +230,12 @@ def reverify(
     )
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS evidence (
-    sha256 TEXT PRIMARY KEY,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS receipts (
-    receipt_id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    chat_id TEXT,
-    model TEXT,
-    evidence_sha256 TEXT REFERENCES evidence(sha256),
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS receipts_created ON receipts(created_at);
-CREATE INDEX IF NOT EXISTS receipts_chat ON receipts(chat_id);
-"""
+def __getattr__(name: str) -> Any:
+    """``ReceiptStore`` stays importable from here; it lives in :mod:`redpill_integrations.stores`
+    (loaded on first use: the stores import this module, so a module-level import would be a
+    cycle)."""
+    if name == "ReceiptStore":
+        from redpill_integrations.stores.base import ReceiptStore
 
-
-class ReceiptStore:
-    """SQLite (WAL), one atomic write per exchange; thread-safe."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise ReceiptError(f"cannot open receipt store {self.path}: {exc}") from exc
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"ReceiptStore({str(self.path)!r})"
-
-    @classmethod
-    def default(cls) -> ReceiptStore:
-        """``$REDPILL_RECEIPTS`` or ``~/.redpill/receipts.sqlite3``."""
-        env = os.environ.get("REDPILL_RECEIPTS")
-        return cls(env if env else Path.home() / ".redpill" / "receipts.sqlite3")
-
-    def put(self, receipt: Receipt) -> None:
-        data = receipt.to_dict()
-        att = data.pop("attestation")
-        evidence_text = json.dumps(att, sort_keys=True, separators=(",", ":")) if att else None
-        digest = hashlib.sha256(evidence_text.encode()).hexdigest() if evidence_text else None
-        row = (
-            receipt.receipt_id,
-            data["created_at"],
-            receipt.result.status.value,
-            receipt.chat_id,
-            receipt.model,
-            digest,
-            json.dumps(data, sort_keys=True, separators=(",", ":")),
-        )
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    if evidence_text is not None:
-                        self._db.execute(
-                            "INSERT OR IGNORE INTO evidence(sha256, body) VALUES (?, ?)",
-                            (digest, evidence_text),
-                        )
-                    self._db.execute("INSERT INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise ReceiptError(f"cannot store receipt: {exc}") from exc
-
-    def _load(self, body: str, evidence: str | None) -> Receipt:
-        try:
-            data = json.loads(body)
-            data["attestation"] = json.loads(evidence) if evidence else None
-        except ValueError as exc:
-            raise ReceiptError("stored receipt is corrupt") from exc
-        return Receipt.from_dict(data)
-
-    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[str, str | None]]:
-        with self._lock:
-            try:
-                return list(self._db.execute(sql, args).fetchall())
-            except sqlite3.Error as exc:
-                raise ReceiptError(f"cannot read receipt store: {exc}") from exc
-
-    _SELECT = (
-        "SELECT r.body, e.body FROM receipts r LEFT JOIN evidence e ON e.sha256 = r.evidence_sha256"
-    )
-
-    def get(self, receipt_id: str) -> Receipt | None:
-        rows = self._query(f"{self._SELECT} WHERE r.receipt_id = ?", (receipt_id,))
-        return self._load(*rows[0]) if rows else None
-
-    def list(self, limit: int = 50, status: str | None = None) -> list[Receipt]:
-        """Newest first."""
-        where, args = ("WHERE r.status = ?", (status,)) if status else ("", ())
-        rows = self._query(
-            f"{self._SELECT} {where} ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?",
-            (*args, int(limit)),
-        )
-        return [self._load(body, ev) for body, ev in rows]
-
-    def iter_all(self, status: str | None = None) -> Iterator[Receipt]:
-        yield from self.list(limit=-1, status=status)
-
-    def export(self, out: IO[str] | str | os.PathLike[str], *, status: str | None = None) -> int:
-        """Write receipts as JSON Lines (oldest first) to a text stream or a file path; returns
-        how many. Each line is one ``Receipt.to_json()``, readable by ``Receipt.from_json``."""
-        if isinstance(out, str | os.PathLike):
-            with open(out, "w", encoding="utf-8") as fh:
-                return self.export(fh, status=status)
-        count = 0
-        for receipt in reversed(self.list(limit=-1, status=status)):
-            out.write(receipt.to_json() + "\n")
-            count += 1
-        return count
-
-    def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> ReceiptStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return ReceiptStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,8 @@ code  meaning
 ====  ==========================================================
 
 Settings come from ``REDPILL_API_KEY``, ``REDPILL_BASE_URL``, ``REDPILL_TRUST_FILE`` and
-``REDPILL_RECEIPTS`` (the receipt store path), or the matching flags. The API key is never printed,
+``REDPILL_RECEIPTS`` (the receipt store: a path or a ``sqlite:///``/``postgresql://`` URL), or the
+matching flags. The API key is never printed,
 and a trust file never decides where it is sent (``_destination.py``). Everything shown on the
 terminal goes through ``display.printable`` (control characters escaped).
 
@@ -63,8 +64,18 @@ def _add_connection_args(p: argparse.ArgumentParser) -> None:
 
 def _add_store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--store", metavar="PATH", default=None, help="receipt store (env REDPILL_RECEIPTS)"
+        "--store",
+        metavar="PATH|URL",
+        default=None,
+        help="receipt store: a path, sqlite:///path or postgresql://... (env REDPILL_RECEIPTS)",
     )
+
+
+def _add_listing_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--status", choices=[s.value for s in Status], default=None)
+    p.add_argument("--model", default=None, help="only receipts of this model")
+    p.add_argument("--protocol", default=None, help="only this verdict protocol (e.g. legacy)")
+    p.add_argument("--provider", default=None, help="only this upstream provider")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,11 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_args(verify)
     _add_store_arg(verify)
 
-    receipts = sub.add_parser("receipts", help="list, show or export stored receipts")
+    receipts = sub.add_parser("receipts", help="list, show, export or re-verify stored receipts")
     rsub = receipts.add_subparsers(dest="receipts_command", required=True, parser_class=_Parser)
     rlist = rsub.add_parser("list")
     rlist.add_argument("--limit", type=int, default=20)
-    rlist.add_argument("--status", choices=[s.value for s in Status], default=None)
+    _add_listing_filters(rlist)
     rlist.add_argument("--json", action="store_true")
     _add_store_arg(rlist)
     rshow = rsub.add_parser("show")
@@ -104,9 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
     rshow.add_argument("--json", action="store_true")
     _add_store_arg(rshow)
     rexport = rsub.add_parser("export")
-    rexport.add_argument("--status", choices=[s.value for s in Status], default=None)
+    _add_listing_filters(rexport)
     rexport.add_argument("--out", metavar="FILE", default="-", help="JSON lines file (default -)")
     _add_store_arg(rexport)
+    rverify = rsub.add_parser("verify", help="re-verify one stored receipt, or --all, offline")
+    rverify.add_argument("receipt_id", nargs="?", default=None)
+    rverify.add_argument("--all", action="store_true", help="every receipt in the store")
+    rverify.add_argument(
+        "--at", default=None, help="ISO-8601 time to verify at (default: original)"
+    )
+    rverify.add_argument(
+        "--policy",
+        metavar="FILE",
+        default=None,
+        help="verification policy (JSON); default: each receipt's own",
+    )
+    rverify.add_argument(
+        "--trust",
+        metavar="FILE",
+        default=None,
+        help="non-production trust file, e.g. the emulator's (env REDPILL_TRUST_FILE)",
+    )
+    rverify.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_store_arg(rverify)
 
     emulator = sub.add_parser("emulator", help="run the local Redpill emulator", add_help=False)
     emulator.add_argument("emulator_args", nargs=argparse.REMAINDER)

@@ -24,7 +24,7 @@ from redpill_integrations.cli.display import (
     render_trust_chain,
 )
 from redpill_integrations.errors import ConfigurationError, ReceiptError, TransportError
-from redpill_integrations.policy import TrustAnchors
+from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import Receipt, ReceiptStore, reverify
 from redpill_integrations.results import VerificationResult
 
@@ -52,7 +52,22 @@ def _destination(args: argparse.Namespace, trust: TrustAnchors) -> Destination:
 
 
 def _store(args: argparse.Namespace) -> ReceiptStore:
-    return ReceiptStore(args.store) if getattr(args, "store", None) else ReceiptStore.default()
+    """``--store`` (a path or a URL) or ``$REDPILL_RECEIPTS`` or the default SQLite store."""
+    return ReceiptStore.open(args.store) if getattr(args, "store", None) else ReceiptStore.default()
+
+
+def _policy(args: argparse.Namespace) -> VerificationPolicy | None:
+    """``--policy FILE`` (a JSON ``VerificationPolicy``), or None: each receipt's own policy."""
+    path = getattr(args, "policy", None)
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        return VerificationPolicy.from_dict(data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigurationError(f"cannot read the policy file {path}: {exc}") from exc
 
 
 def _progress(step: str) -> None:
@@ -186,7 +201,7 @@ def _load_receipt(args: argparse.Namespace) -> Receipt:
 def cmd_verify(args: argparse.Namespace) -> int:
     at = parse_time(args.at) if args.at else None
     receipt = _load_receipt(args)
-    result = reverify(receipt, at=at, trust=_trust(args))
+    result = reverify(receipt, at=at, trust=_trust(args), policy=_policy(args))
     original = receipt.result
     same = result.status == original.status and result.reasons == original.reasons
     if args.json:
@@ -214,7 +229,7 @@ def cmd_receipts(args: argparse.Namespace) -> int:
     if args.receipts_command == "list":
         if args.limit <= 0:
             raise UsageError("--limit must be positive")
-        receipts = store.list(limit=args.limit, status=args.status)
+        receipts = store.list(limit=args.limit, **_filters(args))
         rows = [
             {
                 "receipt_id": r.receipt_id,
@@ -239,14 +254,53 @@ def cmd_receipts(args: argparse.Namespace) -> int:
         else:
             print(render_result(receipt.result, trust_chain=True))
         return EXIT_CODES["verified"]
+    if args.receipts_command == "verify":
+        return _verify_stored(args, store)
     # export
     if args.out == "-":
-        count = store.export(sys.stdout, status=args.status)
+        count = store.export(sys.stdout, **_filters(args))
     else:
         with open(args.out, "w", encoding="utf-8") as out:
-            count = store.export(out, status=args.status)
+            count = store.export(out, **_filters(args))
     print(f"exported {count} receipt(s)", file=sys.stderr)
     return EXIT_CODES["verified"]
+
+
+def _filters(args: argparse.Namespace) -> dict[str, str | None]:
+    return {k: getattr(args, k, None) for k in ("status", "model", "protocol", "provider")}
+
+
+def _verify_stored(args: argparse.Namespace, store: ReceiptStore) -> int:
+    """``receipts verify ID`` (as ``verify ID``) or ``receipts verify --all``: every receipt
+    re-verified offline with the caller's trust and policy; 0 when every verdict is unchanged,
+    1 when any changed or any row is unreadable."""
+    from redpill_integrations.stores.audit import ProgressBar, reverify_store
+
+    if args.all == (args.receipt_id is not None):
+        raise UsageError("give a receipt id or --all")
+    if not args.all:
+        args.receipt = args.receipt_id
+        return cmd_verify(args)
+    at = parse_time(args.at) if args.at else None
+    summary = reverify_store(
+        store, trust=_trust(args), policy=_policy(args), at=at, progress=ProgressBar(sys.stderr)
+    )
+    if args.json:
+        print_json(
+            {
+                "total": summary.total,
+                "statuses": summary.statuses,
+                "changed": [
+                    {"receipt_id": c.receipt_id, "was": c.was, "now": c.now, "reasons": c.reasons}
+                    for c in summary.changed
+                ],
+                "unreadable": [{"receipt_id": r, "error": m} for r, m in summary.unreadable],
+                "clean": summary.clean,
+            }
+        )
+    else:
+        print(printable(summary.render(), multiline=True))
+    return EXIT_CODES["verified"] if summary.clean else EXIT_CODES["failed"]
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:

@@ -24,8 +24,9 @@ from pydantic import SecretStr
 
 from redpill_integrations.cli.display import printable, render_result, render_trust_chain
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors
-from redpill_integrations.receipts import ReceiptStore, reverify
+from redpill_integrations.receipts import reverify
 from redpill_integrations.results import Status, VerificationResult
+from redpill_integrations.stores.sqlite import SQLiteReceiptStore
 from redpill_integrations.wire import RedpillVerifier
 
 __all__ = ["DEMO_MODEL", "run_demo"]
@@ -160,7 +161,7 @@ def run_demo(*, store_path: str | None = None) -> int:
     """Run the demo; returns 0 when every verdict is ``verified``, else the CLI's status code."""
     key = os.environ.get("REDPILL_API_KEY")
     model = os.environ.get("REDPILL_DEMO_MODEL", DEMO_MODEL)
-    store = ReceiptStore(store_path or DEFAULT_DEMO_STORE)
+    store = SQLiteReceiptStore(store_path or DEFAULT_DEMO_STORE)
     with contextlib.ExitStack() as stack:
         if key:
             trust = TrustAnchors.from_env()

@@ -5,20 +5,27 @@ Every chat-model call of the run ends in exactly one record, keyed by the model 
 * a ``ChatRedpill`` generation's ``response_metadata["redpill_verification"]`` (``on_llm_end``);
 * a ``VerificationFailed`` raised in strict mode (``on_llm_error``): the verdict it carries;
 * given ``verifier=``, a plain ``ChatOpenAI`` call made through ``verifier.http_client()`` /
-  ``verifier.async_http_client()``: the exchange is found by its chat id and verified here;
+  ``verifier.async_http_client()``, plain or streamed: ``on_chat_model_start`` binds a tag derived
+  from the model run's id to the current context, the capturing transport files the exchange it
+  sends in that context under the tag, and ``on_llm_end`` verifies exactly that exchange (never one
+  found by the server-chosen response id, which a gateway can re-use). A capture problem (too
+  large, undecodable) is the verdict; a missing exchange is ``unverifiable``;
 * a stream that broke off or was stopped after content reached the caller (``on_llm_error``):
   ``unverifiable`` / ``STREAM_INCOMPLETE`` (its receipt is written by ChatRedpill all the same);
 * anything else (no verdict, no chat id to look up): an ``unverifiable`` record, so that
   ``all_verified`` is never true for a call nobody checked. Errors before any content: no record.
 
-A sync handler: LangChain runs it in a worker thread for async runs, so it serves both.
+The handler runs inline (``run_inline``): the tag must be bound in the context that sends the
+request, and LangChain runs non-inline handlers of async runs in copied contexts. ``on_llm_end`` is
+a coroutine so that an async run verifies without blocking its event loop (LangChain runs it to
+completion for sync runs as well).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -30,6 +37,7 @@ from redpill_integrations.errors import VerificationFailed
 from redpill_integrations.langchain._verification import EVENT_NAME, verdict_from_message
 from redpill_integrations.results import Reason, Status, VerificationResult
 from redpill_integrations.wire import RedpillVerifier
+from redpill_integrations.wire.capture import CapturedExchange
 
 __all__ = ["RedpillCallbackHandler"]
 
@@ -45,6 +53,7 @@ class RedpillCallbackHandler(BaseCallbackHandler):
     """
 
     raise_error = False
+    run_inline = True  # on_chat_model_start must bind the tag in the context of the request
 
     def __init__(self, *, verifier: RedpillVerifier | None = None) -> None:
         super().__init__()
@@ -52,6 +61,7 @@ class RedpillCallbackHandler(BaseCallbackHandler):
         self._lock = threading.Lock()
         self._records: dict[UUID, VerificationResult] = {}
         self._events: list[dict[str, Any]] = []
+        self._async_runs: set[UUID] = set()
 
     # -- what the run produced ------------------------------------------------------------------
 
@@ -113,10 +123,40 @@ class RedpillCallbackHandler(BaseCallbackHandler):
             with self._lock:
                 self._events.append(data)
 
-    def on_llm_end(
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        **kwargs: Any,
+    ) -> None:
+        if self.verifier is None:
+            return
+        self.verifier.recorder.bind_tag(_tag(run_id))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        with self._lock:
+            self._async_runs.add(run_id)
+
+    async def on_llm_end(
         self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
-        verdict = self._verdict_of(response)
+        exchange = self._take(run_id)
+        with self._lock:
+            is_async = run_id in self._async_runs
+            self._async_runs.discard(run_id)
+        verdict = self._known_verdict(response)
+        if verdict is None:
+            verdict = self._plain_verdict(response, exchange)
+        if verdict is None:
+            assert self.verifier is not None and exchange is not None
+            if is_async:
+                verdict = await self.verifier.averify(exchange)
+            else:  # a sync run: LangChain drives this coroutine in a throwaway loop
+                verdict = self.verifier.verify(exchange)
         self._record(run_id, verdict)
 
     def on_llm_error(
@@ -127,6 +167,9 @@ class RedpillCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
+        self._take(run_id)
+        with self._lock:
+            self._async_runs.discard(run_id)
         if isinstance(error, VerificationFailed):
             self._record(run_id, error.result)
             return
@@ -148,23 +191,23 @@ class RedpillCallbackHandler(BaseCallbackHandler):
         with self._lock:
             self._records.setdefault(run_id, verdict)
 
-    def _verdict_of(self, response: LLMResult) -> VerificationResult:
-        messages = [
-            g.message
-            for batch in response.generations
-            for g in batch
-            if isinstance(g, ChatGeneration)
-        ]
-        for message in messages:
+    def _take(self, run_id: UUID) -> CapturedExchange | None:
+        """The exchange filed for this run, removed (and its tag closed) in every case."""
+        return self.verifier.recorder.take(_tag(run_id)) if self.verifier is not None else None
+
+    def _known_verdict(self, response: LLMResult) -> VerificationResult | None:
+        for message in _messages(response):
             verdict = verdict_from_message(message)
             if verdict is not None:
                 return verdict
-        return self._verify_plain(messages, response.llm_output or {})
+        return None
 
-    def _verify_plain(
-        self, messages: Sequence[BaseMessage], llm_output: dict[str, Any]
-    ) -> VerificationResult:
-        """A call without a verdict: verify it by chat id when the handler has the verifier."""
+    def _plain_verdict(
+        self, response: LLMResult, exchange: CapturedExchange | None
+    ) -> VerificationResult | None:
+        """The record of a call without a verdict; ``None``: verify ``exchange``."""
+        messages = _messages(response)
+        llm_output = response.llm_output or {}
         chat_id = next(
             (
                 m.response_metadata["id"]
@@ -188,24 +231,34 @@ class RedpillCallbackHandler(BaseCallbackHandler):
                 model=model,
                 detail="the call carried no Redpill verdict and the handler has no verifier",
             )
-        if chat_id is None:
-            return VerificationResult.unverifiable(
-                Reason.CHECK_NOT_RUN,
-                model=model,
-                detail="no chat id to find the exchange by (streamed by a plain ChatOpenAI?): "
-                "use ChatRedpill to verify streams",
-            )
-        exchange = self.verifier.recorder.by_chat_id(chat_id)
         if exchange is None:
             return VerificationResult.unverifiable(
                 Reason.CHECK_NOT_RUN,
                 chat_id=chat_id,
                 model=model,
-                detail="no captured exchange for this chat id: build the ChatOpenAI with "
+                detail="no exchange was captured for this call: build the ChatOpenAI with "
                 "http_client=verifier.http_client() and "
                 "http_async_client=verifier.async_http_client()",
             )
-        return self.verifier.verify(exchange)
+        if chat_id is not None and exchange.problem is None and chat_id != exchange.chat_id:
+            # Cannot happen for an exchange filed under this run's own tag; refuse, never guess.
+            return VerificationResult.unverifiable(
+                Reason.CHECK_NOT_RUN,
+                chat_id=chat_id,
+                model=model,
+                detail="the exchange captured for this call is not the response it returned",
+            )
+        return None
+
+
+def _tag(run_id: UUID) -> str:
+    return f"lc-run-{run_id.hex}"
+
+
+def _messages(response: LLMResult) -> list[BaseMessage]:
+    return [
+        g.message for batch in response.generations for g in batch if isinstance(g, ChatGeneration)
+    ]
 
 
 def _delivered_content(response: LLMResult) -> bool:

@@ -7,20 +7,25 @@ untouched. For a captured request the transport
 * records the request body exactly as sent and the model named in it;
 * wraps the response stream: every chunk is recorded *as the consumer reads it* and passed on
   at once (no buffering, no event hooks, time to first token unchanged). A server that compresses
-  anyway is decoded for the record (gzip/deflate with a bound, :mod:`.decoding`; others with
-  httpx's own decoders); the consumer still gets the raw stream, which its client decodes;
+  anyway is decoded for the record with a bound (gzip/deflate/zstd, decoded as httpx decodes them,
+  :mod:`.decoding`); an encoding that cannot be decoded with a bound (``br``) stops the recording
+  (``RESPONSE_TOO_LARGE``). The consumer still gets the raw stream, which its client decodes;
 * finalizes on end of stream or close. The OpenAI SDK stops reading at ``data: [DONE]`` and closes:
-  if ``[DONE]`` was seen, the (tiny) remainder is read, bounded, and the exchange is complete. If
+  if ``[DONE]`` was seen, the remainder is read for at most ``_DRAIN_SECONDS`` and
+  ``_DRAIN_LIMIT`` bytes; a server that keeps the connection open past that is cut off, the
+  exchange finalized as received, the connection closed (a plain client would not wait either). If
   the consumer stopped earlier, the exchange is finalized at once as incomplete
   (``STREAM_INCOMPLETE``), without draining the rest of a long stream.
 * caps the record at ``max_response_bytes``: beyond it recording stops (``RESPONSE_TOO_LARGE``) but
   every byte still reaches the consumer.
+* keeps, lower-cased, only the response headers a verifier needs (:data:`CAPTURED_HEADERS`).
 
-Correlation: a caller that wants *its* exchange adds the header ``CAPTURE_HEADER: <tag>`` to the
-request (``extra_headers=`` in the OpenAI SDK; a tag from :meth:`ExchangeRecorder.new_tag`); the
-transport strips that header before sending and files the exchange under the tag (the last attempt
-wins). Exchanges are also findable by response id (``ExchangeRecorder.by_chat_id``) for callers that
-cannot add headers. The response id is the JSON ``id`` or the first SSE event's ``id``.
+Correlation is by a tag the caller chose, never by the server's response id: a caller adds the
+header ``CAPTURE_HEADER: <tag>`` to the request (``extra_headers=`` in the OpenAI SDK; a tag from
+:meth:`ExchangeRecorder.new_tag`), which the transport strips before sending, or binds a tag to the
+current context (:meth:`ExchangeRecorder.bind_tag`). The exchange is filed under the tag (the last
+attempt wins); a request without a tag is passed through and not recorded. ``chat_id`` (the JSON
+``id`` or the first SSE event's ``id``) is what the signature is fetched by, nothing more.
 
 A user's own ``httpx.Client`` can be the inner layer: requests are forwarded through its public
 ``send(request, stream=True)``, so its proxies, hooks and auth keep working.
@@ -28,10 +33,11 @@ A user's own ``httpx.Client`` can be the inner layer: requests are forwarded thr
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -39,10 +45,12 @@ import httpx
 
 from redpill_integrations.results import Reason
 from redpill_integrations.verify.encoding import too_deep
-from redpill_integrations.wire.decoding import DecodeOverflow, decoder_for
+from redpill_integrations.wire.deadline import cut_off_after, deadline_in
+from redpill_integrations.wire.decoding import DecodeOverflow, UnsupportedEncoding, decoder_for
 from redpill_integrations.wire.recorder import ExchangeRecorder
 
 __all__ = [
+    "CAPTURED_HEADERS",
     "CAPTURE_HEADER",
     "AsyncCapturingTransport",
     "CapturedExchange",
@@ -54,7 +62,20 @@ CAPTURE_HEADER = "x-redpill-capture-tag"
 _DONE = b"data: [DONE]"
 _DONES = (_DONE, b"data:[DONE]")  # the SSE field value may follow "data:" with or without a space
 _DRAIN_LIMIT = 64 * 1024  # what may follow [DONE] before we call the stream malformed
+_DRAIN_SECONDS = 0.25  # how long we wait for the end of a stream after [DONE]
 _READ_FAILURES = (httpx.HTTPError, httpx.StreamError, OSError)
+#: The response headers kept in :attr:`CapturedExchange.headers` (lower-cased): what verifiers
+#: read (ACI receipt headers, the body's encoding and type). Nothing else is kept.
+CAPTURED_HEADERS = frozenset(
+    {
+        "x-aci-version",
+        "x-aci-keyset-digest",
+        "x-receipt-id",
+        "x-aci-identity",
+        "content-encoding",
+        "content-type",
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,6 +95,17 @@ class CapturedExchange:
     finished_at: datetime | None
     problem: Reason | None = None  # STREAM_INCOMPLETE, RESPONSE_TOO_LARGE, MALFORMED_RESPONSE, ...
     sequence: int = 0  # attempt order across the recorder; the highest per tag is the last attempt
+    #: response headers in :data:`CAPTURED_HEADERS`, names lower-cased (repeated ones joined ", ")
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def kept_headers(headers: httpx.Headers) -> dict[str, str]:
+    """The allow-listed response headers, names lower-cased, repeated values joined by ``", "``."""
+    return {
+        name: ", ".join(headers.get_list(name))
+        for name in sorted(CAPTURED_HEADERS)
+        if name in headers
+    }
 
 
 def _loads(body: bytes) -> Any:
@@ -140,13 +172,17 @@ class _Recording:
         self.meta = meta
         self.limit = limit
         self.streamed = headers.get("content-type", "").startswith("text/event-stream")
-        self._decoder = decoder_for(headers, limit, allow_unbounded=True)
         self._chunks: list[bytes] = []
         self._size = 0
         self._tail = b""
         self._finalized = False
         self._drained = 0
         self.done_seen = self.eof = self.too_large = self.malformed = False
+        try:
+            self._decoder = decoder_for(headers, limit, passthrough_unknown=True)
+        except UnsupportedEncoding:  # br: cannot be decoded within the cap, so do not record
+            self._decoder = None
+            self.too_large = True
 
     def feed(self, raw: bytes) -> None:
         if self.too_large or self.malformed or not raw:
@@ -161,6 +197,7 @@ class _Recording:
                 return
             except (httpx.DecodingError, zlib.error):
                 self.malformed = True
+                self._chunks.clear()
                 return
         self._append(chunk)
 
@@ -191,6 +228,11 @@ class _Recording:
 
     def wants_drain(self) -> bool:
         return self.done_seen and not self.eof and not self._finalized
+
+    def cut(self) -> None:
+        """The server kept the stream open after ``[DONE]`` past ``_DRAIN_SECONDS``: what was
+        received is the exchange."""
+        self.at_eof()
 
     def drain(self, chunk: bytes) -> bool:
         """Record a chunk read after ``[DONE]``; False once more than ``_DRAIN_LIMIT`` follows."""
@@ -233,9 +275,14 @@ class _SyncStream(httpx.SyncByteStream):
     """Passes raw chunks through untouched, recording them on the way (``rec=None``: no record)."""
 
     def __init__(
-        self, raw: Iterator[bytes], close: Callable[[], None], rec: _Recording | None
+        self,
+        raw: Iterator[bytes],
+        close: Callable[[], None],
+        rec: _Recording | None,
+        network_stream: Any = None,
     ) -> None:
         self._raw, self._close, self._rec = raw, close, rec
+        self._network_stream = network_stream
 
     def __iter__(self) -> Iterator[bytes]:
         rec = self._rec
@@ -248,15 +295,24 @@ class _SyncStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         rec = self._rec
+        fired: Callable[[], bool] = bool
         try:
             if rec is not None and rec.wants_drain():
-                for chunk in self._raw:
-                    if not rec.drain(chunk):
-                        break
-                else:
-                    rec.at_eof()
-        except _READ_FAILURES:
-            pass  # the remainder is gone: the exchange stays incomplete
+                # our default transports honour the deadline; any other httpcore connection is
+                # shut down by the watchdog a little later
+                with (
+                    deadline_in(_DRAIN_SECONDS),
+                    cut_off_after(2 * _DRAIN_SECONDS, self._network_stream) as fired,
+                ):
+                    for chunk in self._raw:
+                        if not rec.drain(chunk):
+                            break
+                    else:
+                        rec.at_eof()
+        except _READ_FAILURES as exc:
+            if rec is not None and (isinstance(exc, httpx.TimeoutException) or fired()):
+                rec.cut()  # held open after [DONE]: the exchange is what was received
+            # otherwise the remainder is gone: the exchange stays incomplete
         finally:
             if rec is not None:
                 rec.finalize()
@@ -285,11 +341,15 @@ class _AsyncStream(httpx.AsyncByteStream):
         rec = self._rec
         try:
             if rec is not None and rec.wants_drain():
-                async for chunk in self._raw:
-                    if not rec.drain(chunk):
-                        break
-                else:
-                    rec.at_eof()
+                async with asyncio.timeout(_DRAIN_SECONDS):
+                    async for chunk in self._raw:
+                        if not rec.drain(chunk):
+                            break
+                    else:
+                        rec.at_eof()
+        except (TimeoutError, httpx.TimeoutException):
+            if rec is not None:
+                rec.cut()
         except _READ_FAILURES:
             pass
         finally:
@@ -308,11 +368,14 @@ class _Matcher:
         self.max_bytes = max_bytes
 
     def prepare(self, request: httpx.Request) -> dict[str, object] | None:
-        tag = request.headers.pop(CAPTURE_HEADER, None)
+        """Meta of a request to record, or ``None`` (not a chat call, or no tag to file it by)."""
+        tag = request.headers.pop(CAPTURE_HEADER, None) or self.recorder.bound_tag()
         url = request.url
         if request.method != "POST" or (url.scheme, url.host, url.port, url.path) != self.target:
             return None
         request.headers["Accept-Encoding"] = "identity"
+        if tag is None:
+            return None
         return {"tag": tag, "url": str(url), "started_at": datetime.now(UTC)}
 
     def recording(
@@ -325,6 +388,7 @@ class _Matcher:
             "model": _model_of(body),
             "status_code": response.status_code,
             "sequence": self.recorder.next_sequence(),
+            "headers": kept_headers(response.headers),
         }
         return _Recording(
             recorder=self.recorder, meta=meta, headers=response.headers, limit=self.max_bytes
@@ -370,7 +434,12 @@ class CapturingTransport(httpx.BaseTransport):
                 return response
             close = cast(httpx.SyncByteStream, response.stream).close
         rec = None if meta is None else self._match.recording(meta, request, response)
-        wrapped = _SyncStream(iter(cast(httpx.SyncByteStream, response.stream)), close, rec)
+        wrapped = _SyncStream(
+            iter(cast(httpx.SyncByteStream, response.stream)),
+            close,
+            rec,
+            response.extensions.get("network_stream"),
+        )
         if isinstance(inner, httpx.Client) or response.is_stream_consumed:
             return _rewrap(response, wrapped)  # (in-memory responses were read when built)
         response.stream = wrapped  # our own transport's live response: wrap its stream in place

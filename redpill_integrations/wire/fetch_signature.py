@@ -18,7 +18,9 @@ Final reasons: ``SIGNATURE_UNAVAILABLE`` (404s / envelope), or ``SIGNATURE_EXPIR
 404s came for an exchange that finished longer ago than ``signature_ttl`` (the server's default
 retention is 1200 s, so "not found" then means "forgotten", not "not yet"); ``RATE_LIMITED``;
 ``UPSTREAM_HTTP_ERROR`` (5xx, other 4xx, connection errors); ``TIMEOUT``; ``MALFORMED_RESPONSE``
-(a 200 that is neither a signature nor an error envelope, after retries).
+(a 200 that is neither a signature nor an error envelope, after retries); ``DUPLICATE_JSON_KEY``
+at once, without retrying (a 200 whose JSON repeats a key: parsers disagree on which value counts,
+so the answer is refused as evidence, a ``failed`` verdict).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from urllib.parse import quote
 import tenacity
 from tenacity import RetryCallState
 
-from redpill_integrations.errors import EvidenceError, MalformedEvidence
+from redpill_integrations.errors import DuplicateJSONKey, EvidenceError, MalformedEvidence
 from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.results import Reason
 from redpill_integrations.verify.encoding import loads_strict
@@ -97,7 +99,9 @@ def classify(answer: Fetched | FetchFailed) -> _Attempt:
             pass
         try:
             envelope = loads_strict(answer.body, what="signature answer")
-        except EvidenceError:  # not JSON, too deep, duplicate keys: not an envelope either
+        except DuplicateJSONKey:  # final: retrying a parser-differential trap proves nothing
+            return _Attempt(reason=Reason.DUPLICATE_JSON_KEY, detail="200 with a duplicate key")
+        except EvidenceError:  # not JSON, too deep: not an envelope either
             envelope = None
         if isinstance(envelope, dict) and ("error_code" in envelope or "error" in envelope):
             return _Attempt(

@@ -10,7 +10,9 @@ Rules enforced here, in one place:
   (base URL, PCCS, NRAS, JWKS) before it is sent; nothing taken from a server response is fetched.
 * **Every body is size-capped** while it is read (``Fetch.max_bytes``, after bounded decoding, so a
   decompression bomb stops at the cap) and every request has connect/read timeouts plus a
-  wall-clock budget for the whole answer (``Fetch.total``: a slow drip ends in ``TIMEOUT``).
+  wall-clock budget from connect to last byte (``Fetch.total``: a slow drip, of the headers or of
+  the body, ends in ``TIMEOUT``). Async: ``asyncio.timeout``; sync: the default transport's
+  sockets honour :func:`~.deadline.deadline_in` (an injected ``transport`` bounds its own I/O).
 * **The key never leaks**: it is held as ``SecretStr`` and failures are reported by exception type
   and host only.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import ssl
 import time
 import zlib
@@ -31,6 +34,7 @@ import httpx
 from pydantic import SecretStr
 
 from redpill_integrations.results import Reason
+from redpill_integrations.wire.deadline import DeadlineTransport, deadline_in
 from redpill_integrations.wire.decoding import DecodeOverflow, UnsupportedEncoding, decoder_for
 from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow
 
@@ -43,6 +47,7 @@ __all__ = [
     "Endpoints",
     "default_async_transport",
     "default_transport",
+    "is_loopback",
     "make_async_client",
     "make_client",
     "origin",
@@ -71,9 +76,10 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def default_transport(limits: httpx.Limits = CHAT_LIMITS) -> httpx.HTTPTransport:
-    """A fresh inner transport for a capturing client: its own connection pool (the SDK's limits
-    unless told), the shared TLS context."""
-    return httpx.HTTPTransport(verify=_ssl_context(), limits=limits)
+    """A fresh inner transport (fetchers, capturing clients): its own connection pool (the SDK's
+    limits unless told), the shared TLS context, sockets bounded by
+    :func:`~.deadline.deadline_in`."""
+    return DeadlineTransport(verify=_ssl_context(), limits=limits)
 
 
 def default_async_transport(limits: httpx.Limits = CHAT_LIMITS) -> httpx.AsyncHTTPTransport:
@@ -87,6 +93,17 @@ def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
     u = httpx.URL(url)
     port = u.port or {"http": 80, "https": 443}.get(u.scheme)
     return (u.scheme, u.host, port)
+
+
+def is_loopback(url: str | httpx.URL) -> bool:
+    """True when ``url``'s host is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = httpx.URL(url).host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Budget:
@@ -231,16 +248,17 @@ def send_sync(client: httpx.Client, endpoints: Endpoints, fetch: Fetch) -> Fetch
     if refused is not None:
         return refused
     try:
-        response = client.send(fetch.request, stream=True, follow_redirects=False)
-        try:
-            body = _Body(fetch, response.headers)
-            for chunk in cast(httpx.SyncByteStream, response.stream):  # raw, as received
-                failed = body.feed(chunk)
-                if failed is not None:
-                    return failed
-            return body.finish(response)
-        finally:
-            response.close()
+        with deadline_in(fetch.total):  # connect to last byte, headers included
+            response = client.send(fetch.request, stream=True, follow_redirects=False)
+            try:
+                body = _Body(fetch, response.headers)
+                for chunk in cast(httpx.SyncByteStream, response.stream):  # raw, as received
+                    failed = body.feed(chunk)
+                    if failed is not None:
+                        return failed
+                return body.finish(response)
+            finally:
+                response.close()
     except (UnsupportedEncoding, zlib.error) as exc:
         return _bad_body(exc, fetch)
     except _FAILURES as exc:

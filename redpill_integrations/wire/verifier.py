@@ -78,6 +78,7 @@ from redpill_integrations.wire.http import (
     Endpoints,
     default_async_transport,
     default_transport,
+    is_loopback,
     make_async_client,
     make_client,
     send_async,
@@ -127,6 +128,11 @@ class RedpillVerifier:
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError("base_url must be an http(s) URL")
+        if base_url.startswith("http://") and not is_loopback(base_url):
+            raise ConfigurationError(
+                "base_url must use https:// (plain http:// would send the API key in clear "
+                "text); http:// is accepted only for loopback hosts such as the emulator"
+            )
         if isinstance(tee_model_prefixes, str) or not tee_model_prefixes:
             raise ConfigurationError("tee_model_prefixes must be a non-empty tuple of prefixes")
         self.base_url = base_url.rstrip("/")
@@ -134,6 +140,7 @@ class RedpillVerifier:
         self._key = key if key is not None and key.get_secret_value() else None
         self.policy = policy or VerificationPolicy()
         self.trust = trust or TrustAnchors.production()
+        self.trust.warn_if_not_production("a RedpillVerifier")
         self.receipt_store = receipt_store
         self._clock = clock or _utcnow
         self._sleep = sleep or time.sleep

@@ -176,8 +176,8 @@ CRAFTED: dict[
     "duplicate-json-key-in-signature": (
         "signature",
         lambda h: on("signature", lambda: _dup_signature),
-        U,
-        ("MALFORMED_RESPONSE",),
+        F,
+        ("DUPLICATE_JSON_KEY",),
     ),
     "duplicate-json-key-in-report": (
         "report",

@@ -142,3 +142,89 @@ def test_key_never_follows_a_redirect_of_the_verifiers_own_fetches(
     )
     assert all(w.url.port == hostile.port for w in r.fetch_wire if w.url.path.startswith("/v1/"))
     assert not any(_leaks(_wire_text(w)) for w in r.fetch_wire if w.url.port != hostile.port)
+
+
+def test_canary_key_through_the_callback_handler_and_the_new_wire_paths(
+    emu: Emulator, hostile: Hostile, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """The paths added for security review 1: a plain ChatOpenAI verified by the handler's run
+    tag (sync, async, streamed, and a fabricated answer re-using a genuine id), a header drip cut
+    off by the fetch deadline, a stream held open after [DONE], the http:// refusal, the warning
+    for non-production anchors, the captured headers."""
+    import asyncio
+
+    from langchain_openai import ChatOpenAI
+
+    from redpill_integrations import ReceiptStore, RedpillVerifier
+    from redpill_integrations.errors import ConfigurationError
+    from redpill_integrations.langchain import RedpillCallbackHandler
+    from redpill_integrations.policy import VerificationPolicy
+
+    from .test_security_wire import (
+        FABRICATED,
+        chat_body,
+        header_drip,
+        held_open,
+        raw_deflate_starting_0x78,
+    )
+
+    caplog.set_level(logging.DEBUG)
+    store = ReceiptStore(tmp_path / "handler.sqlite3")
+    verifier = RedpillVerifier(
+        base_url=hostile.base_url,
+        api_key=CANARY,
+        trust=emu.trust,
+        receipt_store=store,
+        policy=VerificationPolicy(signature_deadline=1.0),
+    )
+    handler = RedpillCallbackHandler(verifier=verifier)
+    llm = ChatOpenAI(
+        model=MODEL,
+        base_url=hostile.base_url,
+        api_key=CANARY,  # type: ignore[arg-type]
+        http_client=verifier.http_client(),
+        http_async_client=verifier.async_http_client(),
+        max_retries=0,
+    )
+    config: Any = {"callbacks": [handler]}
+    genuine = llm.invoke("genuine", config=config)
+    asyncio.run(llm.ainvoke("async", config=config))
+    list(llm.stream("streamed", config=config))
+    forged = raw_deflate_starting_0x78(chat_body(genuine.response_metadata["id"], FABRICATED))
+    deflated = _answer(forged, {"Content-Encoding": "deflate"})
+    hostile.route = lambda req: deflated if req.path == "/v1/chat/completions" else None
+    llm.invoke("forged", config=config)
+    held = held_open(hostile, "idle", seconds=2.0)
+    hostile.route = lambda req: held if req.path == "/v1/chat/completions" else None
+    list(llm.stream("held open", config=config))
+    drip = header_drip(3.0)
+    hostile.route = lambda req: drip if req.path.startswith("/v1/signature/") else None
+    llm.invoke("dripping signature", config=config)
+    hostile.route = lambda req: None
+    with pytest.raises(ConfigurationError) as refused:
+        RedpillVerifier(base_url="http://api.redpill.ai/v1", api_key=CANARY)
+    verdicts = [(r.status.value, tuple(r.reasons)) for r in handler.results]
+    assert verdicts == [
+        ("verified", ()),
+        ("verified", ()),
+        ("verified", ()),
+        ("failed", ("REQUEST_HASH_MISMATCH", "RESPONSE_HASH_MISMATCH")),
+        ("verified", ()),
+        ("unverifiable", ("TIMEOUT",)),
+    ]
+    assert all(q.headers["authorization"] == f"Bearer {CANARY}" for q in hostile.log)
+    texts: list[str | bytes] = [caplog.text, str(refused.value), repr(refused.value)]
+    texts += [str(rec.__dict__) for rec in caplog.records]
+    texts += [repr(verifier), repr(handler), str(handler.summary())]
+    texts += [str(r.to_dict()) for r in handler.results]
+    texts += [x.to_json() for x in store.list(limit=-1)]
+    store.close()
+    verifier.close()
+    texts += [p.read_bytes() for p in tmp_path.iterdir() if p.is_file()]
+    assert not [t[:200] for t in texts if _leaks(t)]
+
+
+def _answer(body: bytes, extra: dict[str, str]) -> Action:
+    from ._hostile import answer
+
+    return answer(200, body, extra=extra)

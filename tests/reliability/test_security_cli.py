@@ -172,7 +172,12 @@ def test_the_placeholder_key_is_the_emulators() -> None:
     assert destination.EMULATOR_API_KEY == API_KEY
 
 
-_EMU_TRUST = TrustAnchors(kind="redpill-emulator", base_url="http://127.0.0.1:8900/v1")
+# non-production by its values (its own root), as an emulator trust file is: the kind is a label
+_EMU_TRUST = TrustAnchors(
+    kind="redpill-emulator",
+    intel_root_ca_der=b"emulator test root",
+    base_url="http://127.0.0.1:8900/v1",
+)
 
 
 FOREIGN, LOOPBACK = "https://collector.example/v1", "http://127.0.0.1:8900/v1"

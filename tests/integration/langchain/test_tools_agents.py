@@ -131,7 +131,7 @@ def plain_chat_openai(emu: Emulator, verifier: RedpillVerifier, model: str = MOD
     )
 
 
-async def test_handler_verifies_a_plain_chat_openai_by_chat_id(
+async def test_handler_verifies_a_plain_chat_openai_by_its_run(
     emu: Emulator, make_verifier: Callable[..., RedpillVerifier], store: ReceiptStore
 ) -> None:
     verifier = make_verifier()
@@ -144,9 +144,14 @@ async def test_handler_verifies_a_plain_chat_openai_by_chat_id(
         async_msg.response_metadata["id"],
     ]
     assert handler.all_verified and len(store) == 2
-    list(llm.stream("streamed", config={"callbacks": [handler]}))
-    assert handler.results[-1].reasons == (Reason.CHECK_NOT_RUN,)  # no chat id in a stream
-    assert handler.all_verified is False
+    chunks = list(llm.stream("streamed", config={"callbacks": [handler]}))
+    achunks = [c async for c in llm.astream("streamed", config={"callbacks": [handler]})]
+    # streams verify too: the exchange is filed under the run, no chat id needed
+    assert [r.status for r in handler.results[-2:]] == [Status.VERIFIED, Status.VERIFIED]
+    assert "".join(str(c.content) for c in chunks) == "".join(str(c.content) for c in achunks)
+    assert len({r.chat_id for r in handler.results}) == 4
+    assert handler.all_verified and len(store) == 4
+    assert len(verifier.recorder) == 0 and verifier.recorder.retained_bytes == 0
 
 
 def test_handler_plain_chat_openai_without_capture_is_not_verified(

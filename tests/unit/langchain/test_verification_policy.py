@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -103,8 +104,8 @@ def test_handler_collects_one_record_per_run() -> None:
     handler = RedpillCallbackHandler()
     assert handler.all_verified is False  # nothing checked is not a pass
     run = uuid.uuid4()
-    handler.on_llm_end(llm_result(VERIFIED), run_id=run)
-    handler.on_llm_end(llm_result(VERIFIED), run_id=run)
+    asyncio.run(handler.on_llm_end(llm_result(VERIFIED), run_id=run))  # a coroutine (see docs)
+    asyncio.run(handler.on_llm_end(llm_result(VERIFIED), run_id=run))
     assert len(handler.results) == 1 and handler.all_verified
     handler.on_llm_error(VerificationFailed(FAILED), run_id=uuid.uuid4())
     handler.on_llm_error(RuntimeError("boom"), run_id=uuid.uuid4())
@@ -129,7 +130,7 @@ def test_handler_stream_broken_after_content_is_stream_incomplete() -> None:
 
 def test_handler_call_without_verdict_or_verifier_is_check_not_run() -> None:
     handler = RedpillCallbackHandler()
-    handler.on_llm_end(llm_result(None, id="chatcmpl-x"), run_id=uuid.uuid4())
+    asyncio.run(handler.on_llm_end(llm_result(None, id="chatcmpl-x"), run_id=uuid.uuid4()))
     (record,) = handler.results
     assert record.reasons == (Reason.CHECK_NOT_RUN,) and record.chat_id == "chatcmpl-x"
 

@@ -126,7 +126,7 @@ async def test_async_capture_sse_bytes_equal_server(gzip_it: bool) -> None:
     assert got == SSE_BODY
     ex = rec.take("a")
     assert ex is not None and ex.complete and sha(ex.response_body) == sha(SSE_BODY)
-    assert rec.by_chat_id("chatcmpl-s") is ex
+    assert rec.take("a") is None and len(rec) == 0 and rec.retained_bytes == 0
 
 
 def test_close_after_done_reads_remainder_and_completes() -> None:

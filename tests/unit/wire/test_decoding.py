@@ -6,6 +6,7 @@ import gzip
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +36,26 @@ def test_gzip_and_deflate_round_trip_and_bomb_overflows() -> None:
         assert out == b"hello" * 100
     with pytest.raises(DecodeOverflow):
         BoundedDecoder(["gzip"], 1 << 20).decode(BOMB)
+
+
+@pytest.mark.parametrize(
+    ("encodings", "pack"),
+    [
+        # a raw deflate stream (no zlib header): httpx falls back to raw, so must we
+        (["deflate"], lambda b: zlib.compress(b)[2:-4]),
+        # "gzip, deflate": gzip applied first, so deflate is undone first (as httpx does)
+        (["gzip", "deflate"], lambda b: zlib.compress(gzip.compress(b))),
+    ],
+)
+def test_decoding_matches_httpx(encodings: list[str], pack: Any) -> None:
+    body = b'{"id": "chatcmpl-1", "choices": []}' * 20
+    packed = pack(body)
+    d = BoundedDecoder(encodings, 1 << 20)
+    out = b"".join(d.decode(packed[i : i + 7]) for i in range(0, len(packed), 7)) + d.flush()
+    consumer = httpx.Response(
+        200, headers={"content-encoding": ", ".join(encodings)}, content=packed
+    )
+    assert out == consumer.content == body
 
 
 class Drip(httpx.SyncByteStream):
