@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import ssl
@@ -43,6 +44,8 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "FETCH_CONCURRENCY",
     "FETCH_LIMITS",
+    "FETCH_POOL_SIZE",
+    "AsyncFetchers",
     "Budget",
     "Endpoints",
     "default_async_transport",
@@ -58,15 +61,18 @@ __all__ = [
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
 #: The OpenAI SDK's own pool limits: 200 concurrent calls must not queue behind httpx's default 100.
 CHAT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-#: The verifier's own requests (signatures, attestation) in flight at once, per client: the rest
-#: wait their turn (within their time budget) before entering the connection pool. httpcore
-#: scans every pooled connection on each request and each close, so one connection per
-#: concurrent call made every fetch cost more as concurrency grew; see docs/performance.md.
-FETCH_CONCURRENCY = 16
-#: The fetchers' own pool: as many connections as fetches in flight, all kept alive.
+#: The verifier's own pools (signatures, attestation): at most this many connections each, all kept
+#: alive. httpcore scans every pooled connection on each request and each close (quadratic in the
+#: idle ones), so one big pool made every fetch dearer as concurrency grew, and closing busy
+#: connections beyond its keep-alive limit re-opened one for most fetches; see
+#: docs/performance.md.
+FETCH_POOL_SIZE = 16
 FETCH_LIMITS = httpx.Limits(
-    max_connections=FETCH_CONCURRENCY, max_keepalive_connections=FETCH_CONCURRENCY
+    max_connections=FETCH_POOL_SIZE, max_keepalive_connections=FETCH_POOL_SIZE
 )
+#: The verifier's own async requests in flight at once, per event loop, over as many pools of
+#: FETCH_POOL_SIZE as they need: enough not to throttle fetches that wait on a real network.
+FETCH_CONCURRENCY = 256
 
 
 @functools.lru_cache(maxsize=1)
@@ -295,3 +301,71 @@ async def send_async(
         return _bad_body(exc, fetch)
     except (*_FAILURES, TimeoutError) as exc:
         return _failure(exc, fetch.request)
+
+
+class _Pool:
+    __slots__ = ("busy", "client")
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.busy = 0
+
+
+class AsyncFetchers:
+    """The verifier's own async clients in one event loop: fetches go to the first pool with a
+    free connection (``pool_size`` each), a new pool (``make()``) only when all are busy, and at
+    most ``limit`` fetches are in flight in all; the rest wait their turn within their budget (a
+    fetch that never gets one is a ``TIMEOUT``). Each pool's bookkeeping stays small however many
+    calls are in flight (see :data:`FETCH_POOL_SIZE`)."""
+
+    def __init__(
+        self,
+        make: Callable[[], httpx.AsyncClient],
+        *,
+        pool_size: int = FETCH_POOL_SIZE,
+        limit: int = FETCH_CONCURRENCY,
+    ) -> None:
+        self._make = make
+        self._pool_size = pool_size
+        self._gate = asyncio.Semaphore(limit)
+        self._pools: list[_Pool] = []
+
+    @property
+    def pools(self) -> int:
+        return len(self._pools)
+
+    def _free_pool(self) -> _Pool:
+        for pool in self._pools:
+            if pool.busy < self._pool_size:
+                return pool
+        pool = _Pool(self._make())
+        self._pools.append(pool)
+        return pool
+
+    async def send(self, endpoints: Endpoints, fetch: Fetch) -> Fetched | FetchFailed:
+        refused = endpoints.refuse(fetch.request)
+        if refused is not None:
+            return refused
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            async with asyncio.timeout(fetch.total):
+                await self._gate.acquire()
+        except TimeoutError:
+            return FetchFailed(Reason.TIMEOUT, f"no turn to contact {fetch.request.url.host}")
+        try:
+            if fetch.total is not None:  # the wait for a turn counts against the budget
+                fetch = dataclasses.replace(fetch, total=fetch.total - (loop.time() - start))
+            pool = self._free_pool()
+            pool.busy += 1
+            try:
+                return await send_async(pool.client, endpoints, fetch)
+            finally:
+                pool.busy -= 1
+        finally:
+            self._gate.release()
+
+    async def aclose(self) -> None:
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            await pool.client.aclose()

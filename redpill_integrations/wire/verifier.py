@@ -75,13 +75,13 @@ from redpill_integrations.wire.guard import aguard_json, guard_json
 from redpill_integrations.wire.http import (
     DEFAULT_TIMEOUT,
     FETCH_CONCURRENCY,
+    AsyncFetchers,
     Endpoints,
     default_async_transport,
     default_transport,
     is_loopback,
     make_async_client,
     make_client,
-    send_async,
     send_sync,
 )
 from redpill_integrations.wire.legacy import LegacyProtocol
@@ -175,11 +175,10 @@ class RedpillVerifier:
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
-        #: one fetch client per event loop (connections belong to the loop that opened them),
-        #: with the gate that keeps at most FETCH_CONCURRENCY of its requests in flight
-        self._aclients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, asyncio.Semaphore]
-        ] = weakref.WeakKeyDictionary()
+        #: the fetch clients of each event loop (connections belong to the loop that opened them)
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncFetchers] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         key = "set" if self._key is not None else "none"
@@ -249,18 +248,22 @@ class RedpillVerifier:
 
     async def _arun(self, flow: Flow[T]) -> T:
         loop = asyncio.get_running_loop()
-        fetcher = self._aclients.get(loop)
-        if fetcher is None:
-            fetcher = make_async_client(self._async_transport), asyncio.Semaphore(FETCH_CONCURRENCY)
-            self._aclients[loop] = fetcher
-        client, gate = fetcher
+        fetchers = self._aclients.get(loop)
+        if fetchers is None:
+            fetchers = self._aclients[loop] = self._fetchers()
         endpoints = self._endpoints
         return await run_async(
             flow,
-            send=lambda fetch: send_async(client, endpoints, fetch, gate),
+            send=lambda fetch: fetchers.send(endpoints, fetch),
             sleep=self._asleep,
             cache=self.cache,
         )
+
+    def _fetchers(self) -> AsyncFetchers:
+        transport = self._async_transport
+        if transport is not None:  # one given transport: one client, in flight as many as allowed
+            return AsyncFetchers(lambda: make_async_client(transport), pool_size=FETCH_CONCURRENCY)
+        return AsyncFetchers(make_async_client)
 
     # -- verification ------------------------------------------------------------------------
 
@@ -333,9 +336,9 @@ class RedpillVerifier:
 
     async def aclose(self) -> None:
         self.close()
-        fetcher = self._aclients.pop(asyncio.get_running_loop(), None)
-        if fetcher is not None:
-            await fetcher[0].aclose()
+        fetchers = self._aclients.pop(asyncio.get_running_loop(), None)
+        if fetchers is not None:
+            await fetchers.aclose()
         # clients of other (finished) loops are dropped with their loop
 
     def __enter__(self) -> RedpillVerifier:
