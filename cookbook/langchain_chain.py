@@ -24,7 +24,7 @@ def main() -> bool:
 
     print(answer)
     for result in handler.results:
-        print(result.status.value, result.chat_id, "receipt", result.receipt_id)
+        print(result.status.value, result.chat_id, "receipt", result.receipt_id, result.protocol)
     return handler.all_verified
 
 

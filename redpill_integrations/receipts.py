@@ -4,8 +4,12 @@ A :class:`Receipt` holds everything one verification used, exactly as received: 
 response bytes (or only their sha256 when ``policy.receipt_bodies`` is False), whether the response
 was streamed, the chat id, model and base URL, the signature record (raw bytes), the attestation
 evidence (report as received, collateral, NRAS answer, JWKS, nonce), the times, the policy, the
-trust-anchor kind, the library version and the original :class:`VerificationResult`.
-``to_json()``/``from_json()`` round-trip it exactly.
+trust-anchor kind, the library version and the original :class:`VerificationResult`. An ACI
+receipt keeps, in ``aci``, the gateway's attestation document, our nonce, the collateral, the
+server's receipt and session bytes as received and the exchange's headers
+(:class:`~redpill_integrations.verify.aci.bundle.AciEvidence`, ``docs/aci-wire.md`` §4); receipts
+without ``aci`` (legacy, or older than ACI) load as before. ``to_json()``/``from_json()``
+round-trip it exactly.
 
 :func:`reverify` re-runs the pure core on a receipt with no network: ``at`` defaults to the original
 verification time, ``policy`` to the receipt's policy and ``trust`` to the **production** anchors
@@ -38,6 +42,7 @@ from redpill_integrations._version import __version__
 from redpill_integrations.errors import EvidenceError, ReceiptError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import Reason, VerificationResult
+from redpill_integrations.verify.aci.bundle import AciEvidence, judge_evidence
 from redpill_integrations.verify.encoding import too_deep
 from redpill_integrations.verify.judgement import judge
 from redpill_integrations.verify.models import AttestationEvidence, SignatureRecord
@@ -90,6 +95,13 @@ class Receipt:
     policy: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     trust_kind: str = "production"
     library_version: str = __version__
+    #: the ACI protocol's evidence (None for legacy receipts and receipts older than ACI)
+    aci: AciEvidence | None = None
+
+    @property
+    def protocol(self) -> str:
+        """The protocol the verdict was reached under (``"aci"`` | ``"legacy"`` | …)."""
+        return self.result.protocol
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +129,7 @@ class Receipt:
             "policy": dict(self.policy),
             "trust_kind": self.trust_kind,
             "library_version": self.library_version,
+            "aci": self.aci.to_dict() if self.aci else None,
         }
 
     def to_json(self) -> str:
@@ -154,6 +167,7 @@ class Receipt:
                 policy=dict(data.get("policy") or {}),
                 trust_kind=str(data.get("trust_kind", "production")),
                 library_version=str(data.get("library_version", "")),
+                aci=AciEvidence.from_dict(data["aci"]) if data.get("aci") else None,
             )
         except ReceiptError:
             raise
@@ -195,6 +209,8 @@ def reverify(
         "verified_at": when,
         "receipt_id": receipt.result.receipt_id,
     }
+    if receipt.aci is not None:
+        return _reverify_aci(receipt, receipt.aci, at=at, when=when, policy=pol, trust=anchors)
     if receipt.signature is None:
         original = receipt.result
         return VerificationResult.build(
@@ -228,6 +244,59 @@ def reverify(
         receipt_id=receipt.result.receipt_id,
         attestation_at=attestation_at,
     )
+
+
+def _reverify_aci(
+    receipt: Receipt,
+    aci: AciEvidence,
+    *,
+    at: datetime | None,
+    when: datetime,
+    policy: VerificationPolicy,
+    trust: TrustAnchors,
+) -> VerificationResult:
+    """An ACI receipt, offline: the gateway identity judged at the instant it was attested
+    (or ``at``), the rest at ``when``. A verdict reached before any evidence was fetched (no
+    report and no reason it is missing: an early stop such as ``RECEIPT_MISSING``) keeps its
+    original reasons."""
+    common: dict[str, Any] = {
+        "chat_id": receipt.chat_id,
+        "model": receipt.model,
+        "verified_at": when,
+        "receipt_id": receipt.result.receipt_id,
+        "request_sha256": receipt.request_sha256,
+        "response_sha256": receipt.response_sha256,
+        "protocol": "aci",
+    }
+    if aci.report is None and aci.attestation_fetch_reason is None:
+        original = receipt.result
+        return VerificationResult.build(
+            checks=original.checks,
+            reasons=original.reasons or (Reason.CHECK_NOT_RUN,),
+            required=(),
+            detail="verdict decided before any ACI evidence was fetched",
+            **common,
+        )
+    if receipt.request_body is None or receipt.response_body is None:
+        return VerificationResult.unverifiable(
+            Reason.CHECK_NOT_RUN,
+            detail="receipt keeps only body hashes; the ACI receipt cannot be re-checked",
+            **common,
+        )
+    result = judge_evidence(
+        aci,
+        request_body=receipt.request_body,
+        response_body=receipt.response_body,
+        chat_id=receipt.chat_id,
+        model=receipt.model,
+        started_at=receipt.exchange_started_at or when,
+        finished_at=receipt.exchange_finished_at or when,
+        policy=policy,
+        trust=trust,
+        now=when,
+        attested_at=at or aci.attested_at,
+    )
+    return result.with_updates(receipt_id=receipt.result.receipt_id)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,13 +1,16 @@
 """Shared pytest fixtures.
 
-- ``emulator``: one session-wide :class:`~redpill_integrations.emulator.Emulator` (default settings)
-  shared by the integration tests.
+The emulator serves the ACI gateway by default (as api.redpill.ai does); tests about the per-node
+protocol say ``protocol="legacy"``.
+
+- ``emulator``: one session-wide *legacy* :class:`~redpill_integrations.emulator.Emulator`
+  (``protocol="legacy"``) shared by the tests of the per-node protocol.
 - ``emu``: that session emulator with faults, scripts, stored signatures and counters cleared
   before the test; use it rather than ``emulator`` when a test sets faults or scripts.
-- ``aci_emulator`` / ``aci_emu``: the same pair for a session-wide ACI-mode emulator
-  (``protocol="aci"``).
+- ``aci_emulator`` / ``aci_emu``: the same pair for a session-wide ACI emulator (the default
+  protocol).
 - ``emulator_factory``: ``emulator_factory(**kwargs)`` starts a fresh Emulator with special
-  settings (``signing_algo="ed25519"``, ``report_shape="two-layer"``, ...), stopped after the test.
+  settings (``protocol="legacy", signing_algo="ed25519"``, ...), stopped after the test.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from redpill_integrations.emulator import Emulator
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
-    with Emulator(seed="session") as emu:
+    with Emulator(seed="session", protocol="legacy") as emu:
         yield emu
 
 

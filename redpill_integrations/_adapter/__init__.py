@@ -12,12 +12,14 @@ Imports neither LangChain nor LlamaIndex. Private: the adapters and the package 
 from redpill_integrations._adapter.clients import openai_client, resolve_verifier
 from redpill_integrations._adapter.core import (
     AsyncHost,
+    AsyncRequestFields,
     AsyncStreamHost,
     Host,
     RequestFields,
     StreamHost,
     VerifiedCall,
     VerifiedCalls,
+    arequest_fields,
     request_fields,
 )
 from redpill_integrations._adapter.live import LiveResponses
@@ -35,6 +37,7 @@ __all__ = [
     "MODES",
     "VERDICT_KEY",
     "AsyncHost",
+    "AsyncRequestFields",
     "AsyncStreamHost",
     "Host",
     "LiveResponses",
@@ -44,6 +47,7 @@ __all__ = [
     "VerificationMode",
     "VerifiedCall",
     "VerifiedCalls",
+    "arequest_fields",
     "check_mode",
     "enforce",
     "model_not_tee",

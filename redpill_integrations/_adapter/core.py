@@ -4,17 +4,24 @@ The adapters translate a framework call into :meth:`VerifiedCalls.call` /
 :meth:`~VerifiedCalls.stream` (and their async twins) and the verdict into framework metadata and
 events through a small :class:`Host` they implement; nothing else. This module owns:
 
-* the strict pre-check, asked of the verifier (:meth:`RedpillVerifier.is_tee_model`), so the
-  adapter and the verdict never disagree on which models are verifiable;
+* the strict pre-check, asked of the verifier at each call (:meth:`RedpillVerifier.precheck`:
+  under ACI the gateway's cached ``/v1/models`` listing, ``is_tee: false`` refused; under the
+  legacy protocol its TEE-prefix rule), so the adapter and the verdict never disagree on which
+  models are verifiable. Never at construction: knowing the protocol takes a request;
 * the capture tag life-cycle: every path takes its exchange exactly once
   (:meth:`VerifiedCall.take`);
-* the request: the capture header, and :data:`request_fields` merged into the SDK call's
-  ``extra_body`` (the body the capture records is the body sent, those fields included);
+* the request: the capture header, and :func:`request_fields` (async paths:
+  :func:`arequest_fields`) merged into the SDK call's ``extra_body`` (the body the capture
+  records is the body sent, those fields included: the ACI receipt must match it);
 * the order on every verdict: attach it to the response, emit the event, then enforce the mode
   (``strict`` raises :class:`VerificationFailed` carrying the response; nothing is lost);
 * an answer that arrived but could not be read (a complete 2xx body the SDK could not parse, a
   stream that broke off): verified all the same, then raised as :class:`ResponseUnreadable`
   carrying the verdict, the raw bytes and what was delivered, ``from`` the original error;
+* an HTTP error answer the ACI gateway signed a receipt for (a refusal to forward to an upstream
+  it could not verify, sent because strict mode asked for ``aci_verified``): verified for its
+  receipt (``UPSTREAM_REFUSED``), emitted, then strict raises :class:`VerificationFailed` carrying
+  the SDK's error and annotate re-raises that error (there is no content to return);
 * a stream its consumer abandoned: its live response is closed at once (the capture is filed as
   incomplete), the exchange verified for its receipt, the event emitted (``delivered=False``) and
   a warning logged (as for a stream that broke off), never raised; a call that failed before
@@ -31,20 +38,25 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
+import openai
+
 from redpill_integrations._adapter.live import LiveResponses
 from redpill_integrations._adapter.modes import VerificationMode, enforce, model_not_tee
 from redpill_integrations._adapter.unreadable import ResponseUnreadable
+from redpill_integrations.errors import VerificationFailed
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.wire import CAPTURE_HEADER, CapturedExchange, RedpillVerifier
 
 __all__ = [
     "AsyncHost",
+    "AsyncRequestFields",
     "AsyncStreamHost",
     "Host",
     "RequestFields",
     "StreamHost",
     "VerifiedCall",
     "VerifiedCalls",
+    "arequest_fields",
     "request_fields",
 ]
 
@@ -58,13 +70,23 @@ C = TypeVar("C")
 RequestFields = Callable[[RedpillVerifier, VerificationMode], Mapping[str, Any]]
 
 
+#: The async twin of :data:`RequestFields` (async calls never block their event loop).
+AsyncRequestFields = Callable[[RedpillVerifier, VerificationMode], Awaitable[Mapping[str, Any]]]
+
+
 def request_fields(verifier: RedpillVerifier, mode: VerificationMode) -> Mapping[str, Any]:
-    """The fields every verified call adds to its request body: none yet.
+    """The fields every verified call adds to its request body: the verifier's
+    :meth:`~RedpillVerifier.request_extras` (the ACI ``aci_verified`` constraint in strict mode).
 
     This is the one place where a protocol or a security measure adds what it needs the server
     to see (an opt-in flag in strict mode, a per-request nonce).
     """
-    return {}
+    return verifier.request_extras(mode)
+
+
+async def arequest_fields(verifier: RedpillVerifier, mode: VerificationMode) -> Mapping[str, Any]:
+    """:func:`request_fields` for async calls."""
+    return await verifier.arequest_extras(mode)
 
 
 class Host(Protocol[R]):
@@ -149,21 +171,40 @@ class VerifiedCall:
         if response is not None:
             await response.aclose()
 
-    def unreadable(self, exc: BaseException) -> tuple[CapturedExchange, Reason] | None:
+    def unreadable(self, exc: BaseException) -> tuple[CapturedExchange, Reason | None] | None:
         """After the SDK call raised ``exc``: its exchange to verify anyway and why it was
-        unreadable, or ``None`` (``exc`` keeps its own way out; the capture is dropped)."""
+        unreadable (``None``: an HTTP error answer the gateway signed a receipt for, an ACI
+        refusal, see :func:`receipted_error`), or ``None`` (``exc`` keeps its own way out; the
+        capture is dropped)."""
         exchange = self.take()
         reason = ResponseUnreadable.reason_for(exchange, exc)
-        return None if exchange is None or reason is None else (exchange, reason)
+        if exchange is None or (reason is None and not receipted_error(exchange, exc)):
+            return None
+        return exchange, reason
 
     def ended_early(
         self, exc: BaseException, delivered: bool
     ) -> tuple[CapturedExchange | None, Reason | None] | None:
         """A stream that ended with ``exc``: the exchange to verify for its receipt and, when it
-        broke off, why; ``None`` when it neither delivered nor broke (``exc`` keeps its way)."""
+        broke off, why; ``None`` when it neither delivered nor broke nor was a receipted refusal
+        (``exc`` keeps its way)."""
         exchange = self.take()
         reason = ResponseUnreadable.reason_for(exchange, exc)
-        return None if reason is None and not delivered else (exchange, reason)
+        if reason is None and not delivered and not receipted_error(exchange, exc):
+            return None
+        return exchange, reason
+
+
+def receipted_error(exchange: CapturedExchange | None, exc: BaseException) -> bool:
+    """Whether the SDK raised ``exc`` for an HTTP error answer that carries ``X-Receipt-Id``:
+    the ACI gateway signed a receipt for it (a refusal to forward, 503/412), so the exchange is
+    verified (verdict ``UPSTREAM_REFUSED``) and gets its one receipt like any other."""
+    return (
+        exchange is not None
+        and isinstance(exc, openai.APIStatusError)
+        and not 200 <= exchange.status_code < 300
+        and "x-receipt-id" in exchange.headers
+    )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -175,11 +216,26 @@ class VerifiedCalls:
     live: LiveResponses | None = None
     #: the request-fields hook; ``None``: :func:`request_fields` (looked up at each call)
     fields: RequestFields | None = None
+    #: its async twin; ``None``: :func:`arequest_fields`
+    afields: AsyncRequestFields | None = None
 
     def precheck(self, model: str | None) -> None:
-        """Strict mode refuses, before sending, a model the verifier can never verify."""
-        if self.mode == "strict" and not self.verifier.is_tee_model(model):
-            raise model_not_tee(model, self.verifier.tee_model_prefixes)
+        """Strict mode refuses, before sending, a model the verifier says it cannot verify
+        (:meth:`RedpillVerifier.precheck`: the first call probes the gateway, later ones hit its
+        cache). Other modes send, and the verdict says why it is not ``verified``."""
+        if self.mode == "strict" and self.verifier.precheck(model) is not None:
+            # the gateway's answer is cached by the pre-check that just ran
+            raise self._refusal(model, self.verifier.gateway().protocol)
+
+    async def aprecheck(self, model: str | None) -> None:
+        if self.mode == "strict" and await self.verifier.aprecheck(model) is not None:
+            raise self._refusal(model, (await self.verifier.agateway()).protocol)
+
+    def _refusal(self, model: str | None, protocol: str) -> Exception:
+        """The pre-check's one refusal (``MODEL_NOT_TEE``), worded for the rule that refused:
+        the ACI gateway's listing, or the legacy protocol's TEE prefixes."""
+        prefixes = self.verifier.tee_model_prefixes
+        return model_not_tee(model, prefixes, listed=protocol == "aci")
 
     def start(
         self,
@@ -192,10 +248,32 @@ class VerifiedCalls:
         """Pre-check, tag and dress one call. ``extra_headers``/``extra_body`` are what the
         framework would send when ``kwargs`` names none (per-call values replace them)."""
         self.precheck(model)
+        fields = (self.fields or request_fields)(self.verifier, self.mode)
+        return self._dress(kwargs, fields, extra_headers, extra_body)
+
+    async def astart(
+        self,
+        model: str | None,
+        kwargs: Mapping[str, Any],
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> VerifiedCall:
+        """:meth:`start` for async calls: the pre-check and the request fields are awaited."""
+        await self.aprecheck(model)
+        fields = await (self.afields or arequest_fields)(self.verifier, self.mode)
+        return self._dress(kwargs, fields, extra_headers, extra_body)
+
+    def _dress(
+        self,
+        kwargs: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        extra_headers: Mapping[str, str] | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> VerifiedCall:
         tag = self.verifier.recorder.new_tag()
         headers = kwargs.get("extra_headers") or extra_headers or {}
         dressed = {**kwargs, "extra_headers": {**headers, CAPTURE_HEADER: tag}}
-        fields = (self.fields or request_fields)(self.verifier, self.mode)
         if fields:
             body = kwargs.get("extra_body") or extra_body or {}
             dressed["extra_body"] = {**body, **fields}
@@ -227,6 +305,9 @@ class VerifiedCalls:
             exchange, reason = failed
             result = self.verifier.verify(exchange)
             host.emit(result, delivered=False)
+            if reason is None:
+                self._refused(result, exc)
+                raise
             raise ResponseUnreadable.of(exchange, result, exc, reason=reason) from exc
         return self.settle(response, self.verifier.verify(call.take()), host)
 
@@ -242,6 +323,9 @@ class VerifiedCalls:
             exchange, reason = failed
             result = await self.verifier.averify(exchange)
             await host.aemit(result, delivered=False)
+            if reason is None:
+                self._refused(result, exc)
+                raise
             raise ResponseUnreadable.of(exchange, result, exc, reason=reason) from exc
         return await self.asettle(response, await self.verifier.averify(call.take()), host)
 
@@ -264,6 +348,9 @@ class VerifiedCalls:
             exchange, reason = ended
             result = self.verifier.verify(exchange)
             host.emit(result, delivered=False)
+            if reason is None and not delivered:  # refused before any chunk
+                self._refused(result, exc)
+                raise
             error = self._ended(exchange, reason, result, exc, host)
             if error is None:
                 raise
@@ -293,6 +380,9 @@ class VerifiedCalls:
             exchange, reason = ended
             result = await self.verifier.averify(exchange)
             await host.aemit(result, delivered=False)
+            if reason is None and not delivered:  # refused before any chunk
+                self._refused(result, exc)
+                raise
             error = self._ended(exchange, reason, result, exc, host)
             if error is None:
                 raise
@@ -303,6 +393,14 @@ class VerifiedCalls:
         enforce(self.mode, result, host.carried(final))
         await host.ayielding(final)
         yield final
+
+    def _refused(self, result: VerificationResult, exc: BaseException) -> None:
+        """An HTTP error answer with a gateway receipt, verified as ``result``: strict raises
+        :class:`VerificationFailed` carrying the SDK's error (``from`` it); annotate logs; the
+        caller then re-raises the SDK's error as it is."""
+        if self.mode == "strict" and not result.verified:
+            raise VerificationFailed(result, response=exc) from exc
+        enforce(self.mode, result, exc, context=" (the gateway answered an error)")
 
     def _ended(
         self,

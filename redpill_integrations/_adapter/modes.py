@@ -1,7 +1,7 @@
 """Verification modes: what each mode does with a verdict, for both framework adapters.
 
 Framework-neutral (imports neither LangChain nor LlamaIndex). Which models are verifiable is the
-verifier's decision (``RedpillVerifier.is_tee_model``); what each mode does with a verdict is here:
+verifier's decision (``RedpillVerifier.precheck``); what each mode does with a verdict is here:
 
 * ``strict``: a verdict that is not ``verified`` raises :class:`VerificationFailed`, which carries
   the response the caller would have received (nothing is lost);
@@ -46,15 +46,26 @@ def check_mode(value: object) -> VerificationMode:
 
 
 def model_not_tee(
-    model: str | None, prefixes: tuple[str, ...] = TEE_MODEL_PREFIXES
+    model: str | None, prefixes: tuple[str, ...] = TEE_MODEL_PREFIXES, *, listed: bool = False
 ) -> ConfigurationError:
-    """The strict-mode error for a model whose answers cannot be verified; names the way out."""
-    names = ", ".join(f"{p}…" for p in prefixes)
+    """The strict-mode error for a model whose answers cannot be verified; names the way out.
+
+    ``listed``: the ACI gateway's model listing says ``is_tee: false`` (else: the legacy
+    protocol's TEE-prefix rule refused it)."""
+    if listed:
+        why = (
+            f"the gateway lists model {model!r} with is_tee: false (it is not served from a "
+            "TEE), so strict verification would fail every call"
+        )
+    else:
+        names = ", ".join(f"{p}…" for p in prefixes)
+        why = (
+            f"model {model!r} does not run in a TEE (only {names} models sign their "
+            "responses), so strict verification would fail every call"
+        )
     error = ConfigurationError(
-        f"MODEL_NOT_TEE: model {model!r} does not run in a TEE (only {names} models sign "
-        "their responses), so strict verification would fail every call. Use such a model, or "
-        'pass verification="off" to call it without verification (verification="annotate" '
-        "calls it and records the verdict as unverifiable)."
+        f'MODEL_NOT_TEE: {why}. Use a TEE model, or pass verification="off" to call it '
+        'without verification (verification="annotate" calls it and records the verdict).'
     )
     error.reason = Reason.MODEL_NOT_TEE
     return error

@@ -90,12 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_args(chat)
     _add_store_arg(chat)
 
-    attest = sub.add_parser("attest", help="verify a model's attestation now")
-    attest.add_argument("--model", required=True)
+    attest = sub.add_parser(
+        "attest", help="verify the gateway's attestation now (ACI), or a model's (legacy)"
+    )
     attest.add_argument(
-        "--signer", default=None, help="also require this signing address/key to be attested"
+        "--model", default=None, help="the model to attest (legacy gateways: required)"
+    )
+    attest.add_argument(
+        "--signer",
+        default=None,
+        help="legacy: also require this signing address/key to be attested",
     )
     _add_connection_args(attest)
+
+    models = sub.add_parser("models", help="list the gateway's models and whether each is TEE")
+    _add_connection_args(models)
 
     verify = sub.add_parser("verify", help="re-verify a stored receipt offline")
     verify.add_argument("receipt", help="a receipt file (JSON) or a receipt id in the store")
@@ -153,6 +162,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "chat": commands.cmd_chat,
         "attest": commands.cmd_attest,
+        "models": commands.cmd_models,
         "verify": commands.cmd_verify,
         "receipts": commands.cmd_receipts,
         "emulator": commands.cmd_emulator,

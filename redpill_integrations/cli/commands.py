@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redpill_integrations.cli._common import (
     EXIT_CODES,
@@ -20,13 +20,20 @@ from redpill_integrations.cli._destination import Destination, resolve_destinati
 from redpill_integrations.cli.display import (
     printable,
     render_receipt_rows,
-    render_result,
     render_trust_chain,
+)
+from redpill_integrations.cli.display_aci import (
+    chain_from_gateway,
+    render_gateway_chain,
+    render_verdict,
 )
 from redpill_integrations.errors import ConfigurationError, ReceiptError, TransportError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import Receipt, ReceiptStore, reverify
 from redpill_integrations.results import VerificationResult
+
+if TYPE_CHECKING:
+    from redpill_integrations.wire import RedpillVerifier
 
 
 def _trust(args: argparse.Namespace) -> TrustAnchors:
@@ -74,6 +81,11 @@ def _progress(step: str) -> None:
     print(f"  … {printable(step)}", file=sys.stderr, flush=True)
 
 
+def _os_image_names(trust: TrustAnchors) -> dict[str, str]:
+    """The names the trust anchors give the OS images they accept (for display only)."""
+    return {h: image.name for h, image in trust.os_images.items() if image.name}
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     import httpx
     import openai
@@ -85,8 +97,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if not dest.api_key:
         raise ConfigurationError("REDPILL_API_KEY is not set")
     store = _store(args)
+    # ACI: also fetch and check the upstream session, which names the provider and its claims
+    policy = VerificationPolicy(check_session=True)
     with RedpillVerifier(
-        base_url=dest.base_url, api_key=dest.api_key, trust=trust, receipt_store=store
+        base_url=dest.base_url,
+        api_key=dest.api_key,
+        trust=trust,
+        receipt_store=store,
+        policy=policy,
     ) as verifier:
         client = openai.OpenAI(
             base_url=dest.base_url,
@@ -96,6 +114,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         )
         tag = verifier.recorder.new_tag()
         messages: Any = [{"role": "user", "content": args.prompt}]
+        # as strict mode does: an ACI gateway refuses rather than forward to an unverified upstream
+        extra_body: Any = verifier.request_extras("strict") or None
         try:
             if args.stream:
                 parts: list[str] = []
@@ -104,6 +124,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                     messages=messages,
                     stream=True,
                     extra_headers={CAPTURE_HEADER: tag},
+                    extra_body=extra_body,
                 )
                 for chunk in stream:
                     if chunk.choices and chunk.choices[0].delta.content:
@@ -116,7 +137,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 content = "".join(parts)
             else:
                 completion = client.chat.completions.create(
-                    model=args.model, messages=messages, extra_headers={CAPTURE_HEADER: tag}
+                    model=args.model,
+                    messages=messages,
+                    extra_headers={CAPTURE_HEADER: tag},
+                    extra_body=extra_body,
                 )
                 content = completion.choices[0].message.content or ""
                 if not args.json:
@@ -136,18 +160,28 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print_json({"content": content, "verification": result.to_dict()})
     else:
         print()
-        print(render_result(result, trust_chain=True))
+        print(render_verdict(result, trust_chain=True, os_image_names=_os_image_names(trust)))
     return exit_code_for(result)
 
 
 def cmd_attest(args: argparse.Namespace) -> int:
+    """ACI gateway: its identity (quote and TCB, event log, compose hash, app id, OS image, KMS
+    custody, keyset and its expiry, source commit). Legacy gateway: ``--model``'s attestation."""
     from redpill_integrations.wire import RedpillVerifier
 
     trust = _trust(args)
     dest = _destination(args, trust)
-    if not args.json:
-        print(f"attesting {printable(args.model)} at {printable(dest.base_url)}", file=sys.stderr)
     with RedpillVerifier(base_url=dest.base_url, api_key=dest.api_key, trust=trust) as verifier:
+        gateway = verifier.gateway()
+        if gateway.protocol == "aci":
+            return _attest_gateway(args, verifier, dest.base_url, trust)
+        if not args.model:
+            raise UsageError("--model is required: the gateway speaks the legacy protocol")
+        if not args.json:
+            print(
+                f"attesting {printable(args.model)} at {printable(dest.base_url)} (legacy)",
+                file=sys.stderr,
+            )
         outcome = verifier.attest(
             args.model, signer=args.signer, progress=None if args.json else _progress
         )
@@ -165,7 +199,7 @@ def cmd_attest(args: argparse.Namespace) -> int:
         detail=verdict.detail,
     )
     if args.json:
-        print_json({"model": args.model, "attestation": result.to_dict()})
+        print_json({"protocol": "legacy", "model": args.model, "attestation": result.to_dict()})
     else:
         print(render_trust_chain(verdict.summary, verdict.checks))
         print(
@@ -188,6 +222,99 @@ _ATTESTATION_CHECKS = (
 )
 
 
+#: The checks a gateway identity must pass (the per-exchange ones need a response).
+_GATEWAY_CHECKS = (
+    "keyset",
+    "report_data",
+    "nonce",
+    "quote",
+    "tcb",
+    "event_log",
+    "compose",
+    "measurements",
+    "key_custody",
+)
+
+
+def _attest_gateway(
+    args: argparse.Namespace, verifier: RedpillVerifier, base_url: str, trust: TrustAnchors
+) -> int:
+    if args.signer:
+        raise UsageError("--signer is for legacy gateways; an ACI gateway signs with its keyset")
+    if not args.json:
+        print(f"attesting the ACI gateway at {printable(base_url)}", file=sys.stderr)
+    model = verifier.model_info(args.model) if args.model else None
+    outcome = verifier.attest_gateway(progress=None if args.json else _progress)
+    verdict = outcome.verdict
+    reasons = list(verdict.reasons) if verdict is not None else []
+    if outcome.fetch_reason is not None:
+        reasons.insert(0, outcome.fetch_reason)
+    result = VerificationResult.build(
+        checks=verdict.checks if verdict is not None else {},
+        reasons=reasons,
+        required=_GATEWAY_CHECKS,
+        protocol="aci",
+        detail=(verdict.detail if verdict is not None else None) or outcome.detail or None,
+    )
+    chain = chain_from_gateway(verdict, os_image_names=_os_image_names(trust)) if verdict else None
+    if args.json:
+        data: dict[str, Any] = {
+            "protocol": "aci",
+            "status": result.status.value,
+            "reasons": [r.value for r in result.reasons],
+            "detail": result.detail,
+            "attested_at": outcome.attested_at.isoformat(),
+            "gateway": chain.to_dict() if chain else None,
+        }
+        if model is not None:
+            data["model"] = {"id": model.id, "is_tee": model.is_tee}
+        print_json(data)
+        return exit_code_for(result)
+    print(render_gateway_chain(chain) if chain else "gateway attestation: not available")
+    if model is not None:
+        tee = {True: "yes", False: "NO", None: "not listed"}[model.is_tee]
+        print(f"\nmodel {printable(model.id)}: served from a TEE (gateway's listing): {tee}")
+    head = f"\ngateway attestation {result.status.value.upper()}"
+    if result.reasons:
+        head += f" ({', '.join(r.value for r in result.reasons)})"
+    print(head)
+    if result.detail and result.reasons:
+        print(f"detail: {printable(result.detail)}")
+    return exit_code_for(result)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """The models ``/v1/models`` lists, with ``is_tee`` as the gateway says it."""
+    from redpill_integrations.wire import RedpillVerifier
+
+    trust = _trust(args)
+    dest = _destination(args, trust)
+    if not dest.api_key:
+        raise ConfigurationError("REDPILL_API_KEY is not set")
+    with RedpillVerifier(base_url=dest.base_url, api_key=dest.api_key, trust=trust) as verifier:
+        gateway = verifier.gateway()
+        models = verifier.models()
+    if gateway.problem is not None:
+        raise TransportError(f"could not reach the gateway: {gateway.problem}")
+    if args.json:
+        print_json(
+            {
+                "protocol": gateway.protocol,
+                "keyset_digest": gateway.keyset_digest,
+                "models": [{"id": m.id, "is_tee": m.is_tee} for m in models],
+            }
+        )
+        return EXIT_CODES["verified"]
+    print(f"{printable(dest.base_url)} ({gateway.protocol} gateway)")
+    if not models:
+        print("no models listed")
+    width = max((len(printable(m.id)) for m in models), default=5)
+    for m in models:
+        tee = {True: "TEE", False: "not TEE", None: "-"}[m.is_tee]
+        print(f"  {printable(m.id):<{width}}  {tee}")
+    return EXIT_CODES["verified"]
+
+
 def _load_receipt(args: argparse.Namespace) -> Receipt:
     path = Path(args.receipt)
     if path.is_file():
@@ -201,7 +328,8 @@ def _load_receipt(args: argparse.Namespace) -> Receipt:
 def cmd_verify(args: argparse.Namespace) -> int:
     at = parse_time(args.at) if args.at else None
     receipt = _load_receipt(args)
-    result = reverify(receipt, at=at, trust=_trust(args), policy=_policy(args))
+    trust = _trust(args)
+    result = reverify(receipt, at=at, trust=trust, policy=_policy(args))
     original = receipt.result
     same = result.status == original.status and result.reasons == original.reasons
     if args.json:
@@ -218,7 +346,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"re-verified receipt {printable(receipt.receipt_id)} offline"
             + (f" at {at.isoformat()}" if at else " at its original time")
         )
-        print(render_result(result, trust_chain=True))
+        print(render_verdict(result, trust_chain=True, os_image_names=_os_image_names(trust)))
         if not same:
             print(f"NOTE: the original verdict was {original.status.value}")
     return exit_code_for(result)
@@ -252,7 +380,7 @@ def cmd_receipts(args: argparse.Namespace) -> int:
         if args.json:
             print_json(json.loads(receipt.to_json()))
         else:
-            print(render_result(receipt.result, trust_chain=True))
+            print(render_verdict(receipt.result, trust_chain=True))
         return EXIT_CODES["verified"]
     if args.receipts_command == "verify":
         return _verify_stored(args, store)
@@ -321,6 +449,7 @@ __all__ = [
     "cmd_chat",
     "cmd_demo",
     "cmd_emulator",
+    "cmd_models",
     "cmd_receipts",
     "cmd_verify",
 ]

@@ -1,13 +1,16 @@
 """``redpill demo``: the package end to end, in well under a minute.
 
-Without ``REDPILL_API_KEY`` it starts the embedded emulator (a development tool, not a TEE: every
-verdict then rests on the emulator's own test PKI) and scripts its replies; with a key it runs the
-same steps against Redpill's real ``phala/…`` models and production trust anchors. Steps:
+Without ``REDPILL_API_KEY`` it starts the embedded emulator in its default protocol, ACI, as
+api.redpill.ai serves it (a development tool, not a TEE: every verdict then rests on the
+emulator's own test PKI and test KMS) and scripts its replies; with a key it runs the same steps
+against api.redpill.ai (or ``REDPILL_BASE_URL``) and production trust anchors. Each verdict line
+names its protocol and, under ACI, the upstream the gateway verified. Steps:
 
 1. a LangChain tool-calling loop with ``ChatRedpill`` (each model call verified);
 2. a streamed LangChain answer (the verdict arrives on the last chunk);
 3. a LlamaIndex RAG query with the ``Redpill`` LLM (verdict via instrumentation events);
-4. the trust chain behind one verdict, and an offline re-verification of its stored receipt.
+4. the trust chain behind one verdict (under ACI: the gateway's), and an offline
+   re-verification of its stored receipt.
 
 Requires the ``langchain`` and ``llama-index`` extras (``pip install redpill-integrations[all]``).
 """
@@ -22,8 +25,13 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from redpill_integrations.cli.display import printable, render_result, render_trust_chain
-from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors
+from redpill_integrations.cli.display import printable, render_trust_chain
+from redpill_integrations.cli.display_aci import (
+    chain_from_result,
+    render_gateway_chain,
+    render_verdict,
+)
+from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import reverify
 from redpill_integrations.results import Status, VerificationResult
 from redpill_integrations.stores.sqlite import SQLiteReceiptStore
@@ -35,9 +43,9 @@ DEMO_MODEL = "phala/deepseek-chat-v3-0324"
 DEFAULT_DEMO_STORE = Path(".redpill") / "demo-receipts.sqlite3"
 
 _DOCS = [
-    "Redpill serves OpenAI-compatible chat models; phala/ models run inside GPU TEEs.",
-    "Each response is signed inside the TEE by a key bound to the hardware by a TDX quote.",
-    "The attestation report carries an Intel TDX quote, an event log and NVIDIA GPU evidence.",
+    "Redpill serves OpenAI-compatible chat models; its confidential models run inside GPU TEEs.",
+    "An attested gateway signs a receipt over the exact bytes of every request and response.",
+    "The gateway's TDX quote binds its receipt keys; it verifies each upstream TEE it forwards to.",
 ]
 
 
@@ -47,7 +55,12 @@ def _say(text: str = "") -> None:
 
 def _line(result: VerificationResult) -> str:
     reasons = f" ({', '.join(r.value for r in result.reasons)})" if result.reasons else ""
-    return f"{result.status.value.upper()}{reasons}  receipt {printable(result.receipt_id)}"
+    line = f"{result.status.value.upper()}{reasons} [{result.protocol}]"
+    upstream = result.aci.upstream if result.aci else None
+    if upstream is not None:
+        by = f"{printable(upstream.provider)} serving " if upstream.provider else ""
+        line += f"  upstream {by}{printable(upstream.model_id)}: {printable(upstream.result)}"
+    return f"{line}  receipt {printable(result.receipt_id)}"
 
 
 def _script_emulator(emu: Any) -> None:
@@ -58,7 +71,7 @@ def _script_emulator(emu: Any) -> None:
             Reply.tool_call("get_weather", {"city": "Paris"}),
             Reply.text("It is 18°C and sunny in Paris, verified end to end."),
             Reply.text("Verified provenance means every answer carries proof of where it ran."),
-            Reply.text("phala/ models run inside GPU TEEs and sign every response."),
+            Reply.text("Inside GPU TEEs, behind a gateway that signs a receipt for every answer."),
         ]
     )
 
@@ -146,7 +159,7 @@ def _llama_index_step(
         index = VectorStoreIndex.from_documents(
             [Document(text=t) for t in _DOCS], embed_model=MockEmbedding(embed_dim=8)
         )
-        answer = index.as_query_engine(llm=llm).query("Where do phala/ models run?")
+        answer = index.as_query_engine(llm=llm).query("Where do confidential models run?")
     finally:
         root.event_handlers.remove(handler)
     _say(f"   answer: {printable(str(answer).strip(), multiline=True)}")
@@ -173,20 +186,29 @@ def run_demo(*, store_path: str | None = None) -> int:
             emu = stack.enter_context(Emulator())
             _script_emulator(emu)
             trust, base_url, key = emu.trust, emu.base_url, emu.api_key
-            _say("Redpill demo against the EMBEDDED EMULATOR at " + base_url)
+            _say(f"Redpill demo against the EMBEDDED EMULATOR ({emu.protocol}) at {base_url}")
             _say("(no REDPILL_API_KEY set: the emulator is a local development tool, NOT a")
             _say(" real TEE; its verdicts rest on its own test PKI. Set REDPILL_API_KEY to use")
             _say(" Redpill itself.)")
         _say()
+        # ACI: also check each upstream session record, which names the provider and its claims
+        policy = VerificationPolicy(check_session=True)
         verifier = stack.enter_context(
-            RedpillVerifier(base_url=base_url, api_key=key, trust=trust, receipt_store=store)
+            RedpillVerifier(
+                base_url=base_url, api_key=key, trust=trust, receipt_store=store, policy=policy
+            )
         )
         results = _langchain_steps(verifier, model, key, base_url)
         results.append(_llama_index_step(verifier, model, key, base_url))
 
-        _say("── 4. The trust chain behind the last verdict")
         last = results[-1]
-        _say(render_trust_chain(last.attestation, last.checks))
+        if last.protocol == "aci":
+            _say("── 4. The trust chain behind the last verdict: the ACI gateway's")
+            names = {h: image.name for h, image in trust.os_images.items() if image.name}
+            _say(render_gateway_chain(chain_from_result(last, os_image_names=names)))
+        else:
+            _say("── 4. The trust chain behind the last verdict")
+            _say(render_trust_chain(last.attestation, last.checks))
         _say()
         _say(
             f"── 5. Offline re-verification of receipt {printable(last.receipt_id)}"
@@ -197,7 +219,7 @@ def run_demo(*, store_path: str | None = None) -> int:
             _say("   receipt not found in the store")
             return 3
         again = reverify(receipt, trust=trust)
-        _say(render_result(again))
+        _say(render_verdict(again))
         same = again.status == receipt.result.status and again.reasons == receipt.result.reasons
         _say(f"   offline verdict matches the original: {'yes' if same else 'NO'}")
 

@@ -5,20 +5,26 @@ root CA, PCCS and NRAS are the emulator's own, so only a client that explicitly 
 trust file (:meth:`TrustAnchors.from_file`) accepts what it serves; ``dcap_qvl.verify`` with
 Intel's root rejects every emulator quote.
 
+Two protocols. The default, ``Emulator()`` (CLI ``redpill emulator``), serves what api.redpill.ai
+serves: Phala's ACI gateway (generation B) with its own test dstack KMS, keyset, receipts,
+sessions and legacy aliases; see :mod:`redpill_integrations.emulator.aci.routes` and
+``docs/aci-emulator.md``. ``Emulator(protocol="legacy")`` (CLI ``--protocol legacy``) serves the
+per-node signature protocol described below.
+
 Quick start::
 
     from redpill_integrations.emulator import Emulator, Faults, Reply
 
     with Emulator() as emu:                       # binds 127.0.0.1 on an ephemeral port
         emu.script(replies=[Reply.text("hello")])
-        emu.set_faults(Faults(signature_not_ready=2), model="phala/gpt-oss-120b")
+        emu.set_faults(Faults(receipt_not_ready=2), model="phala/gpt-oss-120b")
         ...  # talk to emu.base_url with emu.api_key; verify with emu.trust
 
 Any non-empty bearer token is accepted (``emu.api_key`` is ``sk-redpill-emulator``).
 
 Endpoints (one loopback origin ``http://127.0.0.1:PORT``):
 
-Redpill API (SPEC §2), under ``/v1``:
+The legacy protocol (``protocol="legacy"``), under ``/v1``:
   ``GET /v1/models``; ``POST /v1/chat/completions`` (JSON, or SSE with ``stream: true``;
   usage chunk with ``stream_options.include_usage``); ``GET /v1/signature/{chat_id}?model=&
   signing_algo=``; ``GET /v1/attestation/report?model=&nonce=&signing_algo=&signing_address=``.
@@ -50,10 +56,7 @@ Latency (seconds, default 0): ``Emulator(network_rtt=…, time_to_first_token=�
 time_per_token=…)`` or ``redpill emulator --network-rtt … --time-to-first-token …
 --time-per-token …`` (:mod:`redpill_integrations.emulator.latency`).
 
-ACI mode (``Emulator(protocol="aci")``, CLI ``--protocol aci``): the gateway api.redpill.ai runs
-(ACI generation B) with its own test dstack KMS, keyset, receipts, sessions and legacy aliases; see
-:mod:`redpill_integrations.emulator.aci.routes` and ``docs/aci-emulator.md``. The default is
-``protocol="legacy"``.
+PCCS and NRAS are served in both protocols.
 
 Fault injection: :class:`Faults` (see :mod:`redpill_integrations.emulator.faults`), globally, per
 model, or per request with the header ``X-Emulator-Faults: <JSON of Faults fields>``.

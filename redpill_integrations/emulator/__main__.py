@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol",
         choices=["aci", "legacy"],
-        default="legacy",
-        help="aci: the ACI gateway api.redpill.ai runs; legacy: per-node signatures",
+        default="aci",
+        help="aci (default): the ACI gateway api.redpill.ai runs; legacy: per-node signatures",
     )
     p.add_argument("--trust-out", metavar="FILE", help="write the trust file (SPEC §5) here")
     p.add_argument("--signing-algo", choices=["ecdsa", "ed25519"], default="ecdsa")
@@ -62,7 +62,30 @@ def build_parser() -> argparse.ArgumentParser:
         "unknown-report-shape",
     ):
         f.add_argument(f"--{name}", action="store_true")
+    a = p.add_argument_group("ACI faults (global; see docs/aci-emulator.md)")
+    a.add_argument("--receipt-not-ready", type=int, default=0, metavar="N")
+    a.add_argument("--receipt-body-hash", choices=["request", "response"])
+    a.add_argument("--receipt-mismatch", choices=["chat_id", "endpoint", "model", "receipt_id"])
+    for name in ACI_SWITCHES:
+        a.add_argument(f"--{name.replace('_', '-')}", action="store_true")
     return p
+
+
+#: ACI fault switches taken from the command line (each a boolean field of ``Faults``)
+ACI_SWITCHES = (
+    "receipt_unauthorized",
+    "receipt_bad_signature",
+    "receipt_foreign_key",
+    "stale_served_at",
+    "upstream_failed",
+    "upstream_not_required",
+    "session_id_mismatch",
+    "missing_receipt_id",
+    "keyset_digest_mismatch",
+    "quote_other_statement",
+    "keyset_expired",
+    "custody_unknown_root",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             gpu_wrong_nonce=args.gpu_wrong_nonce,
             gpu_unknown_key=args.gpu_unknown_key,
             unknown_report_shape=args.unknown_report_shape,
+            receipt_not_ready=args.receipt_not_ready,
+            receipt_body_hash=args.receipt_body_hash,
+            receipt_mismatch=args.receipt_mismatch,
+            **{name: getattr(args, name) for name in ACI_SWITCHES},
         )
     )
     if args.trust_out:

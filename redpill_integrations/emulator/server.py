@@ -73,7 +73,7 @@ class Emulator:
         seed: bytes | str | None = None,
         gzip: bool = False,
         stream_interval: float = 0.0,
-        protocol: Literal["aci", "legacy"] = "legacy",
+        protocol: Literal["aci", "legacy"] = "aci",
         receipt_ttl: float = 3600.0,
         network_rtt: float = 0.0,
         time_to_first_token: float = 0.0,

@@ -54,8 +54,9 @@ class EmulatorConfig:
     time_per_token: float = 0.0
     #: gzip JSON bodies for clients that accept gzip (signature stays over the decoded bytes)
     gzip: bool = False
-    #: "aci": the ACI gateway (generation B); "legacy": the per-node protocol
-    protocol: Literal["aci", "legacy"] = "legacy"
+    #: "aci" (default, as api.redpill.ai): the ACI gateway (generation B); "legacy": the
+    #: per-node signature protocol
+    protocol: Literal["aci", "legacy"] = "aci"
     #: seconds an ACI receipt is kept (the live gateway: 3600)
     receipt_ttl: float = 3600.0
 

@@ -170,6 +170,21 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         _mark_fresh()
         return calls, call
 
+    async def _abegin(self, kwargs: dict[str, Any]) -> tuple[VerifiedCalls, VerifiedCall]:
+        """:meth:`_begin` for async calls (the pre-check never blocks the event loop)."""
+        verifier = self.redpill_verifier
+        if verifier is None:  # pragma: no cover - built in validate_environment
+            raise ConfigurationError("ChatRedpill has no verifier")
+        calls = VerifiedCalls(verifier=verifier, mode=self.verification)
+        call = await calls.astart(
+            str(kwargs.get("model") or self.model_name),
+            kwargs,
+            extra_headers=self.model_kwargs.get("extra_headers"),
+            extra_body=self.extra_body or self.model_kwargs.get("extra_body"),
+        )
+        _mark_fresh()
+        return calls, call
+
     # -- sync drivers -----------------------------------------------------------------------------
 
     def _generate_with_cache(
@@ -262,7 +277,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
     ) -> ChatResult:
         if self.verification == "off":
             return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        calls, call = self._begin(kwargs)
+        calls, call = await self._abegin(kwargs)
         return await calls.acall(
             call,
             lambda kw: super(VerifyingChatOpenAI, self)._agenerate(
@@ -284,7 +299,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             ):
                 yield chunk
             return
-        calls, call = self._begin(kwargs)
+        calls, call = await self._abegin(kwargs)
         inner = cast(
             "AsyncGenerator[ChatGenerationChunk, None]",
             super()._astream(messages, stop=stop, run_manager=run_manager, **call.kwargs),

@@ -18,7 +18,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from redpill_integrations._adapter import VerifiedCalls, openai_client, resolve_verifier
+from redpill_integrations._adapter import openai_client, resolve_verifier
 from redpill_integrations.errors import ConfigurationError
 from redpill_integrations.langchain._calls import VerifyingChatOpenAI
 from redpill_integrations.policy import DEFAULT_BASE_URL, TrustAnchors, VerificationPolicy
@@ -57,11 +57,15 @@ class ChatRedpill(VerifyingChatOpenAI):
     ``verification="strict"`` (default) raises ``VerificationFailed`` (carrying the message and
     the verdict) when a verdict is not ``verified``; ``"annotate"`` returns it with the verdict and
     logs a warning; ``"off"`` is a plain client (no capture, no verdict). In a stream exactly one
-    chunk, the last (empty content, ``chunk_position="last"``), carries the verdict.
+    chunk, the last (empty content, ``chunk_position="last"``), carries the verdict. Strict mode
+    also asks an ACI gateway to refuse rather than serve unverified (``aci_verified``); its signed
+    refusal raises ``VerificationFailed`` (``UPSTREAM_REFUSED``) carrying the SDK's error.
     """
 
     model_name: str = Field(alias="model")
-    """Redpill model id; ``phala/…`` models run in GPU TEEs and can be verified."""
+    """Redpill model id. Whether its answers come from a TEE is the verdict's to say (under ACI:
+    the gateway's receipt); strict mode refuses, at the first call, a model the gateway lists as
+    not TEE (legacy gateways: one without a ``phala/`` prefix)."""
     redpill_api_key: SecretStr | None = Field(
         alias="api_key", default_factory=secret_from_env("REDPILL_API_KEY", default=None)
     )
@@ -177,9 +181,6 @@ class ChatRedpill(VerifyingChatOpenAI):
         )
         http_client, http_async_client = self.http_client, self.http_async_client
         if self.redpill_verifier is not None:
-            VerifiedCalls(verifier=self.redpill_verifier, mode=self.verification).precheck(
-                self.model_name
-            )
             http_client = self.redpill_verifier.http_client(inner=self.http_client)
             http_async_client = self.redpill_verifier.async_http_client(
                 inner=self.http_async_client

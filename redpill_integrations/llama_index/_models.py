@@ -1,5 +1,5 @@
 """What the LLM knows about Redpill's models: their context windows (which models are verifiable
-is the verifier's decision, ``RedpillVerifier.is_tee_model``)."""
+is the verifier's decision, ``RedpillVerifier.precheck``)."""
 
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ class Redpill(OpenAILike):  # type: ignore[misc]
     """A LlamaIndex LLM for Redpill whose every response carries a verified-provenance verdict.
 
     Args:
-        model: a Redpill model id; ``phala/…`` models run in GPU TEEs and are verifiable.
+        model: a Redpill model id. Strict mode refuses, at the first call, a model the gateway
+            lists as not TEE (legacy gateways: one without a ``phala/`` prefix).
         api_key: the Redpill API key (default ``REDPILL_API_KEY``); never shown or serialised.
         api_base: the API base URL (default ``REDPILL_BASE_URL``, else ``https://api.redpill.ai/v1``).
         verification: ``"strict"`` (default) raises ``VerificationFailed`` unless a response is
@@ -137,8 +138,6 @@ class Redpill(OpenAILike):  # type: ignore[misc]
             trust=trust,
             receipt_store=receipt_store,
         )
-        if resolved is not None:
-            VerifiedCalls(verifier=resolved, mode=mode).precheck(model)
         kwargs.setdefault("context_window", context_window_for(model))
         kwargs.setdefault("is_chat_model", True)
         kwargs.setdefault("is_function_calling_model", True)
@@ -222,6 +221,12 @@ class Redpill(OpenAILike):  # type: ignore[misc]
         calls = VerifiedCalls(verifier=verifier, mode=self.verification, live=self._live)
         return calls, calls.start(str(kwargs.get("model") or self.model), kwargs)
 
+    async def _abegin(self, kwargs: dict[str, Any]) -> tuple[VerifiedCalls, VerifiedCall]:
+        verifier = self._verifier
+        assert verifier is not None
+        calls = VerifiedCalls(verifier=verifier, mode=self.verification, live=self._live)
+        return calls, await calls.astart(str(kwargs.get("model") or self.model), kwargs)
+
     # -- the four seams every call style goes through ---------------------------------------------
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
@@ -237,7 +242,7 @@ class Redpill(OpenAILike):  # type: ignore[misc]
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if self._verifier is None:
             return cast(ChatResponse, await super()._achat(messages, **kwargs))
-        calls, call = self._begin(kwargs)
+        calls, call = await self._abegin(kwargs)
 
         async def send(kw: dict[str, Any]) -> ChatResponse:
             return cast(ChatResponse, await super(Redpill, self)._achat(messages, **kw))
@@ -269,7 +274,7 @@ class Redpill(OpenAILike):  # type: ignore[misc]
             return cast(
                 AsyncGenerator[ChatResponse, None], await super()._astream_chat(messages, **kwargs)
             )
-        calls, call = self._begin(kwargs)
+        calls, call = await self._abegin(kwargs)
         inner = cast(
             AsyncGenerator[ChatResponse, None],
             await super()._astream_chat(messages, **call.kwargs),

@@ -3,7 +3,8 @@
 Modules: ``capture`` (transports) and ``recorder`` (where exchanges wait), ``flow`` (sans-I/O
 effects and the sync/async drivers), ``http`` (requests, the API-key rule, capped reads), ``cache``
 (TTL + single-flight), ``fetch_signature``, ``fetch_attestation`` and ``pccs`` (the fetchers),
-``protocols`` (the seam: which evidence to fetch and how to judge it), ``legacy`` (today's
+``gateway`` (which protocol the gateway speaks, its model listing: one cached probe),
+``protocols`` (the seam: which evidence to fetch and how to judge it), ``legacy`` (the per-node
 protocol), ``verify_flow`` (one verification, written once: the steps every protocol shares) and
 ``verifier`` (the facade).
 """
@@ -16,6 +17,7 @@ from redpill_integrations.wire.capture import (
     ExchangeRecorder,
 )
 from redpill_integrations.wire.fetch_attestation import AttestationOutcome
+from redpill_integrations.wire.gateway import GatewayInfo, ModelInfo
 from redpill_integrations.wire.verifier import RedpillVerifier
 
 __all__ = [
@@ -25,5 +27,7 @@ __all__ = [
     "CapturedExchange",
     "CapturingTransport",
     "ExchangeRecorder",
+    "GatewayInfo",
+    "ModelInfo",
     "RedpillVerifier",
 ]

@@ -31,8 +31,10 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC
+from typing import Protocol, TypeVar
 from urllib.parse import quote
 
+import httpx
 import tenacity
 from tenacity import RetryCallState
 
@@ -44,7 +46,7 @@ from redpill_integrations.verify.models import SignatureRecord
 from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow, Sleep
 from redpill_integrations.wire.http import Endpoints
 
-__all__ = ["SignatureFetch", "signature_flow"]
+__all__ = ["Retryable", "SignatureFetch", "retried_fetch", "signature_flow"]
 
 logger = logging.getLogger("redpill_integrations.wire")
 
@@ -150,6 +152,58 @@ class _HonourRetryAfter(tenacity.wait.wait_base):
         return wait
 
 
+class Retryable(Protocol):
+    """What a classified answer tells the retry loop."""
+
+    @property
+    def retryable(self) -> bool: ...
+
+    @property
+    def retry_after(self) -> float | None: ...
+
+
+A = TypeVar("A", bound=Retryable)
+
+
+def retried_fetch(
+    request: Callable[[float], httpx.Request],
+    classify: Callable[[Fetched | FetchFailed], A],
+    *,
+    max_bytes: int,
+    deadline: float,
+    monotonic: Callable[[], float] = time.monotonic,
+    retry_after_cap: float = 10.0,
+    backoff: tenacity.wait.wait_base | None = None,
+) -> Flow[tuple[A, int]]:
+    """Fetch ``request(seconds_left)`` until ``classify`` says the answer is final or the next
+    wait would cross ``deadline`` seconds (jittered exponential backoff, ``Retry-After`` honoured
+    up to ``retry_after_cap``). The last classified answer and the number of attempts."""
+    stop = _DeadlineStop(deadline, monotonic)
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda attempt: attempt.retryable),
+        stop=stop,
+        wait=_HonourRetryAfter(
+            backoff or tenacity.wait_random_exponential(multiplier=0.25, max=4.0), retry_after_cap
+        ),
+        retry_error_callback=lambda rs: rs.outcome.result() if rs.outcome else None,
+    )
+    retrying.begin()  # tenacity's per-run statistics (thread-local; a flow runs on one thread)
+    state = RetryCallState(retrying, fn=None, args=(), kwargs={})
+    attempts = 0
+    while True:
+        action = retrying.iter(state)
+        if isinstance(action, tenacity.DoAttempt):
+            attempts += 1
+            left = max(0.05, stop.remaining())
+            answer = yield Fetch(request(left), max_bytes, total=left)
+            state.set_result(classify(answer))
+        elif isinstance(action, tenacity.DoSleep):
+            state.prepare_for_next_attempt()
+            yield Sleep(float(action))
+        else:
+            return action, attempts
+
+
 def signature_flow(
     endpoints: Endpoints,
     *,
@@ -163,34 +217,17 @@ def signature_flow(
     backoff: tenacity.wait.wait_base | None = None,
 ) -> Flow[SignatureFetch]:
     """Fetch the signature of ``chat_id``; ``finished_age`` is how long ago the response ended."""
-    stop = _DeadlineStop(policy.signature_deadline, monotonic)
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_result(lambda attempt: attempt.retryable),
-        stop=stop,
-        wait=_HonourRetryAfter(
-            backoff or tenacity.wait_random_exponential(multiplier=0.25, max=4.0), retry_after_cap
-        ),
-        retry_error_callback=lambda rs: rs.outcome.result() if rs.outcome else None,
-    )
-    retrying.begin()  # tenacity's per-run statistics (thread-local; a flow runs on one thread)
-    state = RetryCallState(retrying, fn=None, args=(), kwargs={})
     url = f"{endpoints.base_url}/signature/{quote(chat_id, safe='')}"
     params = {"model": model, "signing_algo": policy.signing_algo}
-    attempts = 0
-    while True:
-        action = retrying.iter(state)
-        if isinstance(action, tenacity.DoAttempt):
-            attempts += 1
-            left = max(0.05, stop.remaining())
-            request = endpoints.build("GET", url, params=params, timeout=left)
-            answer = yield Fetch(request, MAX_SIGNATURE_BYTES, total=left)
-            state.set_result(classify(answer))
-        elif isinstance(action, tenacity.DoSleep):
-            state.prepare_for_next_attempt()
-            yield Sleep(float(action))
-        else:
-            last: _Attempt = action
-            break
+    last, attempts = yield from retried_fetch(
+        lambda left: endpoints.build("GET", url, params=params, timeout=left),
+        classify,
+        max_bytes=MAX_SIGNATURE_BYTES,
+        deadline=policy.signature_deadline,
+        monotonic=monotonic,
+        retry_after_cap=retry_after_cap,
+        backoff=backoff,
+    )
     if last.record is not None:
         logger.debug("signature for %s fetched after %d attempt(s)", chat_id, attempts)
         return SignatureFetch(last.record, None, attempts, f"signature attempts={attempts}")

@@ -15,8 +15,9 @@ depends on how the server proves what it served. That middle is a :class:`Verifi
   ``CHECK_NOT_RUN`` in the verifier's guard.
 
 :func:`choose` picks the first protocol of an ordered tuple that accepts the exchange; the last
-one must accept everything. Today that tuple is ``(LegacyProtocol,)`` (:mod:`.legacy`: the
-signature and attestation-report endpoints).
+one must accept everything. Today that tuple is ``(AciProtocol, LegacyProtocol)``
+(:mod:`.aci`: any ``x-aci-*`` response header, the gateway's signed receipts; :mod:`.legacy`: the
+per-node signature and attestation-report endpoints, the fallback).
 
 **Adding a protocol.** Write ``wire/<name>.py`` with a frozen class that has ``name``,
 ``accepts`` and ``judge`` as above (reuse :mod:`.flow` effects, :mod:`.http` endpoints and pure
@@ -35,6 +36,7 @@ from typing import Protocol
 
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.verify import AttestationEvidence, SignatureRecord
+from redpill_integrations.verify.aci.bundle import AciEvidence
 from redpill_integrations.wire.capture import CapturedExchange
 from redpill_integrations.wire.flow import Flow
 
@@ -52,6 +54,8 @@ class Judgement:
     signature_attempts: int = 0
     attestation: AttestationEvidence | None = None
     attestation_fetch_reason: Reason | None = None
+    #: the ACI protocol's evidence (documents as received, the exchange's headers)
+    aci: AciEvidence | None = None
 
 
 class VerificationProtocol(Protocol):

@@ -17,9 +17,14 @@ The contract the adapters rely on::
   ``verify_exchange``/``averify_exchange`` return the :class:`Receipt` itself (its ``result`` is the
   verdict; ``receipt.signature_attempts`` counts signature fetches). ``None`` →
   ``MALFORMED_RESPONSE``.
-* ``attest(model, signer=None, progress=None)``/``aattest``: a fresh (uncached) attestation with
-  its evidence, for ``redpill attest``; ``progress(step)`` sees ``report``, ``collateral``, ``gpu``,
-  ``jwks``, ``verify``.
+* ``attest(model, signer=None, progress=None)``/``aattest``: a fresh (uncached) legacy attestation
+  with its evidence, for ``redpill attest``; ``progress(step)`` sees ``report``, ``collateral``,
+  ``gpu``, ``jwks``, ``verify``. ``attest_gateway(progress=None)``/``aattest_gateway``: the same
+  for an ACI gateway's identity (:class:`~.fetch_gateway.GatewayAttestation`; steps ``report``,
+  ``collateral``, ``verify``).
+* ``gateway()``, ``models()``, ``model_info(model)``, ``precheck(model)``,
+  ``request_extras(mode)`` (and ``a…`` twins): what the gateway speaks, its model listing, what
+  the strict pre-check refuses, the per-call request fields (:mod:`.gateway`).
 * ``is_tee_model(model)``: whether this verifier can verify ``model`` at all (the adapters' strict
   pre-check asks it, so they and the verdict never disagree).
 * Settings beyond the shared contract: ``sleep``/``asleep``/``monotonic`` (tests inject them so
@@ -62,6 +67,7 @@ from redpill_integrations.policy import (
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.verify import CRASHED
 from redpill_integrations.verify.encoding import sha256_hex
+from redpill_integrations.wire.aci import AciProtocol
 from redpill_integrations.wire.cache import SingleFlightCache
 from redpill_integrations.wire.capture import (
     AsyncCapturingTransport,
@@ -70,7 +76,16 @@ from redpill_integrations.wire.capture import (
     ExchangeRecorder,
 )
 from redpill_integrations.wire.fetch_attestation import AttestationOutcome
+from redpill_integrations.wire.fetch_gateway import GatewayAttestation
 from redpill_integrations.wire.flow import Flow, run_async, run_sync
+from redpill_integrations.wire.gateway import (
+    GatewayInfo,
+    GatewayProbe,
+    ModelInfo,
+    aci_extras,
+    gateway_flow,
+    precheck_reason,
+)
 from redpill_integrations.wire.guard import aguard_json, guard_json
 from redpill_integrations.wire.http import (
     DEFAULT_TIMEOUT,
@@ -163,8 +178,16 @@ class RedpillVerifier:
             signature_ttl=signature_ttl,
             backoff=backoff,
         )
+        self._aci = AciProtocol(
+            endpoints=self._endpoints,
+            policy=self.policy,
+            trust=self.trust,
+            clock=self._clock,
+            monotonic=self._monotonic,
+            backoff=backoff,
+        )
         self._flow = VerifyFlow(
-            protocols=(self._legacy,),  # the fallback last; see wire/protocols.py
+            protocols=(self._aci, self._legacy),  # the fallback last; see wire/protocols.py
             base_url=self.base_url,
             policy=self.policy,
             trust=self.trust,
@@ -195,8 +218,62 @@ class RedpillVerifier:
         return self._legacy.tee_model_prefixes
 
     def is_tee_model(self, model: str | None) -> bool:
-        """Whether answers of ``model`` can be verified at all (others are ``MODEL_NOT_TEE``)."""
+        """Whether the *legacy* protocol can verify answers of ``model`` at all (its TEE-prefix
+        rule; others are ``MODEL_NOT_TEE``). Under ACI ask :meth:`precheck` instead."""
         return self._legacy.is_tee_model(model)
+
+    # -- the gateway: protocol, models, pre-check, request fields ---------------------------
+
+    def _probe(self) -> Flow[GatewayProbe]:
+        return gateway_flow(self._endpoints, policy=self.policy, monotonic=self._monotonic)
+
+    def gateway(self) -> GatewayInfo:
+        """What the configured gateway speaks (``"aci"`` | ``"legacy"``) and, for ACI, its
+        keyset digest: one probe of ``GET {base}/models``, cached for the policy's attestation
+        TTL (single-flight). Never raises: an unreachable gateway is ``"legacy"`` with
+        ``problem`` set (not cached). See :mod:`.gateway`."""
+        return self._run(self._probe()).gateway
+
+    async def agateway(self) -> GatewayInfo:
+        return (await self._arun(self._probe())).gateway
+
+    def models(self) -> tuple[ModelInfo, ...]:
+        """The models ``/v1/models`` lists (from the same cached probe), in listing order."""
+        return tuple(self._run(self._probe()).models.values())
+
+    async def amodels(self) -> tuple[ModelInfo, ...]:
+        return tuple((await self._arun(self._probe())).models.values())
+
+    def model_info(self, model: str) -> ModelInfo:
+        """``model`` as the listing describes it (``is_tee`` None when unlisted or unflagged)."""
+        return self._run(self._probe()).model(model)
+
+    async def amodel_info(self, model: str) -> ModelInfo:
+        return (await self._arun(self._probe())).model(model)
+
+    def precheck(self, model: str | None) -> Reason | None:
+        """What the strict pre-check should refuse before sending ``model`` (``None``: send).
+        Legacy: :meth:`is_tee_model`'s prefix rule. ACI: ``MODEL_NOT_TEE`` only when
+        ``/v1/models`` says ``is_tee: false``; unknown → ``None`` (the receipt decides)."""
+        return precheck_reason(self._run(self._probe()), model, is_tee_model=self.is_tee_model)
+
+    async def aprecheck(self, model: str | None) -> Reason | None:
+        probe = await self._arun(self._probe())
+        return precheck_reason(probe, model, is_tee_model=self.is_tee_model)
+
+    def request_extras(self, mode: str) -> dict[str, Any]:
+        """Extra request-body fields for one call in ``mode``: ``{"provider": {"aci_verified":
+        True}}`` when the gateway is ACI, ``mode == "strict"`` and
+        ``policy.send_aci_constraint``; else ``{}``. Only that case probes the gateway. The
+        capture records the body as sent, these fields included (the receipt must match it)."""
+        if mode != "strict" or not self.policy.send_aci_constraint:
+            return {}
+        return aci_extras(self._run(self._probe()), mode, self.policy)
+
+    async def arequest_extras(self, mode: str) -> dict[str, Any]:
+        if mode != "strict" or not self.policy.send_aci_constraint:
+            return {}
+        return aci_extras(await self._arun(self._probe()), mode, self.policy)
 
     # -- capturing clients for the OpenAI SDK ------------------------------------------------
 
@@ -325,6 +402,18 @@ class RedpillVerifier:
     ) -> AttestationOutcome:
         flow = self._legacy.attest(model, signer=signer, progress=progress or _no_progress)
         return await self._arun(flow)
+
+    def attest_gateway(self, *, progress: Callable[[str], Any] | None = None) -> GatewayAttestation:
+        """Verify the ACI gateway's identity now (fresh nonce, never cached): the attestation
+        document, nonce and collateral as received and ``verify_gateway``'s verdict (quote and
+        TCB, event log, compose hash, app id, OS image, KMS custody, keyset and its expiry,
+        source commit). ``progress(step)`` sees ``report``, ``collateral``, ``verify``."""
+        return self._run(self._aci.attest(progress=progress or _no_progress))
+
+    async def aattest_gateway(
+        self, *, progress: Callable[[str], Any] | None = None
+    ) -> GatewayAttestation:
+        return await self._arun(self._aci.attest(progress=progress or _no_progress))
 
     # -- lifecycle ---------------------------------------------------------------------------
 

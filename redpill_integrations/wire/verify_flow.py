@@ -67,6 +67,7 @@ def build_receipt(
         signature_attempts=judgement.signature_attempts,
         attestation=judgement.attestation,
         attestation_fetch_reason=judgement.attestation_fetch_reason,
+        aci=judgement.aci,
         exchange_started_at=ex.started_at if ex else None,
         exchange_finished_at=ex.finished_at if ex else None,
         verified_at=result.verified_at,

@@ -1,4 +1,5 @@
-"""Every cookbook example runs against the emulator and reports all verdicts verified."""
+"""Every cookbook example runs against the emulator (ACI, its default) and reports all verdicts
+verified."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ COOKBOOK = Path(__file__).resolve().parents[2] / "cookbook"
 
 @pytest.fixture
 def emulator_env(
-    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aci_emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Emulator]:
+    """The cookbook runs on the emulator's default protocol, ACI (as api.redpill.ai)."""
+    emu = aci_emu
     trust = tmp_path / "trust.json"
     emu.write_trust_file(trust)
     monkeypatch.setenv("REDPILL_BASE_URL", emu.base_url)
@@ -39,6 +42,7 @@ def test_langchain_chain(emulator_env: Emulator, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "Confidential computing keeps data encrypted in use." in out
     assert "verified chatcmpl-" in out
+    assert out.rstrip().endswith(" aci")  # the emulator's default protocol, as api.redpill.ai
     assert len(ReceiptStore.default()) == 1
 
 

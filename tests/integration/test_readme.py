@@ -39,8 +39,10 @@ def test_readme_has_the_documented_blocks() -> None:
 
 
 @pytest.fixture
-def readme_env(emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The environment a user would set for the emulator, with every file under ``tmp_path``."""
+def readme_env(aci_emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment a user would set for the emulator (its default protocol, ACI, as
+    api.redpill.ai), with every file under ``tmp_path``."""
+    emu = aci_emu
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("REDPILL_BASE_URL", emu.base_url)
@@ -73,11 +75,11 @@ def test_readme_langchain_block_prints_answer_verdict_and_stream(
     readme_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = _run(SECTIONS.index("LangChain"), capsys)
-    answer, verdict, streamed = out.split("\n", 2)
+    answer, verdict, upstream, streamed = out.split("\n", 3)
     assert answer.startswith("Emulated reply from phala/deepseek-chat-v3-0324")
-    status, reasons, signer, _receipt_id = verdict.split(" ")
-    assert (status, reasons) == ("verified", "[]")
-    assert re.fullmatch(r"(0x)?[0-9a-fA-F]{40}", signer), signer
+    status, reasons, protocol, receipt_id = verdict.split(" ")
+    assert (status, reasons, protocol, receipt_id) == ("verified", "[]", "aci", "None")  # no store
+    assert upstream == "upstream deepseek-ai/DeepSeek-V3-0324 verified"
     assert streamed.startswith("Emulated reply")
 
 
@@ -89,3 +91,30 @@ def test_readme_llama_index_block_prints_answer_and_verdict(
     assert answer.startswith("Emulated reply from phala/deepseek-chat-v3-0324")
     status, reasons, _receipt_id = verdict.split(" ")
     assert (status, reasons) == ("verified", "[]")
+
+
+def _shell_lines(text: str) -> list[str]:
+    """The commands of every ```` ```bash ```` block, comments dropped."""
+    lines = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.M | re.S):
+        for line in block.splitlines():
+            command = line.split("#", 1)[0].strip()
+            if command:
+                lines.append(command)
+    return lines
+
+
+def test_readme_shell_commands_are_the_documented_ones() -> None:
+    """The shell blocks hold only the two ``./dev`` commands and ``redpill emulator``, whose flags
+    the emulator's parser accepts (and which serves ACI unless told ``--protocol legacy``)."""
+    from redpill_integrations.emulator.__main__ import build_parser
+
+    lines = _shell_lines(README.read_text(encoding="utf-8"))
+    assert lines[:2] == ["./dev demo", "./dev test"]
+    dev = (README.parent / "dev").read_text(encoding="utf-8")
+    assert "demo)" in dev and "test)" in dev
+    emulator = [line for line in lines[2:] if " emulator" in line]
+    assert emulator and len(emulator) == len(lines) - 2
+    for line in emulator:
+        args = line.split(" emulator", 1)[1].split()
+        assert build_parser().parse_args(args).protocol == "aci"

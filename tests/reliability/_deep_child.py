@@ -35,7 +35,7 @@ def deep(depth: int) -> bytes:
 def main(kind: str, eth: bool, rows: list[tuple[str, int]]) -> None:
     if eth:
         import eth_account  # noqa: F401 - the side effect is the point
-    with Emulator() as emu:
+    with Emulator(protocol="legacy") as emu:
         hostile = Hostile(emu).start()
         warm = build(
             kind,

@@ -126,7 +126,7 @@ def bad_tee(request: pytest.FixtureRequest) -> Iterator[tuple[Emulator, str]]:
     kw: dict[str, Any] = (
         {"debug_td": True} if request.param == "debug-td" else {"tcb_status": "Revoked"}
     )
-    with Emulator(**kw) as emu:
+    with Emulator(protocol="legacy", **kw) as emu:
         yield emu, request.param
 
 

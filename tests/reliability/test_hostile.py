@@ -205,6 +205,8 @@ def test_crafted_bodies(emu: Emulator, hostile: Hostile, rig: Any, row: str, kin
             f"/v1/signature/{quote(PATH_ID, safe='')}?model=phala%2Fgpt-oss-120b&signing_algo=ecdsa"
         ]
         assert {q.path for q in hostile.log} == {
+            "/v1/models",  # strict mode's gateway probe (ACI or legacy?) ...
+            "/",  # ... asked at the origin too when the listing does not say ACI
             "/v1/chat/completions",
             "/v1/signature/" + quote(PATH_ID, safe=""),
             "/v1/attestation/report",

@@ -112,9 +112,9 @@ def _model(row: str) -> str:
 @pytest.fixture(scope="module")
 def world() -> Iterator[dict[str, Any]]:
     with (
-        Emulator(seed="mix") as main,
-        Emulator(tcb_status="Revoked") as revoked,
-        Emulator(debug_td=True) as debug,
+        Emulator(seed="mix", protocol="legacy") as main,
+        Emulator(tcb_status="Revoked", protocol="legacy") as revoked,
+        Emulator(debug_td=True, protocol="legacy") as debug,
     ):
         for row, (_, _, att, *_) in ROWS.items():
             if att is not None:

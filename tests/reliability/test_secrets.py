@@ -228,3 +228,101 @@ def _answer(body: bytes, extra: dict[str, str]) -> Action:
     from ._hostile import answer
 
     return answer(200, body, extra=extra)
+
+
+def test_canary_key_through_the_aci_paths(
+    aci_emu: Emulator, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """The ACI protocol's own requests: the gateway probe, the receipt (retried, redirected),
+    the session record, the gateway attestation; the key goes with each of them to the base
+    origin (the receipts belong to the key's owner), never to the PCCS, never across a
+    redirect; it is in no log, verdict, receipt, repr or store file."""
+    from redpill_integrations import ReceiptStore, RedpillVerifier
+    from redpill_integrations.policy import VerificationPolicy
+    from redpill_integrations.wire import CAPTURE_HEADER
+
+    from .conftest import Tee
+
+    caplog.set_level(logging.DEBUG)
+    hostile = Hostile(aci_emu).start()
+    try:
+        chat_log: list[Wire] = []
+        fetch_log: list[Wire] = []
+        store = ReceiptStore(tmp_path / "aci.sqlite3")
+        verifier = RedpillVerifier(
+            base_url=hostile.base_url,
+            api_key=CANARY,
+            trust=aci_emu.trust,
+            receipt_store=store,
+            policy=VerificationPolicy(check_session=True, signature_deadline=0.5),
+            transport=Tee(fetch_log),
+        )
+        client = openai.OpenAI(
+            base_url=hostile.base_url,
+            api_key=CANARY,
+            http_client=verifier.http_client(Tee(chat_log)),
+            max_retries=0,
+        )
+
+        def chat(model: str = MODEL, stream: bool = False, **body: Any) -> Any:
+            tag = verifier.recorder.new_tag()
+            try:
+                out = client.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": "hi"}],
+                    stream=stream,
+                    extra_headers={CAPTURE_HEADER: tag},
+                    extra_body=body or None,
+                )
+                if stream:
+                    list(out)
+            except openai.APIStatusError:
+                pass
+            return verifier.verify(verifier.recorder.take(tag))
+
+        assert verifier.gateway().protocol == "aci"
+        extras = verifier.request_extras("strict")
+        results = [chat(), chat(stream=True, **extras)]
+        results.append(chat("openai/gpt-4o-mini", **extras))  # refused, with a receipt
+        aci_emu.set_faults(Faults(receipt_not_ready=10**6))
+        results.append(chat())
+        aci_emu.clear_faults()
+        hostile.route = lambda req: (
+            redirect(aci_emu.origin) if req.path.startswith("/v1/aci/receipts/") else None
+        )
+        results.append(chat())
+        hostile.route = lambda req: None
+        attestation = verifier.attest_gateway()
+        verifier.close()
+    finally:
+        hostile.stop()
+
+    verdicts = [(r.status.value, tuple(x.value for x in r.reasons)) for r in results]
+    assert verdicts == [
+        ("verified", ()),
+        ("verified", ()),
+        ("unverifiable", ("UPSTREAM_REFUSED",)),
+        ("unverifiable", ("RECEIPT_UNAVAILABLE",)),
+        ("unverifiable", ("RECEIPT_UNAVAILABLE",)),  # the redirect was not followed
+    ]
+    assert attestation.passed
+    sent = chat_log + fetch_log
+    to_base = [w for w in sent if w.url.port == hostile.port]
+    elsewhere = [w for w in sent if w.url.port != hostile.port]
+    assert all(w.headers.get("authorization") == f"Bearer {CANARY}" for w in to_base)
+    base_paths = {w.url.path for w in to_base}
+    assert {"/v1/models", "/v1/aci/attestation", "/v1/chat/completions"} <= base_paths
+    assert any(p.startswith("/v1/aci/receipts/rcpt-") for p in base_paths)
+    assert any(p.startswith("/v1/aci/sessions/") for p in base_paths)
+    paths = {w.url.path for w in elsewhere}
+    assert any(p.startswith("/tdx/certification/") for p in paths)
+    assert not any(p.startswith("/v1/") for p in paths)  # no redirect followed
+    assert not any(_leaks(_wire_text(w)) for w in elsewhere)
+
+    texts: list[str | bytes] = [caplog.text, repr(verifier), repr(attestation)]
+    texts += [str(rec.__dict__) for rec in caplog.records]
+    texts += [str(r.to_dict()) for r in results]
+    texts += [x.to_json() for x in store.list(limit=-1)]
+    texts += [p.read_bytes() for p in tmp_path.iterdir() if p.is_file()]
+    store.close()
+    assert not [t[:200] for t in texts if _leaks(t)]

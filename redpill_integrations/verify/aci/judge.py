@@ -133,7 +133,7 @@ def _judge(
             policy=policy,
             log=log,
         )
-        if policy.check_session:
+        if policy.check_session and not exchange.refused:  # a refusal names no session
             _check_session(receipt, session, policy, log)
     if policy.deep_audit:  # asked for and not built: never silently a pass
         log.reasons.append(Reason.CHECK_NOT_RUN)
@@ -216,7 +216,7 @@ def _session(
 def _check_session(
     receipt: AciReceipt, session: AciSession | None, policy: VerificationPolicy, log: CheckLog
 ) -> None:
-    if log.checks.get("session") is CheckOutcome.FAIL:
+    if "session" in log.checks:  # already judged: unreadable or not the named record
         return
     event = upstream_event(receipt)
     session_id = event.get("session_id") if event else None

@@ -266,6 +266,11 @@ def test_demo_runs_against_the_embedded_emulator(
     assert "5/5 verdicts verified" in out
     assert "offline verdict matches the original: yes" in out
     assert len(ReceiptStore(store)) == 4  # tool call, answer, stream, RAG: one receipt each
+    # on the emulator's default protocol, ACI: each verdict names it and the upstream
+    assert "EMBEDDED EMULATOR (aci)" in out
+    assert out.count("VERIFIED [aci]  upstream phala-emu serving ") == 4
+    assert "The trust chain behind the last verdict: the ACI gateway's" in out
+    assert "✔ dstack KMS custody: root " in out
 
 
 def test_emulator_command_hands_its_arguments_to_the_emulator(

@@ -96,12 +96,14 @@ async def test_core_rejects_stale_nonce(emu: Emulator) -> None:
 
 
 async def test_two_layer_report_verifies(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(report_shape="two-layer", seed="two-layer")
+    emu = emulator_factory(report_shape="two-layer", seed="two-layer", protocol="legacy")
     result = await _verify(emu, stream=True)
     assert result.verified, (result.reasons, result.checks)
 
 
 async def test_ed25519_three_part_tls_bound_multi_gpu(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(signing_algo="ed25519", signed_text_parts=3, tls_bound=True, gpu_count=4)
+    emu = emulator_factory(
+        signing_algo="ed25519", signed_text_parts=3, tls_bound=True, gpu_count=4, protocol="legacy"
+    )
     result = await _verify(emu, stream=True, policy=VerificationPolicy(signing_algo="ed25519"))
     assert result.verified, (result.reasons, result.checks)

@@ -93,7 +93,7 @@ def test_signature_expires_after_ttl(emu: Emulator, emulator_factory) -> None:  
         chat_id, _, _ = chat(c, chat_body(stream=False))
         gone = signature(c, chat_id)
     assert gone.status_code == 404 and gone.json()["error"]["message"] == NOT_FOUND
-    short = emulator_factory(signature_ttl=0.3)
+    short = emulator_factory(signature_ttl=0.3, protocol="legacy")
     with client(short) as c:
         chat_id, _, _ = chat(c, chat_body(stream=False))
         assert signature(c, chat_id).status_code == 200

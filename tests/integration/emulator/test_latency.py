@@ -23,7 +23,7 @@ TEXT = "x" * 40  # 10 completion tokens
 
 
 def test_network_rtt_is_added_to_every_exchange(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(network_rtt=0.2)
+    emu = emulator_factory(network_rtt=0.2, protocol="legacy")
     with client(emu) as c:
         for path in ("/models", "/attestation/report?model=phala/gpt-oss-120b"):
             start = time.monotonic()
@@ -35,7 +35,9 @@ def test_network_rtt_is_added_to_every_exchange(emulator_factory) -> None:  # ty
 
 
 def test_json_answer_waits_for_the_whole_generation(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(network_rtt=0.05, time_to_first_token=0.1, time_per_token=0.02)
+    emu = emulator_factory(
+        network_rtt=0.05, time_to_first_token=0.1, time_per_token=0.02, protocol="legacy"
+    )
     emu.script(replies=[Reply.text(TEXT)])
     assert completion_tokens(Reply.text(TEXT)) == 10
     with client(emu) as c:
@@ -45,7 +47,7 @@ def test_json_answer_waits_for_the_whole_generation(emulator_factory) -> None:  
 
 
 def test_stream_sends_headers_at_once_and_tokens_over_time(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(time_to_first_token=0.6, time_per_token=0.05)
+    emu = emulator_factory(time_to_first_token=0.6, time_per_token=0.05, protocol="legacy")
     emu.script(replies=[Reply.text(TEXT)])
     with client(emu) as c:
         start = time.monotonic()
@@ -64,7 +66,7 @@ def test_stream_sends_headers_at_once_and_tokens_over_time(emulator_factory) -> 
 
 
 async def test_waits_do_not_block_the_server(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(time_to_first_token=0.5)
+    emu = emulator_factory(time_to_first_token=0.5, protocol="legacy")
     async with httpx.AsyncClient(
         base_url=emu.base_url, headers={"Authorization": f"Bearer {emu.api_key}"}, timeout=10
     ) as c:

@@ -16,7 +16,7 @@ from redpill_integrations.policy import TrustAnchors
 
 async def test_async_context_manager_and_fast_start() -> None:
     start = time.process_time()  # CPU time: robust on a busy shared runner
-    async with Emulator(seed="async") as emu:
+    async with Emulator(seed="async", protocol="legacy") as emu:
         assert time.process_time() - start < 1.0
         async with httpx.AsyncClient() as c:
             r = await c.get(

@@ -19,7 +19,7 @@ from ._raw import chat, chat_body, client, report, report_data, signature
 
 
 def test_ed25519_and_three_part_text(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(signing_algo="ed25519", signed_text_parts=3)
+    emu = emulator_factory(signing_algo="ed25519", signed_text_parts=3, protocol="legacy")
     body = chat_body(stream=True)
     with client(emu) as c:
         chat_id, raw, _ = chat(c, body)
@@ -37,7 +37,7 @@ def test_ed25519_and_three_part_text(emulator_factory) -> None:  # type: ignore[
 
 
 def test_tls_bound_report_data(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(tls_bound=True)
+    emu = emulator_factory(tls_bound=True, protocol="legacy")
     with client(emu) as c:
         nonce, rep = report(c)
     address = bytes.fromhex(emu.signing_address[2:])
@@ -47,7 +47,7 @@ def test_tls_bound_report_data(emulator_factory) -> None:  # type: ignore[no-unt
 
 
 def test_two_layer_shape(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(report_shape="two-layer")
+    emu = emulator_factory(report_shape="two-layer", protocol="legacy")
     with client(emu) as c:
         nonce, rep = report(c)
     assert set(rep) == {"gateway_attestation", "model_attestations"}
@@ -60,7 +60,7 @@ def test_two_layer_shape(emulator_factory) -> None:  # type: ignore[no-untyped-d
 
 @pytest.mark.parametrize("status", ["OutOfDate", "SWHardeningNeeded", "Revoked"])
 async def test_tcb_status_switch(emulator_factory, status: str) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(tcb_status=status)
+    emu = emulator_factory(tcb_status=status, protocol="legacy")
     with client(emu) as c:
         _, rep = report(c)
     quote = bytes.fromhex(rep["intel_quote"])
@@ -76,7 +76,7 @@ async def test_tcb_status_switch(emulator_factory, status: str) -> None:  # type
 
 
 async def test_debug_td_is_rejected(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(debug_td=True)
+    emu = emulator_factory(debug_td=True, protocol="legacy")
     with client(emu) as c:
         _, rep = report(c)
     quote = bytes.fromhex(rep["intel_quote"])
@@ -115,7 +115,7 @@ def test_chat_ids_with_path_characters(emu: Emulator) -> None:
 
 
 def test_auth_models_and_gzip(emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = emulator_factory(gzip=True)
+    emu = emulator_factory(gzip=True, protocol="legacy")
     with client(emu) as c:
         assert c.get("/models", headers={"Authorization": ""}).status_code == 401
         ids = {m["id"] for m in c.get("/models").json()["data"]}

@@ -29,6 +29,8 @@ def assert_verified(message: BaseMessage, store: ReceiptStore | None = None) -> 
     assert verdict["reasons"] == [] and verdict["cached"] is False
     assert verdict["chat_id"].startswith("chatcmpl-") and verdict["model"] == MODEL
     assert set(verdict["checks"].values()) == {"pass"}
+    # this suite runs the per-node protocol (the legacy emulator)
+    assert (verdict["protocol"], verdict["aci"]) == ("legacy", None)
     if store is not None:
         receipt = store.get(verdict["receipt_id"])
         assert receipt is not None and receipt.result.chat_id == verdict["chat_id"]

@@ -19,8 +19,8 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from redpill_integrations.emulator import Emulator
 from redpill_integrations.langchain import ChatRedpill
 
-#: the emulator protocols the standard suite runs against; add "aci" once the emulator serves it
-PROTOCOLS = ["legacy"]
+#: the emulator protocols the standard suite runs against (ACI is the emulator's default)
+PROTOCOLS = ["legacy", "aci"]
 
 
 class _RedpillStandard(ChatModelIntegrationTests):
@@ -85,8 +85,7 @@ class _RedpillStandard(ChatModelIntegrationTests):
 
 @pytest.fixture(scope="module", params=PROTOCOLS)
 def standard_emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
-    assert request.param == "legacy"  # the only protocol the emulator serves today
-    with Emulator(seed=f"standard-{request.param}") as emu:
+    with Emulator(seed=f"standard-{request.param}", protocol=request.param) as emu:
         yield emu
 
 

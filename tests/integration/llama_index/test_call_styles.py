@@ -30,6 +30,7 @@ def _check(response: Any, collector: Collector, store: ReceiptStore, start_event
     assert result["status"] == "verified" and result["reasons"] == []
     assert result["chat_id"] == _chat_id(response.raw) and result["model"] == MODEL
     assert set(result["checks"].values()) == {"pass"}
+    assert (result["protocol"], result["aci"]) == ("legacy", None)  # the legacy emulator
     (event,) = collector.named("RedpillVerificationEvent")
     assert isinstance(event, RedpillVerificationEvent) and event.verification == result
     (start,) = collector.named(start_event)

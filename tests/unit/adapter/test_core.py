@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from redpill_integrations import ResponseUnreadable
@@ -58,6 +61,15 @@ class StubVerifier:
 
     def is_tee_model(self, model: str | None) -> bool:
         return bool(model) and str(model).startswith(self.tee_model_prefixes)
+
+    def precheck(self, model: str | None) -> Reason | None:
+        return None if self.is_tee_model(model) else Reason.MODEL_NOT_TEE
+
+    def gateway(self) -> SimpleNamespace:
+        return SimpleNamespace(protocol="legacy")
+
+    def request_extras(self, mode: str) -> dict[str, Any]:
+        return {"provider": {"aci_verified": True}} if mode == "strict" else {}
 
     def verify(self, exchange: CapturedExchange | None) -> VerificationResult:
         self.verified.append(exchange)
@@ -120,6 +132,13 @@ def test_the_request_is_dressed_with_the_tag_and_the_request_fields() -> None:
     }
 
 
+def test_the_default_request_fields_are_the_verifiers_request_extras() -> None:
+    verifier = StubVerifier()
+    strict = calls(verifier, "strict").start("acme/m", {}, extra_body={"u": 1})
+    assert strict.kwargs["extra_body"] == {"u": 1, "provider": {"aci_verified": True}}
+    assert "extra_body" not in calls(verifier, "annotate").start("acme/m", {}).kwargs
+
+
 def test_an_abandoned_stream_is_verified_emitted_and_logged_never_raised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -172,3 +191,103 @@ def test_a_finished_stream_attaches_emits_then_enforces() -> None:
         list(stream)
     assert err.value.response == "abfinal"  # nothing is lost
     assert host.events == [(INCOMPLETE, True)]  # emitted before strict raised
+
+
+# -- an HTTP error answer the gateway signed a receipt for (an ACI refusal) ------------------------
+
+REFUSAL = CapturedExchange(
+    tag="tag-1",
+    url="https://redpill.test/v1/chat/completions",
+    request_body=b'{"provider":{"aci_verified":true}}',
+    response_body=b'{"error":{"code":"upstream_verification_failed"}}',
+    status_code=503,
+    streamed=False,
+    complete=True,
+    chat_id=None,
+    model="acme/m",
+    started_at=NOW,
+    finished_at=NOW,
+    headers={"x-aci-version": "aci/1", "x-receipt-id": "rcpt-" + "0" * 24},
+)
+REFUSED = VerificationResult.unverifiable(Reason.UPSTREAM_REFUSED, protocol="aci")
+
+
+class RefusingVerifier(StubVerifier):
+    def verify(self, exchange: CapturedExchange | None) -> VerificationResult:
+        self.verified.append(exchange)
+        return REFUSED
+
+
+def _sdk_error(status: int = 503) -> openai.APIStatusError:
+    request = httpx.Request("POST", "https://redpill.test/v1/chat/completions")
+    response = httpx.Response(status, request=request, json={"error": {"message": "refused"}})
+    return openai.InternalServerError("refused", response=response, body=None)
+
+
+def _refuse(_kwargs: dict[str, Any]) -> Any:
+    raise _sdk_error()
+
+
+def _answer_host() -> tuple[Any, list[tuple[VerificationResult, bool]]]:
+    events: list[tuple[VerificationResult, bool]] = []
+
+    class Answers:
+        def attach(self, response: Any, result: VerificationResult) -> Any:
+            return response
+
+        def emit(self, result: VerificationResult, *, delivered: bool) -> None:
+            events.append((result, delivered))
+
+        def carried(self, response: Any) -> Any:
+            return response
+
+    return Answers(), events
+
+
+def test_a_receipted_refusal_is_verified_then_strict_raises_verification_failed() -> None:
+    verifier = RefusingVerifier(REFUSAL)
+    core = calls(verifier, "strict")
+    host, events = _answer_host()
+    with pytest.raises(VerificationFailed) as err:
+        core.call(core.start("acme/m", {}), _refuse, host)
+    assert err.value.result is REFUSED and verifier.verified == [REFUSAL]
+    assert isinstance(err.value.response, openai.InternalServerError)
+    assert err.value.__cause__ is err.value.response
+    assert events == [(REFUSED, False)]
+
+
+def test_a_receipted_refusal_in_annotate_mode_reraises_the_sdk_error_after_its_receipt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    verifier = RefusingVerifier(REFUSAL)
+    core = calls(verifier, "annotate")
+    host, events = _answer_host()
+    with caplog.at_level(logging.WARNING, logger="redpill_integrations"):
+        with pytest.raises(openai.InternalServerError):
+            core.call(core.start("acme/m", {}), _refuse, host)
+    assert verifier.verified == [REFUSAL] and events == [(REFUSED, False)]
+    assert any("UPSTREAM_REFUSED" in r.getMessage() for r in caplog.records)
+
+
+def test_a_refused_stream_before_any_chunk_is_verified_and_strict_raises() -> None:
+    verifier = RefusingVerifier(REFUSAL)
+    core = calls(verifier, "strict")
+
+    def inner() -> Iterator[str]:
+        raise _sdk_error()
+        yield "never"  # pragma: no cover
+
+    host = Host()
+    with pytest.raises(VerificationFailed) as err:
+        list(core.stream(core.start("acme/m", {}), inner(), host))
+    assert err.value.result is REFUSED and host.events == [(REFUSED, False)]
+
+
+def test_an_http_error_without_a_receipt_keeps_its_own_way_out() -> None:
+    plain = dataclasses.replace(REFUSAL, headers={})
+    verifier = RefusingVerifier(plain)
+    core = calls(verifier, "strict")
+    host, events = _answer_host()
+    with pytest.raises(openai.InternalServerError):
+        core.call(core.start("acme/m", {}), _refuse, host)
+    assert verifier.verified == [] and events == []  # no verdict: the SDK error is the answer

@@ -193,11 +193,15 @@ def test_dumpd_loads_round_trip_without_the_key(monkeypatch: pytest.MonkeyPatch)
     assert loaded.redpill_api_key is not None and loaded.redpill_api_key.get_secret_value() == KEY
 
 
-def test_model_not_tee_in_strict_mode_names_the_way_out() -> None:
+def test_model_not_tee_in_strict_mode_names_the_way_out_at_the_first_call() -> None:
+    ChatRedpill(model=NON_TEE, api_key=KEY)  # construction sends nothing, so it cannot know
+    server = Server()
+    chat = model(server, model=NON_TEE)
     with pytest.raises(ConfigurationError) as err:
-        ChatRedpill(model=NON_TEE, api_key=KEY)
+        chat.invoke("hello")
     assert err.value.reason is Reason.MODEL_NOT_TEE
     assert "MODEL_NOT_TEE" in str(err.value) and 'verification="off"' in str(err.value)
+    assert not [r for r in server.requests if r.url.path.endswith("/chat/completions")]
 
 
 def test_model_not_tee_per_call_override_raises_before_sending() -> None:
@@ -206,7 +210,8 @@ def test_model_not_tee_per_call_override_raises_before_sending() -> None:
     with pytest.raises(ConfigurationError) as err:
         chat.invoke("hello", model=NON_TEE)
     assert err.value.reason is Reason.MODEL_NOT_TEE
-    assert server.requests == []
+    # only the gateway probe (``/v1/models``, then ``/``: a legacy gateway here); no chat
+    assert [r.url.path for r in server.requests] == ["/v1/models", "/"]
 
 
 def test_model_not_tee_annotate_is_unverifiable_without_fetch(

@@ -36,10 +36,14 @@ def test_strict_precheck_asks_the_verifier_for_its_tee_models() -> None:
     assert chat.invoke("hello").response_metadata["redpill_verification"]["reasons"] == [
         "SIGNATURE_UNAVAILABLE"  # accepted as a TEE model: its signature was looked up
     ]
-    ChatRedpill(model="acme/m", api_key=KEY, verifier=custom)  # strict accepts it too
+    with pytest.raises(VerificationFailed):  # strict sends it too (and finds no signature)
+        model(server, model="acme/m", verifier=custom).invoke("hello")
+    chats = len([r for r in server.requests if r.url.path.endswith("/chat/completions")])
+    refused = ChatRedpill(model=TEE, api_key=KEY, verifier=custom)  # built: no request yet
     with pytest.raises(ConfigurationError) as err:
-        ChatRedpill(model=TEE, api_key=KEY, verifier=custom)
+        refused.invoke("hello")
     assert err.value.reason is Reason.MODEL_NOT_TEE and "acme/…" in str(err.value)
+    assert len([r for r in server.requests if r.url.path.endswith("/chat/completions")]) == chats
 
 
 def test_a_shared_verifier_must_serve_the_models_base_url() -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -81,6 +82,25 @@ class FakeVerifier:
 
     def is_tee_model(self, model: str | None) -> bool:
         return bool(model) and str(model).startswith(self.tee_model_prefixes)
+
+    # a legacy gateway: the pre-check is the prefix rule, no request fields
+    def precheck(self, model: str | None) -> Reason | None:
+        return None if self.is_tee_model(model) else Reason.MODEL_NOT_TEE
+
+    async def aprecheck(self, model: str | None) -> Reason | None:
+        return self.precheck(model)
+
+    def gateway(self) -> SimpleNamespace:
+        return SimpleNamespace(protocol="legacy")
+
+    async def agateway(self) -> SimpleNamespace:
+        return self.gateway()
+
+    def request_extras(self, mode: str) -> dict[str, object]:
+        return {}
+
+    async def arequest_extras(self, mode: str) -> dict[str, object]:
+        return {}
 
     def http_client(self, inner: httpx.Client | None = None) -> httpx.Client:
         return httpx.Client(transport=httpx.MockTransport(self._handle))

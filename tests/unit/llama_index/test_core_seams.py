@@ -54,10 +54,14 @@ def test_strict_precheck_asks_the_verifier_for_its_tee_models() -> None:
     custom = _verifier(server, tee_model_prefixes=("acme/",))
     response = _llm(server, custom, model="acme/m", verification="annotate").chat(MSGS)
     assert response.additional_kwargs[VERIFICATION_KEY]["reasons"] == ["SIGNATURE_UNAVAILABLE"]
-    _llm(server, custom, model="acme/m")  # strict accepts it too
+    with pytest.raises(VerificationFailed):  # strict sends it too (and finds no signature)
+        _llm(server, custom, model="acme/m").chat(MSGS)
+    chats = len([r for r in server.requests if r.url.path.endswith("/chat/completions")])
+    refused = _llm(server, custom, model=MODEL)  # built: knowing the gateway takes a request
     with pytest.raises(ConfigurationError) as err:
-        _llm(server, custom, model=MODEL)
+        refused.chat(MSGS)
     assert err.value.reason is Reason.MODEL_NOT_TEE and "acme/…" in str(err.value)
+    assert len([r for r in server.requests if r.url.path.endswith("/chat/completions")]) == chats
 
 
 def test_a_shared_verifier_must_serve_the_models_base_url(fake: FakeVerifier) -> None:

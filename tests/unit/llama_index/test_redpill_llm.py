@@ -67,8 +67,8 @@ def test_configuration_errors(fake: FakeVerifier, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ConfigurationError, match="verification must be"):
         make(fake, verification="lenient")
     with pytest.raises(ConfigurationError) as info:
-        make(fake, model="openai/gpt-4o-mini")
-    assert info.value.reason is Reason.MODEL_NOT_TEE
+        make(fake, model="openai/gpt-4o-mini").chat(MSGS)  # refused at the call, not before
+    assert info.value.reason is Reason.MODEL_NOT_TEE and fake.requests == []
     assert 'verification="off"' in str(info.value)
     with pytest.raises(ConfigurationError, match="reuse_client"):
         make(fake, reuse_client=False)
