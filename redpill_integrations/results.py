@@ -359,6 +359,9 @@ class VerificationResult:
     #: how the code that served was identified: {"kind": "pinned" | "registry" | "unpinned",
     #: "matched": [what matched, e.g. "kms_root", "app_id", "os_image"]}
     code_identity: Mapping[str, Any] | None = None
+    #: why this verdict's receipt could not be written to the store (then ``receipt_id`` is None);
+    #: the verdict itself is unchanged: it is about the evidence, the store is bookkeeping
+    receipt_error: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -435,6 +438,7 @@ class VerificationResult:
             "signed_by": self.signed_by,
             "aci": self.aci.to_dict() if self.aci else None,
             "code_identity": _plain(self.code_identity) if self.code_identity else None,
+            "receipt_error": self.receipt_error,
         }
 
     @classmethod
@@ -463,4 +467,5 @@ class VerificationResult:
             signed_by=data.get("signed_by"),
             aci=AciSummary.from_dict(data["aci"]) if data.get("aci") else None,
             code_identity=dict(data["code_identity"]) if data.get("code_identity") else None,
+            receipt_error=data.get("receipt_error"),
         )

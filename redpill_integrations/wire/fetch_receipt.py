@@ -3,8 +3,8 @@
 ``GET {base}/aci/receipts/{X-Receipt-Id}`` with the same API key as the chat (the gateway keeps
 the receipt for its owner: the sha256 of the bearer token). The receipt is stored when the
 response completes, and kept in one replica's memory, so a 404 is retried ("not yet", "another
-replica") with the retry composition of :mod:`.fetch_signature` until the next wait would cross
-``policy.signature_deadline``. Per answer:
+replica") with the retry composition of :mod:`.fetch_signature` until the next wait would leave
+the next attempt less than its minimum time before ``policy.signature_deadline``. Per answer:
 
 * 200 → the body exactly as received, final at once: parsing and every check is the pure core's
   (a body with duplicate keys is ``DUPLICATE_JSON_KEY`` there, never retried);

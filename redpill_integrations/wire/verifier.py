@@ -58,6 +58,7 @@ import tenacity
 from pydantic import SecretStr
 
 from redpill_integrations.errors import ConfigurationError
+from redpill_integrations.otel import record_verdict
 from redpill_integrations.policy import (
     DEFAULT_BASE_URL,
     TEE_MODEL_PREFIXES,
@@ -346,18 +347,22 @@ class RedpillVerifier:
 
     def verify_exchange(self, exchange: CapturedExchange | None) -> Receipt:
         try:
-            return self._run(self._flow.verify(exchange))
+            receipt = self._run(self._flow.verify(exchange))
         except Exception:  # the one crash guard: a bug of ours must not cost the user the response
             logger.exception("verification crashed; verdict is unverifiable")
-            return store_receipt(self.receipt_store, self._crashed(exchange))
+            receipt = store_receipt(self.receipt_store, self._crashed(exchange))
+        record_verdict(receipt.result)  # the caller's current span, when OpenTelemetry is there
+        return receipt
 
     async def averify_exchange(self, exchange: CapturedExchange | None) -> Receipt:
         try:
-            return await self._arun(self._flow.verify(exchange))
+            receipt = await self._arun(self._flow.verify(exchange))
         except Exception:
             logger.exception("verification crashed; verdict is unverifiable")
-            receipt = self._crashed(exchange)
-            return await asyncio.to_thread(store_receipt, self.receipt_store, receipt)
+            crashed = self._crashed(exchange)
+            receipt = await asyncio.to_thread(store_receipt, self.receipt_store, crashed)
+        record_verdict(receipt.result)
+        return receipt
 
     def _crashed(self, exchange: CapturedExchange | None) -> Receipt:
         """The receipt of a verification that crashed: ``CHECK_NOT_RUN``, the exchange kept."""

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from redpill_integrations.errors import RedpillError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.receipts import Receipt, ReceiptStore
 from redpill_integrations.results import Reason, VerificationResult
@@ -77,16 +78,21 @@ def build_receipt(
 
 
 def store_receipt(store: ReceiptStore | None, receipt: Receipt) -> Receipt:
-    """Write ``receipt``; what the caller gets back. A receipt that could not be written is
-    logged and returned with ``result.receipt_id`` cleared (never an exception: the user's
-    response must not be lost to a full disk)."""
+    """Write ``receipt``; what the caller gets back. A receipt that could not be written (the
+    store's own bounded retries exhausted) is logged and returned with ``result.receipt_id``
+    cleared and ``result.receipt_error`` saying why: never an exception (the user's response must
+    not be lost to a full disk or a database that went away), never a silent drop."""
     if store is None:
         return receipt
     try:
         store.put(receipt)
     except Exception as exc:
-        logger.error("receipt %s could not be stored: %s", receipt.receipt_id, exc)
-        return dataclasses.replace(receipt, result=receipt.result.with_updates(receipt_id=None))
+        # Our own errors carry safe messages (the stores strip passwords); a foreign one is named
+        # by its type only, as its text may hold a connection string.
+        why = str(exc) if isinstance(exc, RedpillError) else type(exc).__name__
+        logger.error("receipt %s could not be stored: %s", receipt.receipt_id, why)
+        result = receipt.result.with_updates(receipt_id=None, receipt_error=f"not stored: {why}")
+        return dataclasses.replace(receipt, result=result)
     return receipt
 
 

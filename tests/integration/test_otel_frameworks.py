@@ -1,9 +1,8 @@
 """Verdicts reach the OpenTelemetry spans of a LangChain chain and a LlamaIndex query.
 
-``record_verdict`` runs in the context of the verified call; here it is attached where every
-adapter's verdict is produced (``RedpillVerifier.verify``/``averify``), standing in for the
-adapters' shared core, to show that the span current around a chain or a query is the one that
-receives the verdict (sync, async and through LlamaIndex's query engine)."""
+``RedpillVerifier`` calls ``record_verdict`` in the context of the verified call, so the span
+current around a chain or a query is the one that receives the verdict (sync, async and through
+LlamaIndex's query engine), with no wiring by the user."""
 
 from __future__ import annotations
 
@@ -21,30 +20,15 @@ from redpill_integrations import ReceiptStore, RedpillVerifier
 from redpill_integrations.emulator import Emulator
 from redpill_integrations.langchain import ChatRedpill
 from redpill_integrations.llama_index import Redpill
-from redpill_integrations.otel import record_verdict
 from tests.support_otel import telemetry
 
 MODEL = "phala/gpt-oss-120b"
 
 
 @pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def spans() -> Iterator[Any]:
     exporter, _ = telemetry()
     exporter.clear()
-    verify, averify = RedpillVerifier.verify, RedpillVerifier.averify
-
-    def traced(self: RedpillVerifier, exchange: Any) -> Any:
-        result = verify(self, exchange)
-        record_verdict(result)
-        return result
-
-    async def atraced(self: RedpillVerifier, exchange: Any) -> Any:
-        result = await averify(self, exchange)
-        record_verdict(result)
-        return result
-
-    monkeypatch.setattr(RedpillVerifier, "verify", traced)
-    monkeypatch.setattr(RedpillVerifier, "averify", atraced)
     yield exporter
 
 

@@ -4,7 +4,8 @@ Eight shared adapter instances (ChatRedpill and Redpill; strict and annotate; pl
 point at the emulator, at a hostile server in front of it, and at emulators with a revoked TCB
 and a debug TD. Each call draws a row; its faults travel in its own ``X-Emulator-Faults`` header
 (attestation faults: one extra model per fault). Calls run 24 at a time, each task with its own
-fake clock, so no call waits for real and deadlines are per call. Every verdict must be the row's
+fake clock, so no call waits for real and deadlines are per call (see ``SIG_WAIT`` for what
+the fake clock does not cover: real I/O). Every verdict must be the row's
 exact verdict *for its own exchange*: the chat that carried the call's unique prompt is the one
 whose id, bytes and receipt the verdict names; one receipt per exchange, none extra.
 """
@@ -25,12 +26,20 @@ import tenacity
 
 from redpill_integrations.emulator import FAULTS_HEADER, Emulator, Faults
 from redpill_integrations.emulator.model import ModelInfo
+from redpill_integrations.policy import VerificationPolicy
 
 from ._hostile import Action, Hostile, Req, reset
 from .conftest import FakeTime, Outcome, Rig, acall, build, server_content
 from .test_hostile import _chat_body, _duplicate_key
 
 CALLS, CONCURRENCY = 500, 24
+# The fake clocks stand still during I/O, but each signature fetch is still bounded in *real*
+# seconds by what is left of the (fake) signature deadline: with fixed waits W the last attempt
+# keeps exactly W. W must therefore dwarf any real fetch on a loaded machine (1 s did not: a
+# never-ready row's 30th attempt ended TIMEOUT under load). 120 s / 20 s: attempts at fake
+# t = 0, 20, ..., 100, the last one bounded by 20 real seconds.
+SIG_DEADLINE, SIG_WAIT = 120.0, 20.0
+SIG_ATTEMPTS = 6  # when the signature never comes
 V, F, U = "verified", "failed", "unverifiable"
 INF = 10**6
 
@@ -163,15 +172,14 @@ async def test_500_interleaved_calls_each_get_their_own_verdict(
         base = world[target].base_url
         trust = (world["main"] if target == "hostile" else world[target]).trust
         for kind, mode in (("lc", "strict"), ("li", "annotate")):
-            # fixed 1 s waits: the last attempt always keeps >= 1 s of its (fake) deadline, so
-            # a loaded machine cannot turn it into TIMEOUT (see README "observations")
             rigs[(target, kind, False)] = build(
                 kind,
                 base_url=base,
                 trust=trust,
                 mode=mode,
                 fake=clocks,
-                backoff=tenacity.wait_fixed(1.0),
+                policy=VerificationPolicy(signature_deadline=SIG_DEADLINE),
+                backoff=tenacity.wait_fixed(SIG_WAIT),
                 store_path=tmp_path / f"{target}-{kind}.db",
             )
     rng = random.Random(9)
@@ -212,6 +220,8 @@ async def test_500_interleaved_calls_each_get_their_own_verdict(
         assert receipt.response_body == body and receipt.request_body == sent.body, label
         assert receipt.chat_id is not None and receipt.chat_id == out.verdict["chat_id"]
         assert receipt.chat_id in body.decode(), label
+        if row in ("never-ready", "429-forever"):  # the budget ran out by waits, not by I/O
+            assert receipt.signature_attempts == SIG_ATTEMPTS, label
     for rig in rigs.values():  # exactly one receipt per exchange, nothing else stored
         receipts = rig.store.list(limit=-1)
         assert len(receipts) == len(rig.chats()) == len({r.chat_id for r in receipts})

@@ -35,6 +35,9 @@ class AciGateway:
         self.epoch = 0
         self.keys = AciKeys(seed, 0)
         self.not_after = int(clock()) + KEYSET_LIFETIME
+        # the ``keyset_expired`` fault's not_after: fixed, so the expired keyset (and its digest
+        # in the report, the response header and the receipt) does not change with the second
+        self.expired_not_after = int(clock()) - 60
 
     def now(self) -> int:
         return int(self._clock())
@@ -50,7 +53,7 @@ class AciGateway:
         receipt, e2ee = self.keys.keyset_entries()
         return {
             "subject": None,
-            "not_after": self.now() - 60 if expired else self.not_after,
+            "not_after": self.expired_not_after if expired else self.not_after,
             "receipt_signing_keys": receipt,
             "e2ee_public_keys": e2ee,
             "tls_public_keys": [{"spki_sha256": self.tls_spki_sha256.hex()}],

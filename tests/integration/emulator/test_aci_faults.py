@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from redpill_integrations.emulator import Emulator, Faults
+from redpill_integrations.emulator.aci.receipts import ReceiptStore
 from tests.integration.emulator._aci import (
     chat_body,
     client,
@@ -24,6 +25,7 @@ from tests.integration.emulator._aci import (
     signature_ok,
     statement,
 )
+from tests.support import FakeTime
 
 
 def _exchange(
@@ -65,11 +67,17 @@ def test_receipt_lost_is_404_on_every_lookup(aci_emu: Emulator) -> None:
         assert {c.get(f"/v1/aci/receipts/{rid}").status_code for _ in range(3)} == {404}
 
 
-def test_late_receipt_appears_after_its_delay(aci_emu: Emulator) -> None:
-    x = _exchange(aci_emu, Faults(receipt_delay=0.3))
+def test_late_receipt_appears_after_its_delay(emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    # a fake clock drives readiness: on real time a loaded machine's first lookup came late
+    emu = emulator_factory(seed="aci-late", protocol="aci")
+    fake = FakeTime(start=1024.0)  # binary fractions: exact boundaries
+    emu.state.receipts = ReceiptStore(clock=fake.monotonic)
+    x = _exchange(emu, Faults(receipt_delay=0.5))
     assert x["receipt"] is None
-    time.sleep(0.35)
-    with client(aci_emu) as c:
+    with client(emu) as c:
+        fake.sleep(0.375)
+        assert c.get(f"/v1/aci/receipts/{x['rid']}").status_code == 404
+        fake.sleep(0.125)  # ready exactly at the delay
         assert c.get(f"/v1/aci/receipts/{x['rid']}").status_code == 200
 
 

@@ -13,6 +13,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from redpill_integrations.emulator import Emulator
+from redpill_integrations.emulator.aci.receipts import ReceiptStore
 from redpill_integrations.policy import TrustAnchors
 from tests.integration.emulator._aci import (
     NON_TEE_MODEL,
@@ -30,6 +31,7 @@ from tests.integration.emulator._aci import (
     signature_ok,
     statement,
 )
+from tests.support import FakeTime
 
 
 def test_every_response_carries_the_aci_headers_and_the_probe_agrees(aci_emu: Emulator) -> None:
@@ -212,11 +214,15 @@ def test_receipt_owner_check(aci_emu: Emulator) -> None:
 
 
 def test_receipts_expire_after_their_ttl(emulator_factory) -> None:
-    emu = emulator_factory(seed="aci-ttl", protocol="aci", receipt_ttl=0.2)
+    emu = emulator_factory(seed="aci-ttl", protocol="aci", receipt_ttl=0.5)
+    # a fake clock drives expiry: on real time a loaded machine's first lookup came too late
+    fake = FakeTime(start=1024.0)  # binary fractions: exact boundaries
+    emu.state.receipts = ReceiptStore(clock=fake.monotonic)
     with client(emu) as c:
         rid = post_chat(c, chat_body()).headers["x-receipt-id"]
+        fake.sleep(0.375)
         assert c.get(f"/v1/aci/receipts/{rid}").status_code == 200
-        time.sleep(0.3)
+        fake.sleep(0.125)  # gone exactly at the TTL
         assert c.get(f"/v1/aci/receipts/{rid}").status_code == 404
 
 

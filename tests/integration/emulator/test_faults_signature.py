@@ -12,6 +12,8 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from redpill_integrations.emulator import Emulator, Faults
+from redpill_integrations.emulator.signer import SignatureStore
+from tests.support import FakeTime
 
 from ._raw import TEE_MODEL, chat, chat_body, client, signature, sse_events
 
@@ -78,12 +80,23 @@ def test_lookup_delay_is_slow(emu: Emulator) -> None:
     assert time.monotonic() - start >= 0.3
 
 
-def test_signature_delay_then_ready(emu: Emulator) -> None:
-    emu.set_faults(Faults(signature_delay=0.4))
+def _fake_clock(emu: Emulator) -> FakeTime:
+    """Drive ``emu``'s signature readiness and expiry by a fake clock (a fresh emulator only):
+    on real time, a lookup made later than the delay/TTL by a loaded machine changes the answer."""
+    fake = FakeTime(start=1024.0)  # binary fractions below: exact boundaries
+    emu.state.store = SignatureStore(clock=fake.monotonic)
+    return fake
+
+
+def test_signature_delay_then_ready(emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    emu = emulator_factory(protocol="legacy")
+    fake = _fake_clock(emu)
+    emu.set_faults(Faults(signature_delay=0.5))
     with client(emu) as c:
         chat_id, _, _ = chat(c, chat_body(stream=True))
+        fake.sleep(0.375)
         assert signature(c, chat_id).status_code == 404
-        time.sleep(0.45)
+        fake.sleep(0.125)  # ready exactly at the delay
         assert signature(c, chat_id).status_code == 200
 
 
@@ -93,11 +106,13 @@ def test_signature_expires_after_ttl(emu: Emulator, emulator_factory) -> None:  
         chat_id, _, _ = chat(c, chat_body(stream=False))
         gone = signature(c, chat_id)
     assert gone.status_code == 404 and gone.json()["error"]["message"] == NOT_FOUND
-    short = emulator_factory(signature_ttl=0.3, protocol="legacy")
+    short = emulator_factory(signature_ttl=0.5, protocol="legacy")
+    fake = _fake_clock(short)
     with client(short) as c:
         chat_id, _, _ = chat(c, chat_body(stream=False))
+        fake.sleep(0.375)
         assert signature(c, chat_id).status_code == 200
-        time.sleep(0.35)
+        fake.sleep(0.125)  # gone exactly at the TTL
         assert signature(c, chat_id).status_code == 404
 
 

@@ -135,7 +135,11 @@ def test_a_verified_call_survives_the_database_going_away(
         assert content  # the exchange's content is still returned
         assert second.status is Status.VERIFIED  # type: ignore[attr-defined]
         assert second.receipt_id is None  # type: ignore[attr-defined]  # no receipt to point at
+        # never silently dropped: the verdict says the receipt was not stored, and why
+        error = second.receipt_error  # type: ignore[attr-defined]
+        assert error.startswith("not stored: cannot store receipt after 2 attempts")
         assert "could not be stored: cannot store receipt after 2 attempts" in caplog.text
         _no_password(caplog.text)
+        _no_password(error)
     finally:
         store.close()

@@ -116,6 +116,15 @@ def test_keys_are_deterministic_per_seed_and_rotation_changes_the_digest() -> No
     assert a.keyset()["receipt_signing_keys"] != b.keyset()["receipt_signing_keys"]
 
 
+def test_expired_keyset_is_expired_and_stable_across_seconds() -> None:
+    now = [1_800_000_000.0]
+    gw = AciGateway(SEED, tls_spki_sha256=b"\x11" * 32, clock=lambda: now[0])
+    digest = gw.keyset_digest(expired=True)
+    now[0] += 1.5  # report, chat and receipt may fall in different seconds
+    assert gw.keyset_digest(expired=True) == digest != gw.keyset_digest()
+    assert gw.keyset(expired=True)["not_after"] < now[0] - 60
+
+
 def test_cvm_event_log_replays_and_binds_compose_app_id_and_os_image() -> None:
     gw = AciGateway(SEED, tls_spki_sha256=b"\x11" * 32)
     cvm = gw.cvm

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import tenacity
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
@@ -20,6 +21,7 @@ from redpill_integrations.receipts import ReceiptStore
 from redpill_integrations.results import CheckOutcome, Reason, Status
 from redpill_integrations.wire import CAPTURE_HEADER, CapturedExchange, RedpillVerifier
 from redpill_integrations.wire.cache import SingleFlightCache
+from redpill_integrations.wire.fetch_signature import MIN_ATTEMPT_SECONDS
 from tests.support import FakeTime
 
 BASE = "https://api.example.test/v1"
@@ -157,6 +159,36 @@ def test_timeouts_end_in_timeout() -> None:
         raise httpx.ReadTimeout("slow", request=request)
 
     assert make(handle, fake).verify(exchange()).reasons == (Reason.TIMEOUT,)
+
+
+@pytest.mark.parametrize(("deadline", "wait", "attempts"), [(10.0, 3.0, 3), (2.0, 0.6, 2)])
+def test_no_retry_starts_with_a_sliver_of_the_deadline(
+    deadline: float, wait: float, attempts: int
+) -> None:
+    """A gateway that takes 0.3 s to say 404: each fetch is bounded by what is left of the
+    deadline, and a last retry started with less (here 0.1 s, then 0.2 s) ended TIMEOUT instead
+    of SIGNATURE_UNAVAILABLE."""
+    fake, bounds = FakeTime(), []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        if "/signature/" not in request.url.path:
+            return httpx.Response(503)
+        bounds.append(request.extensions["timeout"]["read"])
+        if bounds[-1] < 0.3:
+            raise httpx.ReadTimeout("too slow for the bound", request=request)
+        fake.sleep(0.3)
+        return httpx.Response(404)
+
+    v = make(
+        gateway,
+        fake,
+        policy=VerificationPolicy(signature_deadline=deadline),
+        backoff=tenacity.wait_fixed(wait),
+    )
+    receipt = v.verify_exchange(exchange())
+    assert receipt.result.reasons == (Reason.SIGNATURE_UNAVAILABLE,)
+    assert receipt.signature_attempts == attempts == len(bounds)
+    assert min(bounds) >= min(MIN_ATTEMPT_SECONDS, deadline / 4)
 
 
 def test_real_deadline_is_respected_without_injection() -> None:

@@ -108,3 +108,19 @@ def test_no_exchange_is_malformed_without_asking_any_protocol() -> None:
     assert legacy.judged == []
     assert receipt.result.reasons == (Reason.MALFORMED_RESPONSE,)
     assert receipt.result.receipt_id is None  # no store: the verdict names no receipt
+
+
+class _RefusingStore:
+    """A store whose writes fail with a foreign error whose text holds a connection string."""
+
+    def put(self, receipt: Any) -> bool:
+        raise OSError("connection to postgresql://redpill:s3cret@db.internal failed")
+
+
+def test_a_receipt_that_cannot_be_stored_is_named_in_the_verdict_without_its_error_text() -> None:
+    legacy = Scripted("legacy", None, Reason.SIGNATURE_UNAVAILABLE)
+    receipt = run(flow(legacy, store=_RefusingStore()), EXCHANGE)  # type: ignore[arg-type]
+    assert receipt.result.reasons == (Reason.SIGNATURE_UNAVAILABLE,)  # the verdict is unchanged
+    assert receipt.result.receipt_id is None
+    assert receipt.result.receipt_error == "not stored: OSError"
+    assert receipt.result.to_dict()["receipt_error"] == "not stored: OSError"
