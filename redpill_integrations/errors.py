@@ -121,6 +121,15 @@ class ReceiptError(RedpillError):
     """A receipt that cannot be read, written or re-verified."""
 
 
+#: Why an unpinned TD fails a legacy verdict, and how to pin it (docs/code-identity.md).
+UNPINNED_CODE = (
+    "the served code is not pinned: its MRTD/RTMR1/RTMR2 match no image of the trust anchors' "
+    "os_images and the policy pins none. Pin it with VerificationPolicy(allowed_mrtds=..., "
+    "allowed_rtmr1=..., allowed_rtmr2=...) or add the image to TrustAnchors(os_images=...) "
+    "(docs/code-identity.md)"
+)
+
+
 class VerificationFailed(RedpillError):
     """Raised in strict mode when a verdict is not ``verified``.
 
@@ -131,8 +140,12 @@ class VerificationFailed(RedpillError):
 
     def __init__(self, result: VerificationResult, *, response: Any = None) -> None:
         reasons = ", ".join(r.value for r in result.reasons) or "none"
+        unpinned = (result.code_identity or {}).get("kind") == "unpinned"
+        refused = unpinned and result.checks.get("measurements") == "fail"
+        hint = f" ({UNPINNED_CODE})" if refused else ""
         super().__init__(
             f"Redpill verification {result.status.value} for chat {result.chat_id!s}: {reasons}"
+            + hint
         )
         self.result = result
         self.response = response

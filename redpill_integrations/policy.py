@@ -35,6 +35,7 @@ __all__ = [
     "OsImage",
     "TrustAnchors",
     "VerificationPolicy",
+    "production_os_images",
 ]
 
 logger = logging.getLogger("redpill_integrations")
@@ -117,6 +118,17 @@ class VerificationPolicy:
     max_response_bytes: int = 32 * 1024 * 1024
     #: keep request/response bodies in receipts (False keeps only their hashes)
     receipt_bodies: bool = True
+    # ---- legacy protocol: what the verdict needs beyond the signature (docs/code-identity.md) ----
+    #: the served code must be pinned: MRTD, RTMR1 and RTMR2 pinned by this policy or matching an
+    #: image of ``TrustAnchors.os_images``; otherwise ``measurements`` fails
+    #: (``MEASUREMENT_NOT_ALLOWED``). False accepts any TD (``code_identity`` says "unpinned").
+    require_code_pin: bool = True
+    #: compare the model the response and the signed text name with the model requested
+    #: (``MODEL_MISMATCH``; the comparison ignores case and provider prefix, docs/code-identity.md)
+    check_served_model: bool = True
+    #: add a random ``user`` field to every legacy request so that no earlier signature can match
+    #: it (off by default: docs/code-identity.md, replay)
+    request_nonce: bool = False
     # ---- ACI (SPEC §6) ----
     #: the gateway's receipt must show ``upstream.verified`` with ``result == "verified"``
     require_verified_upstream: bool = True
@@ -186,6 +198,25 @@ class VerificationPolicy:
                 continue
             values[key] = frozenset(value) if isinstance(value, list) else value
         return cls(**values)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> VerificationPolicy:
+        """A policy from a JSON object of field names (the :meth:`to_dict` form; absent fields
+        keep their defaults). Unknown fields are refused: a misspelt pin must not vanish."""
+        why = f"cannot read the policy file {path}"
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"{why}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"{why}: not a JSON object")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigurationError(f"{why}: unknown fields {unknown}")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{why}: {exc}") from exc
 
     def fingerprint(self) -> str:
         """A stable digest of the policy, used in cache keys and receipts."""
@@ -444,6 +475,11 @@ class OsImage:
     def has_measurements(self) -> bool:
         return self.mrtd is not None or self.rtmr1 is not None or self.rtmr2 is not None
 
+    @property
+    def fully_measured(self) -> bool:
+        """MRTD, RTMR1 and RTMR2 are all known: only such an entry pins legacy code."""
+        return self.mrtd is not None and self.rtmr1 is not None and self.rtmr2 is not None
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -462,12 +498,21 @@ class OsImage:
 
 @functools.cache
 def _production_os_images() -> Mapping[str, OsImage]:
-    text = resources.files("redpill_integrations").joinpath("data/aci_os_images.json").read_text()
-    return _os_image_map(json.loads(text)["images"])
+    data = resources.files("redpill_integrations").joinpath("data")
+    images = _os_image_map(json.loads(data.joinpath("aci_os_images.json").read_text())["images"])
+    legacy = json.loads(data.joinpath("os_images_legacy.json").read_text())["images"]
+    for entry in legacy:
+        (digest,) = _hex_tuple("os_images_legacy key", (entry["os_image_hash"],), 32)
+        if digest in images:
+            raise ConfigurationError(f"os image {digest} is listed twice in the shipped registry")
+        named = {**entry, "name": entry.get("name") or f"unnamed dstack image {digest[:12]}"}
+        images[digest] = OsImage.from_dict(named)
+    return images
 
 
 def production_os_images() -> dict[str, OsImage]:
-    """The shipped, dated OS-image registry (``redpill_integrations/data/aci_os_images.json``)."""
+    """The shipped, dated OS-image registry: ``data/aci_os_images.json`` (ACI gateway images) and
+    ``data/os_images_legacy.json`` (images measured in real legacy reports)."""
     return dict(_production_os_images())
 
 

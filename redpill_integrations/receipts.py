@@ -12,15 +12,20 @@ without ``aci`` (legacy, or older than ACI) load as before. ``to_json()``/``from
 round-trip it exactly.
 
 :func:`reverify` re-runs the pure core on a receipt with no network: ``at`` defaults to the original
-verification time, ``policy`` to the receipt's policy and ``trust`` to the **production** anchors
-(never to anchors taken from the receipt: pass ``TrustAnchors.from_file(...)`` explicitly for an
-emulator receipt). One byte changed in the bodies, the signature or the evidence changes the verdict
-with the exact reason. A body-less receipt cannot be re-checked (the signature covers the bytes):
-it re-verifies ``unverifiable`` / ``CHECK_NOT_RUN``. A receipt without a signature (the verdict was
-decided before one existed: ``MODEL_NOT_TEE``, ``STREAM_INCOMPLETE``, ``SIGNATURE_UNAVAILABLE``…)
-re-verifies to its original reasons. By default the attestation evidence is judged at the instant
-it was fetched (a cached attestation may predate the response) and the verdict assembled at the
-original verification time; an explicit ``at`` is used for both.
+verification time, ``policy`` to the **caller's** default policy (``VerificationPolicy()``) and
+``trust`` to the **production** anchors. Nothing that decides the verdict is taken from the receipt:
+its recorded policy is shown by :func:`policy_diff` and applied only when the caller passes it
+explicitly (``policy=receipt.recorded_policy()``); NVIDIA's token keys must chain to the caller's
+pinned NRAS CA; pass ``TrustAnchors.from_file(...)`` explicitly for an emulator receipt. The
+receipt's own time is a claim of the receipt: :func:`far_from` tells a caller when ``at`` (given or
+taken from the receipt) lies more than a day from now. One byte changed in the bodies, the signature
+or the evidence changes the verdict with the exact reason. A body-less receipt cannot be re-checked
+(the signature covers the bytes): it re-verifies ``unverifiable`` / ``CHECK_NOT_RUN``. A receipt
+without a signature (the verdict was decided before one existed: ``MODEL_NOT_TEE``,
+``STREAM_INCOMPLETE``, ``SIGNATURE_UNAVAILABLE``…) re-verifies to its original reasons. By default
+the attestation evidence is judged at the instant it was fetched (a cached attestation may predate
+the response) and the verdict assembled at the original verification time; an explicit ``at`` is
+used for both.
 
 :class:`ReceiptStore` (re-exported from :mod:`redpill_integrations.stores`) keeps receipts in
 SQLite (the default, ``ReceiptStore(path)``) or PostgreSQL (``ReceiptStore.open(url)``): one
@@ -35,11 +40,11 @@ import binascii
 import dataclasses
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from redpill_integrations._version import __version__
-from redpill_integrations.errors import EvidenceError, ReceiptError
+from redpill_integrations.errors import ConfigurationError, EvidenceError, ReceiptError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.verify.aci.bundle import AciEvidence, judge_evidence
@@ -50,9 +55,20 @@ from redpill_integrations.verify.models import AttestationEvidence, SignatureRec
 if TYPE_CHECKING:
     from redpill_integrations.stores.base import ReceiptStore
 
-__all__ = ["RECEIPT_FORMAT", "Receipt", "ReceiptStore", "reverify"]
+__all__ = [
+    "FAR_FROM_NOW",
+    "RECEIPT_FORMAT",
+    "Receipt",
+    "ReceiptStore",
+    "far_from",
+    "policy_diff",
+    "reverify",
+    "reverify_time",
+]
 
 RECEIPT_FORMAT = 1
+#: a re-verification time further than this from now is shown as such
+FAR_FROM_NOW = timedelta(days=1)
 
 
 def _b64(b: bytes | None) -> str | None:
@@ -132,6 +148,14 @@ class Receipt:
             "aci": self.aci.to_dict() if self.aci else None,
         }
 
+    def recorded_policy(self) -> VerificationPolicy:
+        """The policy the receipt says it was verified under (a claim of the receipt: apply it
+        only on purpose, ``reverify(receipt, policy=receipt.recorded_policy())``)."""
+        try:
+            return VerificationPolicy.from_dict(self.policy)
+        except (TypeError, ValueError, ConfigurationError) as exc:
+            raise ReceiptError("receipt policy is unreadable") from exc
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
@@ -187,6 +211,29 @@ class Receipt:
         return cls.from_dict(data)
 
 
+def reverify_time(receipt: Receipt, at: datetime | None = None) -> datetime:
+    """The instant :func:`reverify` assembles its verdict at: ``at``, else the receipt's own."""
+    return at or receipt.verified_at or receipt.result.verified_at or receipt.created_at
+
+
+def far_from(at: datetime, now: datetime) -> timedelta | None:
+    """``at - now`` when it exceeds :data:`FAR_FROM_NOW` either way, else None."""
+    delta = at - now
+    return delta if abs(delta) > FAR_FROM_NOW else None
+
+
+def policy_diff(receipt: Receipt, policy: VerificationPolicy) -> dict[str, tuple[Any, Any]]:
+    """``{field: (recorded, applied)}`` for every field where the receipt's recorded policy differs
+    from ``policy`` (shown to the user, never applied); ``{"<unreadable>": (raw, None)}`` when the
+    recorded policy cannot be read."""
+    applied = policy.to_dict()
+    try:
+        recorded = receipt.recorded_policy().to_dict()
+    except ReceiptError:
+        return {"<unreadable>": (dict(receipt.policy), None)}
+    return {k: (recorded.get(k), v) for k, v in applied.items() if recorded.get(k) != v}
+
+
 def reverify(
     receipt: Receipt,
     *,
@@ -194,14 +241,12 @@ def reverify(
     trust: TrustAnchors | None = None,
     policy: VerificationPolicy | None = None,
 ) -> VerificationResult:
-    """Re-run the pure core on ``receipt`` offline (see the module docstring)."""
-    when = at or receipt.verified_at or receipt.result.verified_at or receipt.created_at
+    """Re-run the pure core on ``receipt`` offline under the caller's ``policy`` and ``trust``
+    (defaults: ``VerificationPolicy()`` and production anchors; see the module docstring)."""
+    when = reverify_time(receipt, at)
     # by default the attestation is replayed at the instant it was judged (it may be cached)
     attestation_at = at or (receipt.attestation.fetched_at if receipt.attestation else None)
-    try:
-        pol = policy or VerificationPolicy.from_dict(receipt.policy)
-    except (TypeError, ValueError) as exc:
-        raise ReceiptError("receipt policy is unreadable") from exc
+    pol = policy or VerificationPolicy()
     anchors = trust or TrustAnchors.production()
     common: dict[str, Any] = {
         "chat_id": receipt.chat_id,

@@ -359,6 +359,12 @@ class VerificationResult:
     #: how the code that served was identified: {"kind": "pinned" | "registry" | "unpinned",
     #: "matched": [what matched, e.g. "kms_root", "app_id", "os_image"]}
     code_identity: Mapping[str, Any] | None = None
+    #: what the verdict takes on trust rather than proves (legacy:
+    #: ``"request_hash_reported_by_gateway"``); empty for ACI
+    assumptions: tuple[str, ...] = ()
+    #: the model the signed evidence says answered (legacy: the 3-part signed text's first field,
+    #: else the response body's ``model``)
+    served_model: str | None = None
     #: why this verdict's receipt could not be written to the store (then ``receipt_id`` is None);
     #: the verdict itself is unchanged: it is about the evidence, the store is bookkeeping
     receipt_error: str | None = None
@@ -438,6 +444,8 @@ class VerificationResult:
             "signed_by": self.signed_by,
             "aci": self.aci.to_dict() if self.aci else None,
             "code_identity": _plain(self.code_identity) if self.code_identity else None,
+            "assumptions": list(self.assumptions),
+            "served_model": self.served_model,
             "receipt_error": self.receipt_error,
         }
 
@@ -467,5 +475,7 @@ class VerificationResult:
             signed_by=data.get("signed_by"),
             aci=AciSummary.from_dict(data["aci"]) if data.get("aci") else None,
             code_identity=dict(data["code_identity"]) if data.get("code_identity") else None,
+            assumptions=tuple(str(a) for a in data.get("assumptions") or ()),
+            served_model=data.get("served_model"),
             receipt_error=data.get("receipt_error"),
         )

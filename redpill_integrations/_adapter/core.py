@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -73,20 +74,33 @@ RequestFields = Callable[[RedpillVerifier, VerificationMode], Mapping[str, Any]]
 #: The async twin of :data:`RequestFields` (async calls never block their event loop).
 AsyncRequestFields = Callable[[RedpillVerifier, VerificationMode], Awaitable[Mapping[str, Any]]]
 
+#: The prefix of the per-request nonce put in the ``user`` field (``policy.request_nonce``).
+NONCE_PREFIX = "rp-"
+
 
 def request_fields(verifier: RedpillVerifier, mode: VerificationMode) -> Mapping[str, Any]:
     """The fields every verified call adds to its request body: the verifier's
-    :meth:`~RedpillVerifier.request_extras` (the ACI ``aci_verified`` constraint in strict mode).
+    :meth:`~RedpillVerifier.request_extras` (the ACI ``aci_verified`` constraint in strict mode),
+    and the request nonce.
 
     This is the one place where a protocol or a security measure adds what it needs the server
-    to see (an opt-in flag in strict mode, a per-request nonce).
+    to see. ``policy.request_nonce``: ``"user": "rp-<32 random hex>"``, a field OpenAI-compatible
+    servers accept and ignore, covered by the signed request hash like the rest of the body, so
+    no signature made for an earlier request can match this one (docs/code-identity.md, replay).
+    A ``user`` the caller set is kept in front of it (``"<caller's>:rp-…"``).
     """
-    return verifier.request_extras(mode)
+    return {**verifier.request_extras(mode), **_nonce(verifier)}
 
 
 async def arequest_fields(verifier: RedpillVerifier, mode: VerificationMode) -> Mapping[str, Any]:
     """:func:`request_fields` for async calls."""
-    return await verifier.arequest_extras(mode)
+    return {**await verifier.arequest_extras(mode), **_nonce(verifier)}
+
+
+def _nonce(verifier: RedpillVerifier) -> dict[str, str]:
+    if verifier.policy.request_nonce:
+        return {"user": NONCE_PREFIX + secrets.token_hex(16)}
+    return {}
 
 
 class Host(Protocol[R]):
@@ -134,11 +148,17 @@ class StreamHost(Protocol[C]):
         """Just before ``final`` is yielded (after the mode was enforced)."""
         ...
 
+    def releasing(self, chunk: C) -> None:
+        """Just before a held chunk is yielded (``hold``: after the mode was enforced)."""
+        ...
+
 
 class AsyncStreamHost(StreamHost[C], Protocol[C]):
     async def aemit(self, result: VerificationResult, *, delivered: bool) -> None: ...
 
     async def ayielding(self, final: C) -> None: ...
+
+    async def areleasing(self, chunk: C) -> None: ...
 
 
 @dataclasses.dataclass(slots=True)
@@ -218,6 +238,9 @@ class VerifiedCalls:
     fields: RequestFields | None = None
     #: its async twin; ``None``: :func:`arequest_fields`
     afields: AsyncRequestFields | None = None
+    #: hold a stream's chunks until its verdict: released only after it was enforced (in strict
+    #: mode: only once ``verified``; a failure's ``VerificationFailed`` carries all content)
+    hold: bool = False
 
     def precheck(self, model: str | None) -> None:
         """Strict mode refuses, before sending, a model the verifier says it cannot verify
@@ -276,7 +299,11 @@ class VerifiedCalls:
         dressed = {**kwargs, "extra_headers": {**headers, CAPTURE_HEADER: tag}}
         if fields:
             body = kwargs.get("extra_body") or extra_body or {}
-            dressed["extra_body"] = {**body, **fields}
+            merged = {**body, **fields}
+            caller_user = body.get("user") or kwargs.get("user")
+            if "user" in fields and isinstance(caller_user, str) and caller_user:
+                merged["user"] = f"{caller_user}:{fields['user']}"
+            dressed["extra_body"] = merged
         return VerifiedCall(verifier=self.verifier, tag=tag, kwargs=dressed, live=self.live)
 
     # -- one response ---------------------------------------------------------------------------
@@ -332,13 +359,18 @@ class VerifiedCalls:
     # -- streams ----------------------------------------------------------------------------------
 
     def stream(self, call: VerifiedCall, inner: Iterator[C], host: StreamHost[C]) -> Iterator[C]:
-        """Pass every chunk of ``inner`` at once, then one trailing chunk with the verdict."""
+        """Pass every chunk of ``inner`` at once (with :attr:`hold`: after the verdict was
+        enforced), then one trailing chunk with the verdict."""
         delivered = False
+        held: list[C] = []
         try:
             for chunk in inner:
                 delivered = True
                 host.seen(chunk)
-                yield chunk
+                if self.hold:
+                    held.append(chunk)
+                else:
+                    yield chunk
         except BaseException as exc:  # stopped early, or the stream failed: keep the receipt
             _close(inner)
             call.close_response()
@@ -359,6 +391,9 @@ class VerifiedCalls:
         final = host.final(result)
         host.emit(result, delivered=True)
         enforce(self.mode, result, host.carried(final))
+        for chunk in held:
+            host.releasing(chunk)
+            yield chunk
         host.yielding(final)
         yield final
 
@@ -366,11 +401,15 @@ class VerifiedCalls:
         self, call: VerifiedCall, inner: AsyncIterator[C], host: AsyncStreamHost[C]
     ) -> AsyncIterator[C]:
         delivered = False
+        held: list[C] = []
         try:
             async for chunk in inner:
                 delivered = True
                 host.seen(chunk)
-                yield chunk
+                if self.hold:
+                    held.append(chunk)
+                else:
+                    yield chunk
         except BaseException as exc:
             await _aclose(inner)
             await call.aclose_response()
@@ -391,6 +430,9 @@ class VerifiedCalls:
         final = host.final(result)
         await host.aemit(result, delivered=True)
         enforce(self.mode, result, host.carried(final))
+        for chunk in held:
+            await host.areleasing(chunk)
+            yield chunk
         await host.ayielding(final)
         yield final
 

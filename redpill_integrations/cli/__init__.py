@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="re-verify a stored receipt offline")
     verify.add_argument("receipt", help="a receipt file (JSON) or a receipt id in the store")
     verify.add_argument("--at", default=None, help="ISO-8601 time to verify at (default: original)")
+    verify.add_argument(
+        "--policy",
+        metavar="FILE",
+        default=None,
+        help="JSON verification policy to apply (default: the default policy; never the receipt's)",
+    )
     _add_connection_args(verify)
     _add_store_arg(verify)
 
@@ -137,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy",
         metavar="FILE",
         default=None,
-        help="verification policy (JSON); default: each receipt's own",
+        help="JSON verification policy to apply (default: the default policy; never the receipt's)",
     )
     rverify.add_argument(
         "--trust",

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,14 @@ from redpill_integrations.cli.display_aci import (
 )
 from redpill_integrations.errors import ConfigurationError, ReceiptError, TransportError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
-from redpill_integrations.receipts import Receipt, ReceiptStore, reverify
+from redpill_integrations.receipts import (
+    Receipt,
+    ReceiptStore,
+    far_from,
+    policy_diff,
+    reverify,
+    reverify_time,
+)
 from redpill_integrations.results import VerificationResult
 
 if TYPE_CHECKING:
@@ -63,18 +71,11 @@ def _store(args: argparse.Namespace) -> ReceiptStore:
     return ReceiptStore.open(args.store) if getattr(args, "store", None) else ReceiptStore.default()
 
 
-def _policy(args: argparse.Namespace) -> VerificationPolicy | None:
-    """``--policy FILE`` (a JSON ``VerificationPolicy``), or None: each receipt's own policy."""
+def _policy(args: argparse.Namespace) -> VerificationPolicy:
+    """``--policy FILE`` (a JSON ``VerificationPolicy``, unknown fields refused), else the default
+    policy; never a receipt's own (a receipt's policy is a claim of the receipt)."""
     path = getattr(args, "policy", None)
-    if not path:
-        return None
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise TypeError("not a JSON object")
-        return VerificationPolicy.from_dict(data)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigurationError(f"cannot read the policy file {path}: {exc}") from exc
+    return VerificationPolicy.from_file(path) if path else VerificationPolicy()
 
 
 def _progress(step: str) -> None:
@@ -326,10 +327,15 @@ def _load_receipt(args: argparse.Namespace) -> Receipt:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-verify under the caller's policy and trust; the receipt's policy is only shown."""
     at = parse_time(args.at) if args.at else None
     receipt = _load_receipt(args)
     trust = _trust(args)
-    result = reverify(receipt, at=at, trust=trust, policy=_policy(args))
+    policy = _policy(args)
+    result = reverify(receipt, at=at, trust=trust, policy=policy)
+    when = reverify_time(receipt, at)
+    far = far_from(when, datetime.now(UTC)) if when.tzinfo else None
+    diff = policy_diff(receipt, policy)
     original = receipt.result
     same = result.status == original.status and result.reasons == original.reasons
     if args.json:
@@ -339,17 +345,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 "verification": result.to_dict(),
                 "original_status": original.status.value,
                 "matches_original": same,
+                "at": when.isoformat(),
+                "at_source": "--at" if at else "receipt",
+                "at_far_from_now_seconds": far.total_seconds() if far else None,
+                "policy_source": args.policy or "default",
+                "receipt_policy_diff": {
+                    k: {"receipt": r, "applied": a} for k, (r, a) in diff.items()
+                },
             }
         )
     else:
         print(
             f"re-verified receipt {printable(receipt.receipt_id)} offline"
             + (f" at {at.isoformat()}" if at else " at its original time")
+            + (f" under policy {printable(args.policy)}" if args.policy else " (default policy)")
         )
+        if far is not None:
+            source = "the time given by --at" if at else "the receipt's own (unproven) time"
+            print(
+                f"NOTE: verifying at {printable(when.isoformat())}, {_days(far)} from now: "
+                f"{source}; evidence is judged as of then"
+            )
+        for name, (recorded, applied) in diff.items():
+            print(
+                f"NOTE: the receipt recorded policy {printable(name)}={printable(recorded)}; "
+                f"applied {printable(applied)} (pass --policy to choose)"
+            )
         print(render_verdict(result, trust_chain=True, os_image_names=_os_image_names(trust)))
         if not same:
             print(f"NOTE: the original verdict was {original.status.value}")
     return exit_code_for(result)
+
+
+def _days(delta: timedelta) -> str:
+    days = abs(delta).total_seconds() / 86400
+    return f"{days:.1f} days {'ahead' if delta.total_seconds() > 0 else 'back'}"
 
 
 def cmd_receipts(args: argparse.Namespace) -> int:

@@ -51,7 +51,7 @@ _CHAIN: tuple[tuple[Check, str], ...] = (
     (Check.TCB, "platform TCB status accepted by policy"),
     (Check.EVENT_LOG, "event log replays to the quote's RTMRs"),
     (Check.COMPOSE, "app compose hash matches the measured event"),
-    (Check.MEASUREMENTS, "measurements within policy allowlists"),
+    (Check.MEASUREMENTS, "code pinned (MRTD/RTMR1/RTMR2) and within policy allowlists"),
     (Check.GPU, "NVIDIA GPU evidence verified via NRAS tokens"),
 )
 _KNOWN = frozenset(check.value for check, _ in _CHAIN)
@@ -131,7 +131,7 @@ def render_trust_chain(
         f"├─ {mark(Check.EVENT_LOG)} event log replays to RTMR0-3",
         f"│  └─ {mark(Check.COMPOSE)} compose hash {_short(summary.compose_hash, 24)}"
         f"  app id {_short(summary.app_id, 20)}",
-        f"├─ {mark(Check.MEASUREMENTS)} measurements within policy allowlists",
+        f"├─ {mark(Check.MEASUREMENTS)} code pinned (MRTD/RTMR1/RTMR2), policy allowlists",
         f"├─ {mark(Check.REPORT_DATA)} report_data binds signer + nonce"
         f"  ({_field(summary.signing_algo)} {_short(summary.signing_address, 20)})",
         f"│  └─ {mark(Check.NONCE)} fresh nonce {_short(summary.nonce, 16)}",
@@ -149,10 +149,17 @@ def render_result(result: VerificationResult, *, trust_chain: bool = False) -> s
         f"verdict     {head}",
         f"chat id     {_field(result.chat_id)}",
         f"model       {_field(result.model)}",
+        f"served by   {_field(result.served_model)}",
         f"signer      {_field(result.signer)} ({_field(result.signing_algo)})",
         f"hash mode   {_field(result.hash_mode)}",
         f"receipt     {_field(result.receipt_id)}",
     ]
+    if result.code_identity:
+        kind = result.code_identity.get("kind")
+        matched = ", ".join(str(m) for m in result.code_identity.get("matched") or ()) or "nothing"
+        lines.append(f"code        {_field(kind)} (matched: {printable(matched)})")
+    if result.assumptions:
+        lines.append(f"assumes     {printable(', '.join(result.assumptions))}")
     if result.cached:
         lines.append("cached      yes: this verdict was recorded earlier, not re-verified now")
     if result.detail:

@@ -168,8 +168,27 @@ class Emulator:
             nras_ca_certs_der=(nras_ca_der(self._state.seed),),
             kms_root_pubkeys=tuple(aci["kms_root_pubkeys"]),
             aci_app_ids=tuple(aci["aci_app_ids"]),
-            os_images={h: OsImage.from_dict(e) for h, e in aci["os_images"].items()},
+            os_images={
+                **{h: OsImage.from_dict(e) for h, e in aci["os_images"].items()},
+                **self.os_images,
+            },
         )
+
+    @property
+    def os_images(self) -> dict[str, OsImage]:
+        """The legacy-mode image of the trust file's OS-image registry: the emulated model node's
+        and legacy gateway's one image, fully measured (both boot the same emulated firmware,
+        kernel and initrd). ``trust`` lists it beside the ACI gateway's test image."""
+        node = self._state.node
+        m = node.measurements
+        image = OsImage(
+            name="redpill-emulator-os",
+            mrtd=m.mr_td.hex(),
+            rtmr1=m.rtmrs[1].hex(),
+            rtmr2=m.rtmrs[2].hex(),
+            source="the emulator's own test image (not a dstack release)",
+        )
+        return {node.os_image_hash: image}
 
     def trust_dict(self) -> dict[str, Any]:
         """The SPEC §5 trust file content, with the ACI anchors ``kms_root_pubkeys`` (compressed

@@ -5,7 +5,8 @@ subclass). Every decision about a verified call (the strict pre-check, the captu
 attach → event → enforce, unreadable answers, abandoned streams) is the adapter core's
 (:mod:`redpill_integrations._adapter.core`); this module only translates LangChain's call styles
 into it, and the verdict into ``response_metadata`` and the ``redpill_verification`` event. It
-also tells fresh calls from cache hits (``_FRESHNESS``), whose stored verdicts are re-enforced.
+also tells fresh calls from cache hits (``_FRESHNESS``), whose verdicts are re-derived from their
+receipts (never copied from the cache) and enforced.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -40,6 +41,8 @@ from redpill_integrations.wire import RedpillVerifier
 __all__ = ["VerifyingChatOpenAI"]
 
 logger = logging.getLogger("redpill_integrations")
+
+R = TypeVar("R", CallbackManagerForLLMRun, AsyncCallbackManagerForLLMRun)
 
 
 class _Freshness:
@@ -144,6 +147,16 @@ class _Chunks:
         if self.run_manager:
             await self.run_manager.on_llm_new_token("", chunk=final)
 
+    def releasing(self, chunk: ChatGenerationChunk) -> None:
+        # a held stream: langchain-openai was given no run manager (it would have reported the
+        # token on arrival), so the token is reported now, as it reaches the consumer
+        if self.run_manager:
+            self.run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+
+    async def areleasing(self, chunk: ChatGenerationChunk) -> None:
+        if self.run_manager:
+            await self.run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+
 
 class VerifyingChatOpenAI(BaseChatOpenAI):
     """Verification drivers over langchain-openai's own ``_generate``/``_stream`` (and async)."""
@@ -152,6 +165,8 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
     """``"strict"`` raises ``VerificationFailed``; ``"annotate"`` warns; ``"off"`` is plain."""
     redpill_verifier: RedpillVerifier | None = Field(default=None, alias="verifier", exclude=True)
     """The verifier in use (``None`` with ``verification="off"``)."""
+    hold_stream: bool = False
+    """Streams: hold every chunk until the verdict (strict: released only once ``verified``)."""
 
     # -- the seam into the adapter core -----------------------------------------------------------
 
@@ -160,7 +175,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         verifier = self.redpill_verifier
         if verifier is None:  # pragma: no cover - built in validate_environment
             raise ConfigurationError("ChatRedpill has no verifier")
-        calls = VerifiedCalls(verifier=verifier, mode=self.verification)
+        calls = VerifiedCalls(verifier=verifier, mode=self.verification, hold=self.hold_stream)
         call = calls.start(
             str(kwargs.get("model") or self.model_name),
             kwargs,
@@ -175,7 +190,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         verifier = self.redpill_verifier
         if verifier is None:  # pragma: no cover - built in validate_environment
             raise ConfigurationError("ChatRedpill has no verifier")
-        calls = VerifiedCalls(verifier=verifier, mode=self.verification)
+        calls = VerifiedCalls(verifier=verifier, mode=self.verification, hold=self.hold_stream)
         call = await calls.astart(
             str(kwargs.get("model") or self.model_name),
             kwargs,
@@ -204,7 +219,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             _FRESHNESS.reset(token)
         if probe.fresh or self.verification == "off":
             return result
-        result, verdicts = mark_cached(result)
+        result, verdicts = self._cached(result)
         for verdict in verdicts[:1]:
             _events.emit(run_manager, verdict)
         return self._enforce_cached(result, verdicts)
@@ -240,7 +255,9 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         calls, call = self._begin(kwargs)
         inner = cast(
             "Generator[ChatGenerationChunk, None, None]",
-            super()._stream(messages, stop=stop, run_manager=run_manager, **call.kwargs),
+            super()._stream(
+                messages, stop=stop, run_manager=self._inner(run_manager), **call.kwargs
+            ),
         )
         yield from calls.stream(call, inner, _Chunks(run_manager))
 
@@ -263,7 +280,7 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             _FRESHNESS.reset(token)
         if probe.fresh or self.verification == "off":
             return result
-        result, verdicts = mark_cached(result)
+        result, verdicts = self._cached(result)
         for verdict in verdicts[:1]:
             await _events.aemit(run_manager, verdict)
         return self._enforce_cached(result, verdicts)
@@ -302,7 +319,9 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
         calls, call = await self._abegin(kwargs)
         inner = cast(
             "AsyncGenerator[ChatGenerationChunk, None]",
-            super()._astream(messages, stop=stop, run_manager=run_manager, **call.kwargs),
+            super()._astream(
+                messages, stop=stop, run_manager=self._inner(run_manager), **call.kwargs
+            ),
         )
         verified = cast(
             "AsyncGenerator[ChatGenerationChunk, None]",
@@ -315,6 +334,16 @@ class VerifyingChatOpenAI(BaseChatOpenAI):
             await verified.aclose()
 
     # -- shared ---------------------------------------------------------------------------------
+
+    def _inner(self, run_manager: R | None) -> R | None:
+        """The run manager langchain-openai's stream gets: none when held (see ``releasing``)."""
+        return None if self.hold_stream else run_manager
+
+    def _cached(self, result: ChatResult) -> tuple[ChatResult, list[VerificationResult]]:
+        verifier = self.redpill_verifier
+        if verifier is None:  # pragma: no cover - built in validate_environment
+            raise ConfigurationError("ChatRedpill has no verifier")
+        return mark_cached(result, verifier)
 
     def _enforce_cached(self, result: ChatResult, verdicts: list[VerificationResult]) -> ChatResult:
         for verdict in verdicts[:1]:

@@ -1,9 +1,9 @@
 """The strict / annotate / off policy shared by ChatRedpill and RedpillCallbackHandler.
 
-Pure decisions over :class:`VerificationResult`: how a verdict is attached to LangChain messages
-and how a verdict served from a cache is marked. What each mode does with a verdict lives in the
-adapter core (:mod:`redpill_integrations._adapter`), shared with the LlamaIndex adapter. No
-network, no LangChain runtime state.
+Decisions over :class:`VerificationResult`: how a verdict is attached to LangChain messages and
+how a verdict served from a cache is re-derived (from its receipt, offline). What each mode does
+with a verdict lives in the adapter core (:mod:`redpill_integrations._adapter`), shared with the
+LlamaIndex adapter. No network, no LangChain runtime state.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from redpill_integrations._adapter import VERDICT_KEY
+from redpill_integrations._adapter.cached import rederive_cached
 from redpill_integrations.results import Reason, VerificationResult
+from redpill_integrations.wire import RedpillVerifier
 
 __all__ = [
     "EVENT_NAME",
@@ -73,26 +75,24 @@ def verdict_from_dict(data: Any) -> VerificationResult:
     )
 
 
-def mark_cached(result: ChatResult) -> tuple[ChatResult, list[VerificationResult]]:
-    """Copy a cache hit, marking each generation's verdict ``cached=True``.
+def mark_cached(
+    result: ChatResult, verifier: RedpillVerifier
+) -> tuple[ChatResult, list[VerificationResult]]:
+    """Copy a cache hit with each generation's verdict re-derived from its receipt.
 
-    The cached objects are never mutated (they are shared with the cache and with earlier callers).
-    A cached generation without a verdict (stored by a ``verification="off"`` model) gets an
-    ``unverifiable`` / ``CHECK_NOT_RUN`` verdict: it was never checked.
+    The verdict stored in the cache is never trusted (anyone who can write the cache can write
+    it): :func:`~redpill_integrations._adapter.cached.rederive_cached` re-verifies the receipt it
+    names, offline, under ``verifier``'s policy and trust, or reports ``unverifiable`` /
+    ``CHECK_NOT_RUN``. The cached objects are never mutated (they are shared with the cache and
+    with earlier callers).
     """
     generations: list[ChatGeneration] = []
     verdicts: list[VerificationResult] = []
-    for generation in result.generations:
+    for index, generation in enumerate(result.generations):
         message = generation.message
-        stored = message.response_metadata.get(VERDICT_KEY)
-        if stored is None:
-            verdict = VerificationResult.unverifiable(
-                Reason.CHECK_NOT_RUN,
-                cached=True,
-                detail="served from a LangChain cache without a verification verdict",
-            )
-        else:
-            verdict = verdict_from_dict(stored).with_updates(cached=True)
+        data = message.response_metadata.get(VERDICT_KEY)
+        stored = verdict_from_dict(data) if data is not None else None
+        verdict = rederive_cached(stored, _answer(message), index=index, verifier=verifier)
         verdicts.append(verdict)
         new_message = message.model_copy(
             update={
@@ -103,6 +103,15 @@ def mark_cached(result: ChatResult) -> tuple[ChatResult, list[VerificationResult
             ChatGeneration(message=new_message, generation_info=generation.generation_info)
         )
     return ChatResult(generations=generations, llm_output=result.llm_output), verdicts
+
+
+def _answer(message: BaseMessage) -> tuple[str | None, list[tuple[str, Any]] | None]:
+    """A cached message's text and tool calls (``None`` where it holds what cannot be compared:
+    content blocks, or tool calls LangChain could not parse)."""
+    text = message.content if isinstance(message.content, str) else None
+    if not isinstance(message, AIMessage) or message.invalid_tool_calls:
+        return text, None
+    return text, [(call["name"], call["args"]) for call in message.tool_calls]
 
 
 def failed_response(messages: Sequence[BaseMessage]) -> AIMessage | list[AIMessage] | None:

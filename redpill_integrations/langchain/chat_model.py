@@ -57,8 +57,10 @@ class ChatRedpill(VerifyingChatOpenAI):
     ``verification="strict"`` (default) raises ``VerificationFailed`` (carrying the message and
     the verdict) when a verdict is not ``verified``; ``"annotate"`` returns it with the verdict and
     logs a warning; ``"off"`` is a plain client (no capture, no verdict). In a stream exactly one
-    chunk, the last (empty content, ``chunk_position="last"``), carries the verdict. Strict mode
-    also asks an ACI gateway to refuse rather than serve unverified (``aci_verified``); its signed
+    chunk, the last (empty content, ``chunk_position="last"``), carries the verdict; chunks are
+    delivered as they arrive, before it, unless ``hold_stream=True`` holds them until the verdict
+    (strict: released only once ``verified``; a failure carries all content). Strict mode also
+    asks an ACI gateway to refuse rather than serve unverified (``aci_verified``); its signed
     refusal raises ``VerificationFailed`` (``UPSTREAM_REFUSED``) carrying the SDK's error.
     """
 

@@ -65,6 +65,12 @@ class StreamHost(ResponseHost):
     async def ayielding(self, final: ChatResponse) -> None:
         return None
 
+    def releasing(self, chunk: ChatResponse) -> None:
+        return None  # llama-index's own wrapper reports each chunk as it is yielded
+
+    async def areleasing(self, chunk: ChatResponse) -> None:
+        return None
+
 
 def trailing_response(last: ChatResponse | None) -> ChatResponse:
     """The extra response that ends a stream: the full message so far, an empty delta."""

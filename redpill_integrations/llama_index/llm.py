@@ -69,6 +69,9 @@ class Redpill(OpenAILike):  # type: ignore[misc]
             where receipts go.
         verifier: a ``RedpillVerifier`` to share (its attestation cache and receipts) instead of
             ``policy``/``trust``/``receipt_store``.
+        hold_stream: streams hold every chunk until the verdict: in strict mode they are
+            released only once it is ``verified`` (a failure's ``VerificationFailed`` carries
+            all content). By default chunks are delivered as they arrive, before the verdict.
 
     Every ``ChatResponse`` (and so ``CompletionResponse``) has the verdict in
     ``additional_kwargs["redpill_verification"]``; a stream ends with one extra response with an
@@ -87,6 +90,9 @@ class Redpill(OpenAILike):  # type: ignore[misc]
     )
     api_key: str | None = Field(
         default=None, repr=False, exclude=True, description="The Redpill API key."
+    )
+    hold_stream: bool = Field(
+        default=False, description="Streams: hold every chunk until the verdict was enforced."
     )
 
     _verifier: RedpillVerifier | None = PrivateAttr(default=None)
@@ -218,13 +224,17 @@ class Redpill(OpenAILike):  # type: ignore[misc]
     def _begin(self, kwargs: dict[str, Any]) -> tuple[VerifiedCalls, VerifiedCall]:
         verifier = self._verifier
         assert verifier is not None
-        calls = VerifiedCalls(verifier=verifier, mode=self.verification, live=self._live)
+        calls = VerifiedCalls(
+            verifier=verifier, mode=self.verification, live=self._live, hold=self.hold_stream
+        )
         return calls, calls.start(str(kwargs.get("model") or self.model), kwargs)
 
     async def _abegin(self, kwargs: dict[str, Any]) -> tuple[VerifiedCalls, VerifiedCall]:
         verifier = self._verifier
         assert verifier is not None
-        calls = VerifiedCalls(verifier=verifier, mode=self.verification, live=self._live)
+        calls = VerifiedCalls(
+            verifier=verifier, mode=self.verification, live=self._live, hold=self.hold_stream
+        )
         return calls, await calls.astart(str(kwargs.get("model") or self.model), kwargs)
 
     # -- the four seams every call style goes through ---------------------------------------------

@@ -2,8 +2,9 @@
 
 :func:`reverify_store` streams every row (:meth:`ReceiptStore.iter_checked`: a row that does not
 load is counted, never skipped silently), re-runs :func:`~redpill_integrations.receipts.reverify`
-on each with the caller's trust anchors and policy (``None``: each receipt's own policy), and
-returns an :class:`AuditSummary`. ``progress(done, total)`` is called after each receipt.
+on each with the caller's trust anchors and policy (``None``: the default policy, never a
+receipt's own), and returns an :class:`AuditSummary`. ``progress(done, total)`` is called after
+each receipt.
 Fail closed: a row that does not load, or whose re-verification raises, is ``unreadable`` and
 makes the audit not clean.
 """

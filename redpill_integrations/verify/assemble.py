@@ -13,8 +13,14 @@ from redpill_integrations.results import (
     VerificationResult,
 )
 from redpill_integrations.verify.models import AttestationVerdict, SignatureCheck
+from redpill_integrations.verify.served_model import same_model
 
-__all__ = ["assemble_result", "required_checks"]
+__all__ = ["LEGACY_ASSUMPTIONS", "assemble_result", "required_checks"]
+
+#: What every legacy verdict takes on trust: Redpill's gateway tells the signing proxy the hash
+#: of the request (``X-Request-Hash``), so a matching ``request_hash`` proves the gateway
+#: *reported* our bytes, not that the model received them (docs/code-identity.md).
+LEGACY_ASSUMPTIONS: tuple[str, ...] = ("request_hash_reported_by_gateway",)
 
 
 def required_checks(policy: VerificationPolicy) -> tuple[str, ...]:
@@ -35,6 +41,10 @@ def assemble_result(
     """The verdict for one exchange. ``verdict=None`` (attestation not available) leaves every
     attestation check ``not_checked``, so the result can never be ``verified``.
 
+    Legacy verdicts state their assumption (:data:`LEGACY_ASSUMPTIONS`) and the model that
+    answered (``served_model``); a response naming another model than ``model`` (the requested
+    one) fails with ``MODEL_MISMATCH`` when the policy checks it (:mod:`.served_model`).
+
     Guard: a verdict only vouches for the signer it was computed for. If its attested signing key is
     not ``sig.signer`` (e.g. a cached verdict reused for another key), ``signer_attested`` fails.
     """
@@ -51,6 +61,13 @@ def assemble_result(
             checks[Check.SIGNER_ATTESTED.value] = CheckOutcome.FAIL
             reasons.append(Reason.SIGNER_NOT_ATTESTED)
             details.append("signer_attested: the verdict is for another signing key")
+
+    served = sig.served_model or (sig.response_models[0] if sig.response_models else None)
+    if policy.check_served_model and model:
+        other = [m for m in sig.response_models if not same_model(model, m)]
+        if other:
+            reasons.append(Reason.MODEL_MISMATCH)
+            details.append(f"model: requested {model!r}, the response names {other[0][:80]!r}")
 
     return VerificationResult.build(
         checks=checks,
@@ -69,4 +86,10 @@ def assemble_result(
         verified_at=now,
         receipt_id=receipt_id,
         detail="; ".join(details)[:2000] or None,
+        code_identity=verdict.code_identity if verdict else None,
+        assumptions=LEGACY_ASSUMPTIONS,
+        served_model=served,
+        # the legacy protocol's signer is the model node's own key (proven only when
+        # ``signer_attested`` passes); None when no signature checked out
+        signed_by="model-node" if sig.passed else None,
     )

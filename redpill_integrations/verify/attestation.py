@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime
+from typing import Any
 
 from redpill_integrations.errors import EvidenceError, MalformedEvidence
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
@@ -31,6 +32,7 @@ from redpill_integrations.results import (
     CheckOutcome,
     Reason,
 )
+from redpill_integrations.verify.code_identity import judge_code
 from redpill_integrations.verify.encoding import norm_hex
 from redpill_integrations.verify.eventlog import AppIdentity, check_compose, check_event_log
 from redpill_integrations.verify.gpu import (
@@ -50,7 +52,12 @@ from redpill_integrations.verify.tdx import (
     verify_quote,
 )
 
-__all__ = ["MISSING_COLLATERAL", "MISSING_JWKS", "MISSING_NRAS", "verify_attestation"]
+__all__ = [
+    "MISSING_COLLATERAL",
+    "MISSING_JWKS",
+    "MISSING_NRAS",
+    "verify_attestation",
+]
 
 logger = logging.getLogger("redpill_integrations")
 
@@ -85,7 +92,10 @@ class _Log:
             self.details.append(f"{name}: {detail}")
 
     def verdict(
-        self, summary: AttestationSummary | None = None, valid_until: datetime | None = None
+        self,
+        summary: AttestationSummary | None = None,
+        valid_until: datetime | None = None,
+        code_identity: dict[str, Any] | None = None,
     ) -> AttestationVerdict:
         return AttestationVerdict(
             checks=dict(self.checks),
@@ -93,6 +103,7 @@ class _Log:
             summary=summary,
             valid_until=valid_until,
             detail="; ".join(self.details)[:2000] or None,
+            code_identity=code_identity,
         )
 
 
@@ -145,7 +156,7 @@ def _verify(
     if node is None:
         return log.verdict()
     facts = _verify_node(node, nonce, evidence, policy, trust, now, log)
-    _check_measurements(facts, policy, log)
+    code_identity = _check_measurements(facts, policy, trust, log)
     gpu = _check_gpu(node, nonce, evidence, policy, trust, now, log)
     if report.gateway is not None:
         _check_gateway(report.gateway, nonce, evidence, policy, trust, now, log)
@@ -180,7 +191,7 @@ def _verify(
         verified_at=now,
         valid_until=valid_until,
     )
-    return log.verdict(summary=summary, valid_until=valid_until)
+    return log.verdict(summary=summary, valid_until=valid_until, code_identity=code_identity)
 
 
 def _pick_node(report: AttestationReport, signer: str | None, log: _Log) -> NodeAttestation | None:
@@ -286,40 +297,18 @@ def _judge_quote(qv: QuoteVerification, policy: VerificationPolicy, log: _Log) -
             )
 
 
-def _check_measurements(facts: _NodeFacts, policy: VerificationPolicy, log: _Log) -> None:
-    td, ident = facts.td, facts.identity
-    wanted = [
-        (
-            "compose hash",
-            policy.allowed_compose_hashes,
-            ident.compose_hash if ident else None,
-            ident is not None,
-        ),
-        ("app id", policy.allowed_app_ids, ident.app_id if ident else None, ident is not None),
-        (
-            "os image hash",
-            policy.allowed_os_image_hashes,
-            ident.os_image_hash if ident else None,
-            ident is not None,
-        ),
-        ("MRTD", policy.allowed_mrtds, td.mrtd.hex() if td else None, td is not None),
-    ]
-    for i, allowed in enumerate((policy.allowed_rtmr0, policy.allowed_rtmr1, policy.allowed_rtmr2)):
-        wanted.append((f"RTMR{i}", allowed, td.rtmrs[i].hex() if td else None, td is not None))
-    for label, allowed, value, known in wanted:
-        if allowed is None:
-            continue
-        if not known:
-            log.skip("measurements", detail=f"{label} unknown: an earlier check did not pass")
-            return
-        if value is None or value not in allowed:
-            log.fail(
-                "measurements",
-                Reason.MEASUREMENT_NOT_ALLOWED,
-                f"{label} {value} is not in the policy's allowlist",
-            )
-            return
-    log.ok("measurements")
+def _check_measurements(
+    facts: _NodeFacts, policy: VerificationPolicy, trust: TrustAnchors, log: _Log
+) -> dict[str, Any] | None:
+    """The policy allowlists, then the code identity (:mod:`.code_identity`)."""
+    judged = judge_code(facts.td, facts.identity, policy, trust)
+    if judged.outcome is CheckOutcome.PASS:
+        log.ok("measurements")
+    elif judged.outcome is CheckOutcome.FAIL:
+        log.fail("measurements", Reason.MEASUREMENT_NOT_ALLOWED, judged.detail or "")
+    else:
+        log.skip("measurements", detail=judged.detail)
+    return judged.identity
 
 
 def _check_gpu(

@@ -145,6 +145,8 @@ class SignatureCheck:
     signer: str | None = None
     hash_mode: str | None = None  # "bytes" | "json-normalized"
     served_model: str | None = None  # first field of a 3-part signed text
+    #: every ``model`` the (signed) response body names, in order
+    response_models: tuple[str, ...] = ()
     detail: str | None = None  # one human line on what failed; never secrets
 
     @property
@@ -172,6 +174,8 @@ class AttestationVerdict:
     summary: AttestationSummary | None = None
     valid_until: datetime | None = None
     detail: str | None = None
+    #: how the served code was identified (``VerificationResult.code_identity``)
+    code_identity: Mapping[str, Any] | None = None
 
     @property
     def passed(self) -> bool:

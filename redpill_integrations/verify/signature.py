@@ -26,6 +26,7 @@ from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.results import CheckOutcome, Reason
 from redpill_integrations.verify.encoding import decode_hex, loads_strict, norm_hex
 from redpill_integrations.verify.models import SignatureCheck, SignatureRecord
+from redpill_integrations.verify.served_model import response_models
 
 __all__ = ["SignedText", "check_signature", "parse_signed_text", "recover_eip191_address"]
 
@@ -174,5 +175,6 @@ def check_signature(
         signer=signer,
         hash_mode=hash_mode,
         served_model=served_model,
+        response_models=response_models(response_body, streamed=streamed),
         detail=problem,
     )

@@ -102,7 +102,7 @@ from redpill_integrations.wire.http import (
 )
 from redpill_integrations.wire.legacy import LegacyProtocol
 from redpill_integrations.wire.protocols import Judgement
-from redpill_integrations.wire.verify_flow import VerifyFlow, store_receipt
+from redpill_integrations.wire.verify_flow import VerifyFlow, astore_receipt, store_receipt
 
 if TYPE_CHECKING:
     from redpill_integrations.receipts import Receipt, ReceiptStore
@@ -360,7 +360,7 @@ class RedpillVerifier:
         except Exception:
             logger.exception("verification crashed; verdict is unverifiable")
             crashed = self._crashed(exchange)
-            receipt = await asyncio.to_thread(store_receipt, self.receipt_store, crashed)
+            receipt = await astore_receipt(self.receipt_store, crashed)
         record_verdict(receipt.result)
         return receipt
 

@@ -16,6 +16,7 @@ builds and stores its receipt with the same two functions.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import uuid
@@ -87,13 +88,32 @@ def store_receipt(store: ReceiptStore | None, receipt: Receipt) -> Receipt:
     try:
         store.put(receipt)
     except Exception as exc:
-        # Our own errors carry safe messages (the stores strip passwords); a foreign one is named
-        # by its type only, as its text may hold a connection string.
-        why = str(exc) if isinstance(exc, RedpillError) else type(exc).__name__
-        logger.error("receipt %s could not be stored: %s", receipt.receipt_id, why)
-        result = receipt.result.with_updates(receipt_id=None, receipt_error=f"not stored: {why}")
-        return dataclasses.replace(receipt, result=result)
+        return _not_stored(receipt, exc)
     return receipt
+
+
+async def astore_receipt(store: ReceiptStore | None, receipt: Receipt) -> Receipt:
+    """:func:`store_receipt` through the store's ``aput`` (its async pool, when it has one)."""
+    if store is None:
+        return receipt
+    aput = getattr(store, "aput", None)  # a duck-typed store with only put() runs in a thread
+    try:
+        if aput is not None:
+            await aput(receipt)
+        else:
+            await asyncio.to_thread(store.put, receipt)
+    except Exception as exc:
+        return _not_stored(receipt, exc)
+    return receipt
+
+
+def _not_stored(receipt: Receipt, exc: Exception) -> Receipt:
+    # Our own errors carry safe messages (the stores strip passwords); a foreign one is named by
+    # its type only, as its text may hold a connection string.
+    why = str(exc) if isinstance(exc, RedpillError) else type(exc).__name__
+    logger.error("receipt %s could not be stored: %s", receipt.receipt_id, why)
+    result = receipt.result.with_updates(receipt_id=None, receipt_error=f"not stored: {why}")
+    return dataclasses.replace(receipt, result=result)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -127,7 +147,9 @@ class VerifyFlow:
         if self.store is None:
             return receipt
         store = self.store
-        kept: Receipt = yield Blocking(lambda: store_receipt(store, receipt))
+        kept: Receipt = yield Blocking(
+            lambda: store_receipt(store, receipt), afn=lambda: astore_receipt(store, receipt)
+        )
         return kept
 
     def receipt(

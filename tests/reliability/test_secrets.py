@@ -230,6 +230,83 @@ def _answer(body: bytes, extra: dict[str, str]) -> Action:
     return answer(200, body, extra=extra)
 
 
+def test_canary_key_through_the_verdict_findings_paths(
+    emu: Emulator, caplog: pytest.LogCaptureFixture, tmp_path: Path, capsys: Any
+) -> None:
+    """The paths added for security review 1's verdict findings: an unpinned TD's how-to-pin
+    error (V2), the request nonce (V9), a held stream (I2), a cache hit re-derived from its
+    receipt (V7), and ``redpill verify`` with a trust file and a policy file (V3)."""
+    import dataclasses
+    import json
+
+    from langchain_core.caches import InMemoryCache
+
+    from redpill_integrations import ReceiptStore, RedpillVerifier, VerificationFailed
+    from redpill_integrations.cli import main
+    from redpill_integrations.langchain import ChatRedpill
+    from redpill_integrations.policy import VerificationPolicy
+
+    caplog.set_level(logging.DEBUG)
+    store = ReceiptStore(tmp_path / "findings.sqlite3")
+    policy = VerificationPolicy(request_nonce=True)
+    verifier = RedpillVerifier(
+        base_url=emu.base_url, api_key=CANARY, trust=emu.trust, receipt_store=store, policy=policy
+    )
+    chat = ChatRedpill(
+        base_url=emu.base_url,
+        api_key=CANARY,  # type: ignore[arg-type]
+        model=MODEL,
+        verifier=verifier,
+        cache=InMemoryCache(),
+        hold_stream=True,
+        max_retries=0,
+    )
+    first = chat.invoke("cached")
+    again = chat.invoke("cached")  # re-derived from the receipt
+    chunks = list(chat.stream("held"))
+    unpinned = RedpillVerifier(
+        base_url=emu.base_url,
+        api_key=CANARY,
+        trust=dataclasses.replace(emu.trust, os_images={}),
+        receipt_store=store,
+    )
+    strict = ChatRedpill(
+        base_url=emu.base_url,
+        api_key=CANARY,  # type: ignore[arg-type]
+        model=MODEL,
+        verifier=unpinned,
+        max_retries=0,
+    )
+    with pytest.raises(VerificationFailed) as refused:
+        strict.invoke("unpinned")
+    assert again.response_metadata["redpill_verification"]["cached"] is True
+    assert refused.value.result.reasons[0].value == "MEASUREMENT_NOT_ALLOWED"
+    receipt_id = first.response_metadata["redpill_verification"]["receipt_id"]
+    receipt = store.get(receipt_id)
+    assert receipt is not None
+    receipt_file = tmp_path / "receipt.json"
+    receipt_file.write_text(receipt.to_json())
+    trust_file = emu.write_trust_file(tmp_path / "trust.json")
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text(json.dumps({"request_nonce": True}))
+    capsys.readouterr()
+    assert main(["verify", str(receipt_file), "--trust", str(trust_file)]) == 0
+    assert main(["verify", str(receipt_file), "--trust", str(trust_file), "--json",
+                 "--policy", str(policy_file)]) == 0  # fmt: skip
+    out = capsys.readouterr()
+
+    texts: list[str | bytes] = [caplog.text, out.out, out.err]
+    texts += [str(rec.__dict__) for rec in caplog.records]
+    texts += [str(refused.value), repr(refused.value), str(refused.value.response)]
+    texts += [str(first.response_metadata), str(again.response_metadata)]
+    texts += [str(c.response_metadata) for c in chunks]
+    texts += [repr(chat), repr(strict), repr(verifier), repr(unpinned)]
+    texts += [x.to_json() for x in store.list(limit=-1)]
+    store.close()
+    texts += [p.read_bytes() for p in tmp_path.iterdir() if p.is_file()]
+    assert len(texts) > 10
+
+
 def test_canary_key_through_the_aci_paths(
     aci_emu: Emulator, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:

@@ -59,7 +59,12 @@ def test_production_trust_carries_the_aci_anchors_and_the_registry() -> None:
     assert live.name == "dstack-0.5.9" and live.has_measurements
     assert live.mrtd is not None and live.mrtd.startswith("f06dfda6")
     hash_only = [i for i in t.os_images.values() if not i.has_measurements]
-    assert len(hash_only) == 3 and len(t.os_images) == 4
+    assert len(hash_only) == 3 and len(t.os_images) == 7
+    # the legacy images (data/os_images_legacy.json) are all fully measured
+    legacy = t.os_images["9b69bb1698bacbb6985409a2c272bcb892e09cdcea63d5399c6768b67d3ff677"]
+    assert legacy.name == "dstack-nvidia-0.5.5" and legacy.fully_measured
+    unnamed = t.os_images["6809f73ca56b2dfba9918bdb9709608f30284af4fbb50e707e3270a0436f1657"]
+    assert unnamed.name == "unnamed dstack image 6809f73ca56b" and unnamed.fully_measured
 
 
 def test_trust_file_reads_and_writes_the_aci_keys(tmp_path: Path) -> None:

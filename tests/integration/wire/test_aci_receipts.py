@@ -153,7 +153,11 @@ def test_one_changed_byte_in_any_stored_document_fails_reverification(
 ) -> None:
     change, expected = CHANGES[name]
     changed = Receipt.from_json(change(stored).to_json())
-    result = reverify(changed, trust=aci_emulator.trust)
+    # the caller's policy decides (never the receipt's own): the one the receipt was made under,
+    # which checks the session
+    policy = VerificationPolicy(check_session=True)
+    assert stored.recorded_policy() == policy
+    result = reverify(changed, trust=aci_emulator.trust, policy=policy)
     assert _verdict(result) == expected, result.detail
 
 

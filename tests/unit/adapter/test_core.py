@@ -17,6 +17,7 @@ import pytest
 from redpill_integrations import ResponseUnreadable
 from redpill_integrations._adapter import VerifiedCalls
 from redpill_integrations.errors import ConfigurationError, VerificationFailed
+from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.wire import CAPTURE_HEADER, CapturedExchange
 
@@ -55,7 +56,10 @@ class StubRecorder:
 class StubVerifier:
     tee_model_prefixes = ("acme/",)
 
-    def __init__(self, exchange: CapturedExchange | None = SSE) -> None:
+    def __init__(
+        self, exchange: CapturedExchange | None = SSE, policy: VerificationPolicy | None = None
+    ) -> None:
+        self.policy = policy or VerificationPolicy()
         self.recorder = StubRecorder(exchange)
         self.verified: list[CapturedExchange | None] = []
 
@@ -130,6 +134,19 @@ def test_the_request_is_dressed_with_the_tag_and_the_request_fields() -> None:
         "u": 1,
         "nonce": "annotate",
     }
+
+
+def test_the_request_nonce_is_a_fresh_random_user_per_call() -> None:
+    verifier = StubVerifier(policy=VerificationPolicy(request_nonce=True))
+    core = calls(verifier)
+    users = [core.start("acme/m", {}).kwargs["extra_body"]["user"] for _ in range(3)]
+    assert len(set(users)) == 3
+    assert all(u.startswith("rp-") and len(bytes.fromhex(u[3:])) == 16 for u in users)
+    mine = core.start("acme/m", {"extra_body": {"user": "alice"}}).kwargs["extra_body"]["user"]
+    assert mine.startswith("alice:rp-")  # the caller's user is kept in front
+    top = core.start("acme/m", {"user": "bob"}).kwargs["extra_body"]["user"]
+    assert top.startswith("bob:rp-")
+    assert "extra_body" not in calls(StubVerifier()).start("acme/m", {}).kwargs  # off by default
 
 
 def test_the_default_request_fields_are_the_verifiers_request_extras() -> None:

@@ -20,6 +20,7 @@ from redpill_integrations.langchain._verification import (
     verdict_from_message,
 )
 from redpill_integrations.results import CheckOutcome, Reason, Status, VerificationResult
+from redpill_integrations.wire import RedpillVerifier
 
 VERIFIED = VerificationResult.build(
     checks={"signature": CheckOutcome.PASS},
@@ -57,18 +58,26 @@ def test_stream_merge_carries_the_verdict_exactly_once() -> None:
     assert sum(VERDICT_KEY in c.response_metadata for c in [*chunks, last]) == 1
 
 
+#: a verifier without a receipt store: no cached verdict can be re-derived
+NO_STORE = RedpillVerifier(base_url="https://redpill.invalid/v1")
+
+
 def test_mark_cached_copies_and_never_mutates_the_cache_entry() -> None:
     cached = attach_verdict(result("a"), VERIFIED)
     original_message = cached.generations[0].message
-    marked, verdicts = mark_cached(cached)
-    assert verdicts[0].cached is True and verdicts[0].status is Status.VERIFIED
+    marked, verdicts = mark_cached(cached, NO_STORE)
+    assert verdicts[0].cached is True and verdicts[0].status is Status.UNVERIFIABLE
+    assert (
+        verdicts[0].detail
+        == "cached verdict not re-verified: no receipt store to re-verify it from"
+    )
     assert marked.generations[0].message.response_metadata[VERDICT_KEY]["cached"] is True
     assert original_message.response_metadata[VERDICT_KEY]["cached"] is False
     assert cached.generations[0].message is original_message
 
 
 def test_mark_cached_without_a_verdict_is_never_verified() -> None:
-    marked, verdicts = mark_cached(result("from an off-mode model"))
+    marked, verdicts = mark_cached(result("from an off-mode model"), NO_STORE)
     assert verdicts[0].status is Status.UNVERIFIABLE
     assert verdicts[0].reasons == (Reason.CHECK_NOT_RUN,) and verdicts[0].cached
     assert marked.generations[0].message.response_metadata[VERDICT_KEY]["cached"] is True

@@ -19,6 +19,7 @@ from llama_index.core.instrumentation import get_dispatcher
 
 from redpill_integrations.emulator import Reply
 from redpill_integrations.emulator.model import render_json, render_sse_events
+from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.results import Check, Reason, VerificationResult
 from redpill_integrations.wire import CAPTURE_HEADER
 from tests.support_llama_index import Collector
@@ -52,6 +53,7 @@ class FakeVerifier:
     tee_model_prefixes = ("phala/",)
 
     def __init__(self) -> None:
+        self.policy = VerificationPolicy()
         self.recorder = FakeRecorder()
         self.replies: list[Reply] = []
         self.reasons: list[Reason] = []  # empty: verified

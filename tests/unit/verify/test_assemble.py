@@ -205,3 +205,14 @@ def test_signature_and_attestation_reasons_are_combined() -> None:
     assert result.status is Status.FAILED
     assert result.reasons == (Reason.RESPONSE_HASH_MISMATCH, Reason.DEPENDENCY_UNAVAILABLE)
     assert result.detail == "response differs; gpu: NRAS down"
+
+
+def test_a_legacy_verdict_is_signed_by_the_model_node_only_when_the_signature_checked_out() -> None:
+    good = assemble(passing_sig(), real_verdict())
+    assert good.status is Status.VERIFIED and good.signed_by == "model-node"  # type: ignore[attr-defined]
+    failed = dataclasses.replace(
+        passing_sig(),
+        checks={**passing_sig().checks, "signature": CheckOutcome.FAIL},
+        reasons=(Reason.SIGNATURE_INVALID,),
+    )
+    assert assemble(failed, None).signed_by is None  # type: ignore[attr-defined]

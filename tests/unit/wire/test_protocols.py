@@ -15,7 +15,7 @@ from redpill_integrations.results import Reason, VerificationResult
 from redpill_integrations.verify import SignatureRecord
 from redpill_integrations.wire.cache import SingleFlightCache
 from redpill_integrations.wire.capture import CapturedExchange
-from redpill_integrations.wire.flow import run_sync
+from redpill_integrations.wire.flow import run_async, run_sync
 from redpill_integrations.wire.protocols import Judgement, choose
 from redpill_integrations.wire.verify_flow import VerifyFlow
 
@@ -124,3 +124,54 @@ def test_a_receipt_that_cannot_be_stored_is_named_in_the_verdict_without_its_err
     assert receipt.result.receipt_id is None
     assert receipt.result.receipt_error == "not stored: OSError"
     assert receipt.result.to_dict()["receipt_error"] == "not stored: OSError"
+
+
+class _AsyncOnlyStore:
+    """Records how it was written to: async code must use ``aput`` (the store's async pool), and
+    never a blocking ``put``."""
+
+    def __init__(self) -> None:
+        self.aput_ids: list[str] = []
+
+    def put(self, receipt: Any) -> bool:
+        raise AssertionError("a blocking put() on the async path")
+
+    async def aput(self, receipt: Any) -> bool:
+        self.aput_ids.append(receipt.receipt_id)
+        return True
+
+
+async def test_the_async_driver_writes_the_receipt_through_aput() -> None:
+    store = _AsyncOnlyStore()
+    legacy = Scripted("legacy", None, Reason.SIGNATURE_UNAVAILABLE)
+    receipt = await run_async(
+        flow(legacy, store=store).verify(EXCHANGE),  # type: ignore[arg-type]
+        send=_never_fetch,
+        sleep=_no_sleep,
+        cache=SingleFlightCache(),
+    )
+    assert store.aput_ids == [receipt.receipt_id]
+    assert receipt.result.receipt_id == receipt.receipt_id
+    assert receipt.result.receipt_error is None
+
+
+async def test_an_async_write_that_fails_is_named_in_the_verdict() -> None:
+    legacy = Scripted("legacy", None, Reason.SIGNATURE_UNAVAILABLE)
+    receipt = await run_async(
+        flow(legacy, store=_RefusingStore()).verify(EXCHANGE),  # type: ignore[arg-type]
+        send=_never_fetch,
+        sleep=_no_sleep,
+        cache=SingleFlightCache(),
+    )
+    assert (receipt.result.receipt_id, receipt.result.receipt_error) == (
+        None,
+        "not stored: OSError",
+    )
+
+
+async def _never_fetch(fetch: Any) -> Any:
+    raise AssertionError("nothing is fetched")
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
