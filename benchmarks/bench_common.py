@@ -43,6 +43,8 @@ class Settings:
     memory_calls: int
     memory_warmup: int
     memory_parallel: int
+    #: the realistic rows' emulator: network round trip, time to first token, time per token (s)
+    realistic: tuple[float, float, float]
 
     @classmethod
     def full(cls) -> Settings:
@@ -60,6 +62,7 @@ class Settings:
             memory_calls=10_000,
             memory_warmup=1_000,
             memory_parallel=16,
+            realistic=(0.040, 0.300, 0.020),
         )
 
     @classmethod
@@ -78,6 +81,7 @@ class Settings:
             memory_calls=10,
             memory_warmup=2,
             memory_parallel=2,
+            realistic=(0.002, 0.005, 0.001),
         )
 
 
@@ -160,7 +164,16 @@ def rss_bytes() -> int:
 class ServerProcess:
     """``bench_server.py`` in a child process: its CPU time is read from /proc, apart from ours."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        latency: tuple[float, float, float] | None = None,
+        protocol: str = "legacy",
+    ) -> None:
+        """``latency``: (network round trip, time to first token, time per token) in seconds."""
+        self.latency = latency
+        self.protocol = protocol
         self._dir = tempfile.TemporaryDirectory(prefix="redpill-bench-")
         self.trust_file = Path(self._dir.name) / "trust.json"
         args = [
@@ -175,6 +188,12 @@ class ServerProcess:
         ]
         if settings.quick:
             args += ["--replies", "500"]
+        if latency is not None:
+            rtt, ttft, per_token = latency
+            args += ["--network-rtt", str(rtt), "--time-to-first-token", str(ttft)]
+            args += ["--time-per-token", str(per_token)]
+        if protocol != "legacy":
+            args += ["--protocol", protocol]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(HERE.parent), env.get("PYTHONPATH")) if p

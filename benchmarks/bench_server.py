@@ -3,6 +3,10 @@
 Started by ``run.py`` (``bench_common.ServerProcess``): writes the emulator's trust file to
 ``--trust-out``, prints one line ``READY <base_url>`` once serving, and stops when its stdin closes.
 
+``--network-rtt``/``--time-to-first-token``/``--time-per-token`` give the emulator realistic
+latencies (the *realistic* concurrency rows); ``--protocol aci`` serves the ACI gateway (the ACI
+rows).
+
 Replies are scripted per model so each scenario gets a fixed response size:
 
 * ``LATENCY_MODEL``: a text reply whose JSON body is about ``--body-bytes`` (10 KB);
@@ -35,12 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--body-bytes", type=int, default=10 * 1024)
     p.add_argument("--stream-chars", type=int, default=240)
     p.add_argument("--replies", type=int, default=20_000)
+    p.add_argument("--network-rtt", type=float, default=0.0)
+    p.add_argument("--time-to-first-token", type=float, default=0.0)
+    p.add_argument("--time-per-token", type=float, default=0.0)
+    p.add_argument("--protocol", choices=("legacy", "aci"), default="legacy")
     args = p.parse_args(argv)
 
     from redpill_integrations.emulator import Emulator, Reply
 
     emu = Emulator(
-        seed="redpill-benchmarks", stream_interval=args.stream_interval, protocol="legacy"
+        seed="redpill-benchmarks",
+        stream_interval=args.stream_interval,
+        network_rtt=args.network_rtt,
+        time_to_first_token=args.time_to_first_token,
+        time_per_token=args.time_per_token,
+        protocol=args.protocol,
     )
     big = Reply.text(_text(max(1, args.body_bytes - _ENVELOPE_BYTES)))
     emu.script(model=LATENCY_MODEL, replies=[big] * args.replies)

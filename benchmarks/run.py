@@ -21,7 +21,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # our modules; the working tree's 
 
 from bench_common import ServerProcess, Settings, Table, machine  # noqa: E402
 
-SECTIONS = ("cpu", "attestation", "latency", "streaming", "concurrency", "memory")
+SECTIONS = ("cpu", "attestation", "aci", "latency", "streaming", "concurrency", "memory")
 
 
 def run(argv: Sequence[str] | None = None) -> Table:
@@ -64,6 +64,11 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
         if "attestation" in wanted:
             _section("== attestation: cold and warm", started)
             bench_core.attestation(server, trust, key, SMALL_MODEL, settings, table)
+        if "aci" in wanted:
+            _section("== ACI: our own CPU per verified call, cold attestation", started)
+            import bench_aci
+
+            bench_aci.aci(settings, key, LATENCY_MODEL, table)
         pairs = []
         if wanted & {"latency", "streaming", "concurrency"}:
             pairs = [
@@ -79,11 +84,10 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
                 _section(f"== streaming ({make.__name__})", started)
                 fw.streaming(make(server, trust, key, model), settings, table)
         if "concurrency" in wanted:
-            _section("== concurrency", started)
-            pooled = not settings.quick  # the variant with the SDK's pool limits
+            _section("== concurrency on bare loopback (client-CPU-bound)", started)
             fw.concurrency(
                 [
-                    (make(server, trust, key, model, pooled=pooled and not streamed), streamed)
+                    (make(server, trust, key, model), streamed)
                     for make, _, long_model, short_model in pairs
                     for model, streamed in ((short_model, False), (long_model, True))
                 ],
@@ -91,6 +95,19 @@ def _run(settings: Settings, wanted: set[str], markdown_path: str | None) -> Tab
                 server,
                 table,
             )
+            _section("== concurrency with realistic latencies", started)
+            with ServerProcess(settings, latency=settings.realistic) as slow:
+                slow_trust = TrustAnchors.from_file(slow.trust_file)
+                fw.concurrency(
+                    [
+                        (make(slow, slow_trust, key, model), streamed)
+                        for make, _, long_model, short_model in pairs
+                        for model, streamed in ((short_model, False), (long_model, True))
+                    ],
+                    settings,
+                    slow,
+                    table,
+                )
         if "memory" in wanted:
             _section("== memory over many verified calls", started)
             bench_load.memory(server, trust, key, LATENCY_MODEL, settings, table)

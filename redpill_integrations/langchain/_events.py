@@ -41,6 +41,8 @@ def _same_run(
 
 
 def emit(run_manager: CallbackManagerForLLMRun | None, verdict: VerificationResult) -> None:
+    if run_manager is not None and not run_manager.handlers:
+        return  # nobody listens on this run (LangChain drops the event): skip building it
     data = verdict.to_dict()
     if run_manager is None:
         try:
@@ -56,6 +58,8 @@ def emit(run_manager: CallbackManagerForLLMRun | None, verdict: VerificationResu
 async def aemit(
     run_manager: AsyncCallbackManagerForLLMRun | None, verdict: VerificationResult
 ) -> None:
+    if run_manager is not None and not run_manager.handlers:
+        return
     data = verdict.to_dict()
     if run_manager is None:
         try:

@@ -20,6 +20,8 @@ Rules enforced here, in one place:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import functools
 import ipaddress
 import ssl
@@ -40,6 +42,10 @@ from redpill_integrations.wire.flow import Fetch, Fetched, FetchFailed, Flow
 __all__ = [
     "CHAT_LIMITS",
     "DEFAULT_TIMEOUT",
+    "FETCH_CONCURRENCY",
+    "FETCH_LIMITS",
+    "FETCH_POOL_SIZE",
+    "AsyncFetchers",
     "Budget",
     "Endpoints",
     "default_async_transport",
@@ -55,6 +61,18 @@ __all__ = [
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
 #: The OpenAI SDK's own pool limits: 200 concurrent calls must not queue behind httpx's default 100.
 CHAT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+#: The verifier's own pools (signatures, attestation): at most this many connections each, all kept
+#: alive. httpcore scans every pooled connection on each request and each close (quadratic in the
+#: idle ones), so one big pool made every fetch dearer as concurrency grew, and closing busy
+#: connections beyond its keep-alive limit re-opened one for most fetches; see
+#: docs/performance.md.
+FETCH_POOL_SIZE = 16
+FETCH_LIMITS = httpx.Limits(
+    max_connections=FETCH_POOL_SIZE, max_keepalive_connections=FETCH_POOL_SIZE
+)
+#: The verifier's own async requests in flight at once, per event loop, over as many pools of
+#: FETCH_POOL_SIZE as they need: enough not to throttle fetches that wait on a real network.
+FETCH_CONCURRENCY = 256
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,14 +81,15 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def default_transport() -> httpx.HTTPTransport:
-    """A fresh inner transport (fetchers, capturing clients): its own connection pool with the
-    SDK's limits, the shared TLS context, sockets bounded by :func:`~.deadline.deadline_in`."""
-    return DeadlineTransport(verify=_ssl_context(), limits=CHAT_LIMITS)
+def default_transport(limits: httpx.Limits = CHAT_LIMITS) -> httpx.HTTPTransport:
+    """A fresh inner transport (fetchers, capturing clients): its own connection pool (the SDK's
+    limits unless told), the shared TLS context, sockets bounded by
+    :func:`~.deadline.deadline_in`."""
+    return DeadlineTransport(verify=_ssl_context(), limits=limits)
 
 
-def default_async_transport() -> httpx.AsyncHTTPTransport:
-    return httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=CHAT_LIMITS)
+def default_async_transport(limits: httpx.Limits = CHAT_LIMITS) -> httpx.AsyncHTTPTransport:
+    return httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits)
 
 
 _FAILURES = (httpx.HTTPError, httpx.StreamError, OSError)
@@ -164,13 +183,13 @@ class Endpoints:
 
 
 def make_client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """The fetchers' own client. Its default transport keeps as many connections alive as the
-    chat clients do: with httpx's default of 20, concurrent signature lookups re-opened a
-    connection for most calls (measured: 2-3x the client and server CPU at 200 concurrent)."""
+    """The fetchers' own client. Its default pool (:data:`FETCH_LIMITS`) keeps alive every
+    connection the fetches in flight use (:data:`FETCH_CONCURRENCY`): a pool that closes busy
+    connections re-opens one for most signature lookups under load."""
     return httpx.Client(
         timeout=DEFAULT_TIMEOUT,
         follow_redirects=False,
-        transport=transport if transport is not None else default_transport(),
+        transport=transport if transport is not None else default_transport(FETCH_LIMITS),
     )
 
 
@@ -178,7 +197,7 @@ def make_async_client(transport: httpx.AsyncBaseTransport | None = None) -> http
     return httpx.AsyncClient(
         timeout=DEFAULT_TIMEOUT,
         follow_redirects=False,
-        transport=transport if transport is not None else default_async_transport(),
+        transport=transport if transport is not None else default_async_transport(FETCH_LIMITS),
     )
 
 
@@ -252,14 +271,22 @@ def send_sync(client: httpx.Client, endpoints: Endpoints, fetch: Fetch) -> Fetch
         return _failure(exc, fetch.request)
 
 
+_NO_GATE = contextlib.nullcontext()
+
+
 async def send_async(
-    client: httpx.AsyncClient, endpoints: Endpoints, fetch: Fetch
+    client: httpx.AsyncClient,
+    endpoints: Endpoints,
+    fetch: Fetch,
+    gate: asyncio.Semaphore | None = None,
 ) -> Fetched | FetchFailed:
+    """``fetch`` through ``client``, within its budget; with a ``gate``, only while holding it
+    (the wait counts against the budget: a fetch that never gets its turn is a ``TIMEOUT``)."""
     refused = endpoints.refuse(fetch.request)
     if refused is not None:
         return refused
     try:
-        async with asyncio.timeout(fetch.total):
+        async with asyncio.timeout(fetch.total), gate or _NO_GATE:
             response = await client.send(fetch.request, stream=True, follow_redirects=False)
             try:
                 body = _Body(fetch, response.headers)
@@ -274,3 +301,71 @@ async def send_async(
         return _bad_body(exc, fetch)
     except (*_FAILURES, TimeoutError) as exc:
         return _failure(exc, fetch.request)
+
+
+class _Pool:
+    __slots__ = ("busy", "client")
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.busy = 0
+
+
+class AsyncFetchers:
+    """The verifier's own async clients in one event loop: fetches go to the first pool with a
+    free connection (``pool_size`` each), a new pool (``make()``) only when all are busy, and at
+    most ``limit`` fetches are in flight in all; the rest wait their turn within their budget (a
+    fetch that never gets one is a ``TIMEOUT``). Each pool's bookkeeping stays small however many
+    calls are in flight (see :data:`FETCH_POOL_SIZE`)."""
+
+    def __init__(
+        self,
+        make: Callable[[], httpx.AsyncClient],
+        *,
+        pool_size: int = FETCH_POOL_SIZE,
+        limit: int = FETCH_CONCURRENCY,
+    ) -> None:
+        self._make = make
+        self._pool_size = pool_size
+        self._gate = asyncio.Semaphore(limit)
+        self._pools: list[_Pool] = []
+
+    @property
+    def pools(self) -> int:
+        return len(self._pools)
+
+    def _free_pool(self) -> _Pool:
+        for pool in self._pools:
+            if pool.busy < self._pool_size:
+                return pool
+        pool = _Pool(self._make())
+        self._pools.append(pool)
+        return pool
+
+    async def send(self, endpoints: Endpoints, fetch: Fetch) -> Fetched | FetchFailed:
+        refused = endpoints.refuse(fetch.request)
+        if refused is not None:
+            return refused
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            async with asyncio.timeout(fetch.total):
+                await self._gate.acquire()
+        except TimeoutError:
+            return FetchFailed(Reason.TIMEOUT, f"no turn to contact {fetch.request.url.host}")
+        try:
+            if fetch.total is not None:  # the wait for a turn counts against the budget
+                fetch = dataclasses.replace(fetch, total=fetch.total - (loop.time() - start))
+            pool = self._free_pool()
+            pool.busy += 1
+            try:
+                return await send_async(pool.client, endpoints, fetch)
+            finally:
+                pool.busy -= 1
+        finally:
+            self._gate.release()
+
+    async def aclose(self) -> None:
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            await pool.client.aclose()

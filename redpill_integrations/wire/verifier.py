@@ -90,13 +90,14 @@ from redpill_integrations.wire.gateway import (
 from redpill_integrations.wire.guard import aguard_json, guard_json
 from redpill_integrations.wire.http import (
     DEFAULT_TIMEOUT,
+    FETCH_CONCURRENCY,
+    AsyncFetchers,
     Endpoints,
     default_async_transport,
     default_transport,
     is_loopback,
     make_async_client,
     make_client,
-    send_async,
     send_sync,
 )
 from redpill_integrations.wire.legacy import LegacyProtocol
@@ -198,8 +199,8 @@ class RedpillVerifier:
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
-        #: one fetch client per event loop (connections belong to the loop that opened them)
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        #: the fetch clients of each event loop (connections belong to the loop that opened them)
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncFetchers] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -325,16 +326,22 @@ class RedpillVerifier:
 
     async def _arun(self, flow: Flow[T]) -> T:
         loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
-            client = self._aclients[loop] = make_async_client(self._async_transport)
+        fetchers = self._aclients.get(loop)
+        if fetchers is None:
+            fetchers = self._aclients[loop] = self._fetchers()
         endpoints = self._endpoints
         return await run_async(
             flow,
-            send=lambda fetch: send_async(client, endpoints, fetch),
+            send=lambda fetch: fetchers.send(endpoints, fetch),
             sleep=self._asleep,
             cache=self.cache,
         )
+
+    def _fetchers(self) -> AsyncFetchers:
+        transport = self._async_transport
+        if transport is not None:  # one given transport: one client, in flight as many as allowed
+            return AsyncFetchers(lambda: make_async_client(transport), pool_size=FETCH_CONCURRENCY)
+        return AsyncFetchers(make_async_client)
 
     # -- verification ------------------------------------------------------------------------
 
@@ -423,9 +430,9 @@ class RedpillVerifier:
 
     async def aclose(self) -> None:
         self.close()
-        client = self._aclients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        fetchers = self._aclients.pop(asyncio.get_running_loop(), None)
+        if fetchers is not None:
+            await fetchers.aclose()
         # clients of other (finished) loops are dropped with their loop
 
     def __enter__(self) -> RedpillVerifier:

@@ -36,11 +36,25 @@ def test_quick_benchmark_runs_every_section_with_targets(tmp_path: Path) -> None
 
     assert table.errors == []  # every verified call was verified
     sections = {row.section.split(" (")[0] for row in table.rows}
-    assert sections == {"our CPU", "attestation", "latency", "streaming", "concurrency", "memory"}
+    assert sections == {
+        "our CPU",
+        "attestation",
+        "ACI",
+        "latency",
+        "streaming",
+        "concurrency",
+        "memory",
+    }
     targets = [row for row in table.rows if row.target]
-    # own CPU, cold attestation CPU, memory growth; per framework: latency, TTFT, throughput
-    assert len(targets) == 11  # + throughput of the streamed (long) calls, per framework
+    # own CPU, cold attestation CPU, memory growth; per framework: client CPU per call, TTFT,
+    # throughput of JSON and of streamed calls, each on bare loopback and with latencies
+    assert len([row for row in targets if not row.section.startswith("ACI")]) == 3 + 2 * 6
+    throughput = [row for row in targets if row.measurement.startswith("throughput")]
+    assert {row.target for row in throughput} == {">= 60% of plain", ">= 80% of plain"}
     assert all(row.met in (True, False) for row in targets)
+    aci = [row for row in table.rows if row.section.startswith("ACI")]
+    assert len(aci) == 2  # measured with their targets, or saying why they were not
+    assert all(row.target or row.value.startswith("not measured: ") for row in aci)
     text = out.read_text(encoding="utf-8")
     assert "## Machine" in text and "nproc" in text
     assert all(row.measurement in text for row in table.rows)
