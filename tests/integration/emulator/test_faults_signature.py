@@ -88,12 +88,23 @@ def _fake_clock(emu: Emulator) -> FakeTime:
     return fake
 
 
+def _recorded(emu: Emulator, chat_id: str) -> None:
+    """Wait (real time, bounded) until the server has filed ``chat_id``'s signature record: it
+    files it just after the last byte is sent, so a loaded machine may let the client advance
+    the fake clock first, which would start the delay/TTL late."""
+    deadline = time.monotonic() + 10
+    while emu.state.store.get(chat_id) is None:
+        assert time.monotonic() < deadline, "the emulator never filed the chat"
+        time.sleep(0.005)
+
+
 def test_signature_delay_then_ready(emulator_factory) -> None:  # type: ignore[no-untyped-def]
     emu = emulator_factory(protocol="legacy")
     fake = _fake_clock(emu)
     emu.set_faults(Faults(signature_delay=0.5))
     with client(emu) as c:
         chat_id, _, _ = chat(c, chat_body(stream=True))
+        _recorded(emu, chat_id)
         fake.sleep(0.375)
         assert signature(c, chat_id).status_code == 404
         fake.sleep(0.125)  # ready exactly at the delay
@@ -110,6 +121,7 @@ def test_signature_expires_after_ttl(emu: Emulator, emulator_factory) -> None:  
     fake = _fake_clock(short)
     with client(short) as c:
         chat_id, _, _ = chat(c, chat_body(stream=False))
+        _recorded(short, chat_id)
         fake.sleep(0.375)
         assert signature(c, chat_id).status_code == 200
         fake.sleep(0.125)  # gone exactly at the TTL
