@@ -316,7 +316,11 @@ class PostgresReceiptStore(SqlReceiptStore):
 
     async def aput(self, receipt: Receipt) -> bool:
         """:meth:`put` on the async pool of the running loop: no blocking call on the loop.
-        Concurrent ``aput`` calls on one loop share a commit, like concurrent ``put`` calls."""
+        Concurrent ``aput`` calls on one loop share a commit, like concurrent ``put`` calls.
+
+        The pool belongs to that loop and stays open until :meth:`close`: one long-lived loop is
+        the intended use. (The verifier itself writes through :meth:`put` in a worker thread, so
+        repeated ``asyncio.run`` calls leave no pools behind.)"""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         queue = self._aqueues.setdefault(loop, [])

@@ -8,7 +8,7 @@ outcomes, like httpx's ``Auth.auth_flow``::
         answer = yield Fetch(request, max_bytes=1024)     # -> Fetched | FetchFailed
         yield Sleep(0.5)                                  # -> None
         value = yield Shared(key, make=sub_flow, ttl=...) # -> the sub-flow's value (single-flight)
-        yield Blocking(fn, afn=None)                      # -> fn() (async: await afn() or thread)
+        yield Blocking(fn)                                # -> fn() (a thread, in async)
         return 42
 
 :func:`run_sync` and :func:`run_async` interpret the effects with an ``httpx.Client`` or
@@ -87,11 +87,9 @@ class Shared:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Blocking:
-    """Local blocking work (receipt writes): run inline by the sync driver; by the async driver,
-    ``afn()`` awaited when given (a store with an async pool), else ``fn`` in a thread."""
+    """Local blocking work (receipt writes): run inline by the sync driver, in a thread by async."""
 
     fn: Callable[[], Any]
-    afn: Callable[[], Awaitable[Any]] | None = None
 
 
 Effect = Fetch | Sleep | Shared | Blocking
@@ -157,7 +155,5 @@ async def run_async(
                 return await run_async(sub.make(), send=send, sleep=sleep, cache=cache)
 
             value = await cache.aget_or_compute(effect.key, compute, effect.ttl)
-        elif effect.afn is not None:
-            value = await effect.afn()
         else:
             value = await asyncio.to_thread(effect.fn)

@@ -93,18 +93,12 @@ def store_receipt(store: ReceiptStore | None, receipt: Receipt) -> Receipt:
 
 
 async def astore_receipt(store: ReceiptStore | None, receipt: Receipt) -> Receipt:
-    """:func:`store_receipt` through the store's ``aput`` (its async pool, when it has one)."""
-    if store is None:
-        return receipt
-    aput = getattr(store, "aput", None)  # a duck-typed store with only put() runs in a thread
-    try:
-        if aput is not None:
-            await aput(receipt)
-        else:
-            await asyncio.to_thread(store.put, receipt)
-    except Exception as exc:
-        return _not_stored(receipt, exc)
-    return receipt
+    """:func:`store_receipt` for async code, in a worker thread: the event loop never blocks.
+
+    Not through the store's per-loop async pool (``aput``): a pool opened on a loop outlives it,
+    so an application that calls ``asyncio.run`` repeatedly would leave one pool (and its
+    connections) behind per run. The sync pool is shared by every loop and thread."""
+    return await asyncio.to_thread(store_receipt, store, receipt)
 
 
 def _not_stored(receipt: Receipt, exc: Exception) -> Receipt:
@@ -147,9 +141,7 @@ class VerifyFlow:
         if self.store is None:
             return receipt
         store = self.store
-        kept: Receipt = yield Blocking(
-            lambda: store_receipt(store, receipt), afn=lambda: astore_receipt(store, receipt)
-        )
+        kept: Receipt = yield Blocking(lambda: store_receipt(store, receipt))
         return kept
 
     def receipt(

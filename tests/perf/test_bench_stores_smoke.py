@@ -25,7 +25,8 @@ def test_quick_store_benchmark_times_every_backend() -> None:
     assert [r[0] for r in rows] == [
         "SQLite: put in a verified call",
         "SQLite: put, CPU of the writing thread",
-        "PostgreSQL: aput in a verified call",  # async verifications write through its pool
+        "PostgreSQL: put in a verified call",
+        "PostgreSQL: put, CPU of the writing thread",
         "PostgreSQL: aput (async pool)",
     ]
     assert all(r[1] == 20 and 0 <= r[2] <= r[3] <= r[4] for r in rows)
