@@ -32,6 +32,7 @@ from redpill_integrations.results import (
     CheckOutcome,
     Reason,
 )
+from redpill_integrations.verify.checklog import CheckLog, judge_quote
 from redpill_integrations.verify.code_identity import judge_code
 from redpill_integrations.verify.encoding import norm_hex
 from redpill_integrations.verify.eventlog import AppIdentity, check_compose, check_event_log
@@ -68,28 +69,8 @@ MISSING_JWKS = "nras_jwks"
 _PASS, _FAIL, _SKIP = CheckOutcome.PASS, CheckOutcome.FAIL, CheckOutcome.NOT_CHECKED
 
 
-class _Log:
-    """Accumulates check outcomes, reasons and one-line details."""
-
-    def __init__(self) -> None:
-        self.checks: dict[str, CheckOutcome] = {}
-        self.reasons: list[Reason] = []
-        self.details: list[str] = []
-
-    def ok(self, name: str) -> None:
-        self.checks[name] = _PASS
-
-    def fail(self, name: str, reason: Reason, detail: str) -> None:
-        self.checks[name] = _FAIL
-        self.reasons.append(reason)
-        self.details.append(f"{name}: {detail}")
-
-    def skip(self, name: str, reason: Reason | None = None, detail: str | None = None) -> None:
-        self.checks[name] = _SKIP
-        if reason is not None:
-            self.reasons.append(reason)
-        if detail:
-            self.details.append(f"{name}: {detail}")
+class _Log(CheckLog):
+    """The shared check log, able to hand its results over as an :class:`AttestationVerdict`."""
 
     def verdict(
         self,
@@ -261,7 +242,7 @@ def _verify_node(
         facts.quote = verify_quote(
             node.intel_quote, collateral, root_ca_der=trust.intel_root_ca_der, now=now
         )
-        _judge_quote(facts.quote, policy, log)
+        judge_quote(facts.quote, policy, log)
 
     problem, identity = check_event_log(node.event_log, facts.td.rtmrs)
     if problem is not None:
@@ -276,25 +257,6 @@ def _verify_node(
     else:
         log.fail("compose", Reason.COMPOSE_MISMATCH, problem)
     return facts
-
-
-def _judge_quote(qv: QuoteVerification, policy: VerificationPolicy, log: _Log) -> None:
-    if qv.collateral_unusable:
-        log.skip("quote", Reason.DEPENDENCY_UNAVAILABLE, qv.error)
-        log.skip("tcb")
-    elif qv.error is not None or qv.status is None:
-        log.fail("quote", Reason.QUOTE_INVALID, f"dcap-qvl: {qv.error}")
-        log.skip("tcb")
-    else:
-        log.ok("quote")
-        if qv.status in policy.accepted_tcb_statuses:
-            log.ok("tcb")
-        else:
-            log.fail(
-                "tcb",
-                Reason.TCB_STATUS_REJECTED,
-                f"TCB status {qv.status} is not accepted by the policy",
-            )
 
 
 def _check_measurements(

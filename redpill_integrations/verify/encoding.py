@@ -22,6 +22,7 @@ __all__ = [
     "as_str",
     "decode_hex",
     "decode_hex_or_base64",
+    "loads_or_none",
     "loads_strict",
     "norm_hex",
     "sha256_hex",
@@ -66,6 +67,18 @@ def loads_strict(data: bytes | str, *, what: str, max_bytes: int | None = None) 
     except (ValueError, UnicodeDecodeError, RecursionError, TypeError) as exc:
         # ValueError covers JSONDecodeError and Python's int-digits limit.
         raise MalformedEvidence(f"{what} is not valid JSON") from exc
+
+
+def loads_or_none(data: bytes | str) -> Any:
+    """Parse a body we only peek into (an id, a model, a flag): ``None`` for anything unusable,
+    including nesting deep enough to exhaust the stack (another package may have raised the
+    recursion limit)."""
+    if too_deep(data):
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
 
 
 def too_deep(data: bytes | str) -> bool:

@@ -29,11 +29,9 @@ only to the base origin, no redirects, only configured hosts).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import httpx
 import tenacity
@@ -42,7 +40,7 @@ from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import CheckOutcome, Reason, VerificationResult, required_checks
 from redpill_integrations.verify.aci import REFUSAL_STATUSES
 from redpill_integrations.verify.aci.bundle import AciEvidence, judge_evidence
-from redpill_integrations.verify.encoding import sha256_hex, too_deep
+from redpill_integrations.verify.encoding import loads_or_none, sha256_hex
 from redpill_integrations.wire.capture import CapturedExchange
 from redpill_integrations.wire.fetch_gateway import (
     GatewayAttestation,
@@ -59,25 +57,16 @@ from redpill_integrations.wire.protocols import Judgement
 __all__ = ["AciProtocol", "sent_aci_constraint"]
 
 
-def _json(body: bytes) -> Any:
-    if too_deep(body):
-        return None
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-
-
 def sent_aci_constraint(request_body: bytes) -> bool:
     """Whether the request we sent carried ``"provider": {"aci_verified": true}``."""
-    data = _json(request_body)
+    data = loads_or_none(request_body)
     provider = data.get("provider") if isinstance(data, dict) else None
     return isinstance(provider, dict) and provider.get("aci_verified") is True
 
 
 def _session_id(receipt: bytes | None) -> str | None:
     """The ``upstream.verified`` session id a receipt names (a hint: the judge checks it)."""
-    data = _json(receipt) if receipt is not None else None
+    data = loads_or_none(receipt) if receipt is not None else None
     events = data.get("event_log") if isinstance(data, dict) else None
     for event in events if isinstance(events, list) else ():
         if isinstance(event, dict) and event.get("type") == "upstream.verified":

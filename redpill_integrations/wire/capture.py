@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -44,7 +43,7 @@ from typing import Any, cast
 import httpx
 
 from redpill_integrations.results import Reason
-from redpill_integrations.verify.encoding import too_deep
+from redpill_integrations.verify.encoding import loads_or_none
 from redpill_integrations.wire.deadline import cut_off_after, deadline_in
 from redpill_integrations.wire.decoding import DecodeOverflow, UnsupportedEncoding, decoder_for
 from redpill_integrations.wire.recorder import ExchangeRecorder
@@ -108,25 +107,14 @@ def kept_headers(headers: httpx.Headers) -> dict[str, str]:
     }
 
 
-def _loads(body: bytes) -> Any:
-    """Parse a body we only read ids from; ``None`` for anything unusable, including nesting deep
-    enough to exhaust the stack (the recursion limit may have been raised by another package)."""
-    if too_deep(body):
-        return None
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-
-
 def _model_of(body: bytes) -> str | None:
-    data = _loads(body)
+    data = loads_or_none(body)
     model = data.get("model") if isinstance(data, dict) else None
     return model if isinstance(model, str) else None
 
 
 def _json_id(body: bytes) -> str | None:
-    data = _loads(body)
+    data = loads_or_none(body)
     value = data.get("id") if isinstance(data, dict) else None
     return value if isinstance(value, str) else None
 

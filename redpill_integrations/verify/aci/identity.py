@@ -31,11 +31,11 @@ from typing import Any
 from redpill_integrations.errors import EvidenceError
 from redpill_integrations.policy import TrustAnchors, VerificationPolicy
 from redpill_integrations.results import CheckOutcome, Reason
-from redpill_integrations.verify.aci.checklog import CheckLog
 from redpill_integrations.verify.aci.custody import verify_custody
 from redpill_integrations.verify.aci.jcs import NotCanonical, jcs_sha256
 from redpill_integrations.verify.aci.models import AciReport
 from redpill_integrations.verify.aci.provenance import corroborated_commit
+from redpill_integrations.verify.checklog import CheckLog, judge_quote
 from redpill_integrations.verify.eventlog import AppIdentity, check_event_log
 from redpill_integrations.verify.tdx import (
     QuoteVerification,
@@ -209,18 +209,7 @@ def _check_quote(
         log.skip("tcb")
         return None
     qv = verify_quote(report.quote, collateral_json, root_ca_der=trust.intel_root_ca_der, now=now)
-    if qv.collateral_unusable:
-        log.skip("quote", Reason.DEPENDENCY_UNAVAILABLE, qv.error)
-        log.skip("tcb")
-    elif qv.error is not None or qv.status is None:
-        log.fail("quote", Reason.QUOTE_INVALID, f"dcap-qvl: {qv.error}")
-        log.skip("tcb")
-    else:
-        log.ok("quote")
-        if qv.status in policy.accepted_tcb_statuses:
-            log.ok("tcb")
-        else:
-            log.fail("tcb", Reason.TCB_STATUS_REJECTED, f"TCB status {qv.status} not accepted")
+    judge_quote(qv, policy, log)
     return qv
 
 

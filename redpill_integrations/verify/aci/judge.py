@@ -23,7 +23,6 @@ from redpill_integrations.results import (
     VerificationResult,
     required_checks,
 )
-from redpill_integrations.verify.aci.checklog import CheckLog
 from redpill_integrations.verify.aci.exchange import AciExchange
 from redpill_integrations.verify.aci.identity import GatewayVerdict, verify_gateway
 from redpill_integrations.verify.aci.models import (
@@ -36,6 +35,7 @@ from redpill_integrations.verify.aci.models import (
 )
 from redpill_integrations.verify.aci.receipt import check_receipt, upstream_event
 from redpill_integrations.verify.aci.session import check_session, session_id_of
+from redpill_integrations.verify.checklog import CheckLog
 
 __all__ = ["judge_aci"]
 

@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from redpill_integrations.policy import VerificationPolicy
 from redpill_integrations.results import Reason, UpstreamSummary
-from redpill_integrations.verify.aci.checklog import CheckLog
 from redpill_integrations.verify.aci.exchange import AciExchange
 from redpill_integrations.verify.aci.jcs import NotCanonical, jcs
 from redpill_integrations.verify.aci.models import AciReceipt, AciSession, WorkloadKeyset
+from redpill_integrations.verify.checklog import CheckLog
 from redpill_integrations.verify.tdx import epoch_seconds
 
 __all__ = ["check_receipt", "upstream_event", "verify_receipt_signature"]

@@ -1,12 +1,18 @@
-"""An accumulator of check outcomes, reasons and one-line details, shared by the ACI checks."""
+"""An accumulator of check outcomes, reasons and one-line details, shared by both protocols' checks,
+and the judgement of a DCAP quote verification into the ``quote`` and ``tcb`` checks."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from redpill_integrations.results import CheckOutcome, Reason
 
-__all__ = ["CheckLog"]
+if TYPE_CHECKING:
+    from redpill_integrations.policy import VerificationPolicy
+    from redpill_integrations.verify.tdx import QuoteVerification
+
+__all__ = ["CheckLog", "judge_quote"]
 
 
 class CheckLog:
@@ -47,3 +53,25 @@ class CheckLog:
     @property
     def detail(self) -> str | None:
         return "; ".join(self.details)[:2000] or None
+
+
+def judge_quote(qv: QuoteVerification, policy: VerificationPolicy, log: CheckLog) -> None:
+    """``quote`` and ``tcb`` from dcap-qvl's answer: unusable collateral leaves both unchecked
+    (``DEPENDENCY_UNAVAILABLE``), a quote that does not verify fails ``quote``, and a TCB status
+    outside the policy fails ``tcb``."""
+    if qv.collateral_unusable:
+        log.skip("quote", Reason.DEPENDENCY_UNAVAILABLE, qv.error)
+        log.skip("tcb")
+    elif qv.error is not None or qv.status is None:
+        log.fail("quote", Reason.QUOTE_INVALID, f"dcap-qvl: {qv.error}")
+        log.skip("tcb")
+    else:
+        log.ok("quote")
+        if qv.status in policy.accepted_tcb_statuses:
+            log.ok("tcb")
+        else:
+            log.fail(
+                "tcb",
+                Reason.TCB_STATUS_REJECTED,
+                f"TCB status {qv.status} is not accepted by the policy",
+            )
